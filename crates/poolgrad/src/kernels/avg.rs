@@ -1,0 +1,88 @@
+//! Average pooling kernels.
+
+use super::par_blocks;
+use super::window::{Window, Windows};
+use crate::error::Result;
+use crate::tensor::{Blocking, Element};
+
+/// What each window's sum is divided by.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Divisor {
+    /// Taps in the input or its padding (`count_include_pad = true`).
+    Padded,
+    /// Taps in the input only (`count_include_pad = false`).
+    Valid,
+    /// A fixed number (`divisor_override`).
+    Fixed(usize),
+}
+
+impl Divisor {
+    fn of<T: Element>(self, window: &Window<'_>) -> T {
+        T::from_count(match self {
+            Divisor::Padded => window.padded_count,
+            Divisor::Valid => window.cells.len(),
+            Divisor::Fixed(n) => n,
+        })
+    }
+}
+
+/// Forward: the window sum (taps in row-major order) over the divisor; 0 for a window
+/// with no valid tap.
+pub(crate) fn forward<T: Element>(
+    x: &[T],
+    blocking: Blocking,
+    windows: &Windows,
+    divisor: Divisor,
+    out: &mut [T],
+) -> Result<()> {
+    let lanes = blocking.lanes;
+    let in_block = windows.input_volume * lanes;
+    par_blocks(out, windows.output_volume * lanes, |b, out| {
+        let x = &x[b * in_block..][..in_block];
+        windows.for_each(|o, window| {
+            let sums = &mut out[o * lanes..][..lanes];
+            sums.fill(T::zero());
+            if window.cells.is_empty() {
+                return Ok(());
+            }
+            for &s in window.cells {
+                for (acc, &v) in sums.iter_mut().zip(&x[s * lanes..][..lanes]) {
+                    *acc = *acc + v;
+                }
+            }
+            let d = divisor.of::<T>(window);
+            sums.iter_mut().for_each(|v| *v = *v / d);
+            Ok(())
+        })
+    })
+}
+
+/// Backward: every valid tap of a window receives `grad_output / divisor`, in output
+/// order then tap order per block (PyTorch's CPU order).
+pub(crate) fn backward<T: Element>(
+    grad_out: &[T],
+    blocking: Blocking,
+    windows: &Windows,
+    divisor: Divisor,
+    grad_in: &mut [T],
+) -> Result<()> {
+    let lanes = blocking.lanes;
+    let out_block = windows.output_volume * lanes;
+    par_blocks(grad_in, windows.input_volume * lanes, |b, grad_in| {
+        let g = &grad_out[b * out_block..][..out_block];
+        windows.for_each(|o, window| {
+            if window.cells.is_empty() {
+                return Ok(());
+            }
+            let d = divisor.of::<T>(window);
+            for (lane, &gv) in g[o * lanes..][..lanes].iter().enumerate() {
+                let share = gv / d;
+                for &s in window.cells {
+                    let cell = &mut grad_in[s * lanes + lane];
+                    *cell = *cell + share;
+                }
+            }
+            Ok(())
+        })
+    })
+}

@@ -1,0 +1,104 @@
+//! Average pooling.
+
+use super::{zeros, Plan, Pooling};
+use crate::error::{PoolError, Result};
+use crate::geometry::PoolGeometry;
+use crate::kernels;
+use crate::kernels::avg::Divisor;
+use crate::tensor::{Blocking, Element, Shape, Tensor, TensorView};
+
+/// Average pooling (PyTorch `avg_pool{1,2,3}d`, ONNX `AveragePool`), in any number of
+/// spatial dims.
+///
+/// The divisor of each window follows PyTorch: with `count_include_pad` (the default,
+/// as in PyTorch; ONNX's default is off) it counts the taps inside the input or its
+/// padding, but not the ceil-mode overhang past the end padding; without it, only the
+/// taps inside the input; `divisor_override` replaces both. A window with no input cell
+/// outputs 0. The backward gives each valid tap `grad_output / divisor`; padding gets
+/// nothing. Dilation (ONNX only) counts taps, not the span.
+///
+/// ```
+/// use poolgrad::{AvgPool, PoolGeometry, Padding, Layout, Shape, Tensor};
+/// let x = Tensor::new(vec![1.0f64, 2.0, 3.0, 4.0, 5.0], Shape::new(1, 1, &[5]), Layout::ChannelsFirst).unwrap();
+/// let pool = AvgPool::new(PoolGeometry::new(&[2]).ceil_mode(true));
+/// let y = pool.forward_values(&x.view()).unwrap();
+/// assert_eq!(y.data(), &[1.5, 3.5, 5.0]); // the last window holds only x4
+/// let pool = AvgPool::new(PoolGeometry::new(&[3]).stride(&[1]).padding(Padding::Symmetric(vec![1])))
+///     .count_include_pad(false);
+/// assert_eq!(pool.forward_values(&x.view()).unwrap().data()[0], 1.5);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvgPool {
+    /// Where the windows are.
+    pub geometry: PoolGeometry,
+    /// Count padding taps in the divisor (PyTorch default `true`).
+    pub count_include_pad: bool,
+    /// Divide every window sum by this instead (PyTorch `divisor_override`).
+    pub divisor_override: Option<usize>,
+}
+
+impl AvgPool {
+    /// Average pooling with the given geometry and PyTorch's defaults.
+    pub fn new(geometry: PoolGeometry) -> Self {
+        AvgPool { geometry, count_include_pad: true, divisor_override: None }
+    }
+
+    /// Sets `count_include_pad`.
+    pub fn count_include_pad(mut self, yes: bool) -> Self {
+        self.count_include_pad = yes;
+        self
+    }
+
+    /// Sets `divisor_override`.
+    pub fn divisor_override(mut self, divisor: Option<usize>) -> Self {
+        self.divisor_override = divisor;
+        self
+    }
+
+    fn divisor(&self) -> Result<Divisor> {
+        match self.divisor_override {
+            Some(0) => Err(PoolError::InvalidParameter {
+                name: "divisor_override",
+                reason: "must be >= 1 (a zero divisor is undefined)".into(),
+            }),
+            Some(n) => Ok(Divisor::Fixed(n)),
+            None if self.count_include_pad => Ok(Divisor::Padded),
+            None => Ok(Divisor::Valid),
+        }
+    }
+
+    /// Forward pass (the same as [`Pooling::forward`], without importing the trait).
+    pub fn forward_values<T: Element>(&self, x: &TensorView<'_, T>) -> Result<Tensor<T>> {
+        let divisor = self.divisor()?;
+        let plan = Plan::new(&self.geometry, x.shape())?;
+        let mut out = zeros::<T>(&plan.output)?;
+        kernels::avg::forward(x.data(), Blocking::of(x.shape(), x.layout()), &plan.windows, divisor, &mut out)?;
+        Tensor::new(out, plan.output, x.layout())
+    }
+
+    /// Backward pass: needs only the input's shape (average pooling is linear).
+    pub fn backward_from_shape<T: Element>(&self, input_shape: &Shape, grad_output: &TensorView<'_, T>) -> Result<Tensor<T>> {
+        let divisor = self.divisor()?;
+        let plan = Plan::new(&self.geometry, input_shape)?;
+        let layout = grad_output.layout();
+        plan.expect_output("grad_output", grad_output, layout)?;
+        let mut grad_in = zeros::<T>(input_shape)?;
+        kernels::avg::backward(grad_output.data(), Blocking::of(input_shape, layout), &plan.windows, divisor, &mut grad_in)?;
+        Tensor::new(grad_in, input_shape.clone(), layout)
+    }
+}
+
+impl Pooling for AvgPool {
+    fn output_shape(&self, input: &Shape) -> Result<Shape> {
+        Ok(Plan::new(&self.geometry, input)?.output)
+    }
+
+    fn forward<T: Element>(&self, x: &TensorView<'_, T>) -> Result<Tensor<T>> {
+        self.forward_values(x)
+    }
+
+    fn backward<T: Element>(&self, x: &TensorView<'_, T>, grad_output: &TensorView<'_, T>) -> Result<Tensor<T>> {
+        super::expect_shape("grad_output", grad_output, &self.output_shape(x.shape())?, x.layout())?;
+        self.backward_from_shape(x.shape(), grad_output)
+    }
+}

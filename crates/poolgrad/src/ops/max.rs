@@ -1,0 +1,185 @@
+//! Max pooling: forward with argmax indices, backward from indices or from the input.
+
+use super::{zeros, Plan, Pooling};
+use crate::error::{PoolError, Result};
+use crate::geometry::PoolGeometry;
+use crate::kernels;
+use crate::tensor::{Blocking, Element, Layout, Shape, Tensor, TensorView};
+
+/// Max pooling (PyTorch `max_pool{1,2,3}d`, ONNX `MaxPool`), in any number of spatial dims.
+///
+/// Semantics are PyTorch's: padding is never read; the update is `v > max || isnan(v)`, so
+/// ties go to the first maximum in row-major window order and a NaN propagates with the
+/// index of the last NaN. A window with no input cell at all (possible with dilation and
+/// ceil mode, or ONNX pads wider than the kernel) outputs `-inf` with index -1 and sends
+/// no gradient.
+///
+/// ```
+/// use poolgrad::{MaxPool, PoolGeometry, Layout, Shape, Tensor};
+/// // The seed's example: 4x4 input, 2x2 windows, stride 2.
+/// let x = Tensor::new((0..16).map(|v| v as f32).collect(), Shape::new(1, 1, &[4, 4]), Layout::ChannelsFirst).unwrap();
+/// let pool = MaxPool::new(PoolGeometry::new(&[2, 2]));
+/// let y = pool.forward_with_indices(&x.view()).unwrap();
+/// assert_eq!(y.output.data(), &[5.0, 7.0, 13.0, 15.0]);
+/// assert_eq!(y.indices.data(), &[5, 7, 13, 15]);
+/// let g = Tensor::new(vec![1.0f32; 4], y.output.shape().clone(), Layout::ChannelsFirst).unwrap();
+/// let gx = pool.backward_with_indices(x.shape(), &g.view(), &y.indices.view()).unwrap();
+/// assert_eq!(gx.data()[5], 1.0);
+/// assert_eq!(gx.data()[4], 0.0);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaxPool {
+    /// Where the windows are.
+    pub geometry: PoolGeometry,
+}
+
+/// The result of a training forward: values and PyTorch-format argmax indices (flat
+/// row-major index into the spatial plane of the same (n, c), whatever the layout).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaxPoolOutput<T> {
+    /// The pooled values.
+    pub output: Tensor<T>,
+    /// Argmax per output element, same shape and layout as `output`.
+    pub indices: Tensor<i64>,
+}
+
+/// How ONNX flattens a spatial index (`storage_order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StorageOrder {
+    /// Row-major (`storage_order = 0`).
+    #[default]
+    RowMajor,
+    /// Column-major (`storage_order = 1`): the first spatial dim varies fastest.
+    ColumnMajor,
+}
+
+impl MaxPool {
+    /// Max pooling with the given geometry.
+    pub fn new(geometry: PoolGeometry) -> Self {
+        MaxPool { geometry }
+    }
+
+    /// Forward pass returning values and argmax indices (what the backward needs).
+    pub fn forward_with_indices<T: Element>(&self, x: &TensorView<'_, T>) -> Result<MaxPoolOutput<T>> {
+        let plan = Plan::new(&self.geometry, x.shape())?;
+        let layout = x.layout();
+        let mut out = zeros::<T>(&plan.output)?;
+        let mut indices = zeros::<i64>(&plan.output)?;
+        kernels::max::forward(x.data(), Blocking::of(x.shape(), layout), &plan.windows, &mut out, &mut indices)?;
+        Ok(MaxPoolOutput {
+            output: Tensor::new(out, plan.output.clone(), layout)?,
+            indices: Tensor::new(indices, plan.output, layout)?,
+        })
+    }
+
+    /// Backward pass from saved indices: each output's gradient is added to the input
+    /// cell its index names; overlapping windows accumulate.
+    pub fn backward_with_indices<T: Element>(
+        &self,
+        input_shape: &Shape,
+        grad_output: &TensorView<'_, T>,
+        indices: &TensorView<'_, i64>,
+    ) -> Result<Tensor<T>> {
+        let plan = Plan::new(&self.geometry, input_shape)?;
+        let layout = grad_output.layout();
+        plan.expect_output("grad_output", grad_output, layout)?;
+        plan.expect_output("indices", indices, layout)?;
+        let mut grad_in = zeros::<T>(input_shape)?;
+        kernels::max::backward(
+            grad_output.data(),
+            indices.data(),
+            Blocking::of(input_shape, layout),
+            plan.windows.input_volume,
+            plan.windows.output_volume,
+            &mut grad_in,
+        )?;
+        Tensor::new(grad_in, input_shape.clone(), layout)
+    }
+}
+
+impl Pooling for MaxPool {
+    fn output_shape(&self, input: &Shape) -> Result<Shape> {
+        Ok(Plan::new(&self.geometry, input)?.output)
+    }
+
+    fn forward<T: Element>(&self, x: &TensorView<'_, T>) -> Result<Tensor<T>> {
+        Ok(self.forward_with_indices(x)?.output)
+    }
+
+    /// Backward with no saved indices: the argmax is recomputed from `x` with the
+    /// forward's exact rule, so the result equals the indices-based backward.
+    fn backward<T: Element>(&self, x: &TensorView<'_, T>, grad_output: &TensorView<'_, T>) -> Result<Tensor<T>> {
+        let saved = self.forward_with_indices(x)?;
+        self.backward_with_indices(x.shape(), grad_output, &saved.indices.view())
+    }
+}
+
+/// Converts PyTorch-format indices (flat index within each (n, c) plane) to ONNX's
+/// `MaxPool` format: a flat index over the whole `(N, C, d1, ..., dk)` tensor, with the
+/// spatial part row-major or column-major. `input_spatial` is the pooled input's spatial
+/// shape. The result keeps the indices' shape and layout; -1 stays -1.
+///
+/// ```
+/// use poolgrad::{indices_to_onnx, StorageOrder, Layout, Shape, Tensor};
+/// let i = Tensor::new(vec![5i64, 6], Shape::new(1, 2, &[1]), Layout::ChannelsFirst).unwrap();
+/// let onnx = indices_to_onnx(&i.view(), &[2, 4], StorageOrder::RowMajor).unwrap();
+/// assert_eq!(onnx.data(), &[5, 8 + 6]);
+/// let col = indices_to_onnx(&i.view(), &[2, 4], StorageOrder::ColumnMajor).unwrap();
+/// // (1, 1) -> 1 + 1·2 = 3; (1, 2) -> 1 + 2·2 = 5
+/// assert_eq!(col.data(), &[3, 8 + 5]);
+/// ```
+pub fn indices_to_onnx(
+    indices: &TensorView<'_, i64>,
+    input_spatial: &[usize],
+    order: StorageOrder,
+) -> Result<Tensor<i64>> {
+    let shape = indices.shape();
+    if input_spatial.len() != shape.spatial.len() {
+        return Err(PoolError::RankMismatch {
+            name: "input_spatial",
+            got: input_spatial.len(),
+            spatial_dims: shape.spatial.len(),
+        });
+    }
+    let plane = Shape::new(1, 1, input_spatial).numel()?;
+    let total = shape.batch.checked_mul(shape.channels).and_then(|p| p.checked_mul(plane));
+    if total.is_none_or(|t| t > i64::MAX as usize) {
+        return Err(PoolError::Overflow { what: "ONNX index" });
+    }
+    let out_plane = shape.spatial_volume()?;
+    let channels = shape.channels;
+    let layout = indices.layout();
+    let converted = indices
+        .data()
+        .iter()
+        .enumerate()
+        .map(|(p, &i)| {
+            if i == -1 {
+                return Ok(-1);
+            }
+            if i < 0 || i as u64 >= plane as u64 {
+                return Err(PoolError::InvalidIndex { index: i, position: p, plane_size: plane });
+            }
+            let plane_index = match layout {
+                Layout::ChannelsFirst => p / out_plane,
+                Layout::ChannelsLast => (p / (out_plane * channels)) * channels + p % channels,
+            };
+            let spatial = match order {
+                StorageOrder::RowMajor => i as usize,
+                StorageOrder::ColumnMajor => column_major(i as usize, input_spatial),
+            };
+            Ok((plane_index * plane + spatial) as i64)
+        })
+        .collect::<Result<Vec<i64>>>()?;
+    Tensor::new(converted, shape.clone(), layout)
+}
+
+/// Re-flattens a row-major flat index over `dims` in column-major order.
+fn column_major(mut flat: usize, dims: &[usize]) -> usize {
+    let mut coords = vec![0; dims.len()];
+    for (c, &d) in coords.iter_mut().zip(dims).rev() {
+        *c = flat % d;
+        flat /= d;
+    }
+    coords.iter().zip(dims).rev().fold(0, |acc, (&c, &d)| acc * d + c)
+}
