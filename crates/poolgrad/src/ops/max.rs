@@ -121,7 +121,7 @@ impl Pooling for MaxPool {
 ///
 /// ```
 /// use poolgrad::{indices_to_onnx, StorageOrder, Layout, Shape, Tensor};
-/// let i = Tensor::new(vec![5i64, 6], Shape::new(1, 2, &[1]), Layout::ChannelsFirst).unwrap();
+/// let i = Tensor::new(vec![5i64, 6], Shape::new(1, 2, &[1, 1]), Layout::ChannelsFirst).unwrap();
 /// let onnx = indices_to_onnx(&i.view(), &[2, 4], StorageOrder::RowMajor).unwrap();
 /// assert_eq!(onnx.data(), &[5, 8 + 6]);
 /// let col = indices_to_onnx(&i.view(), &[2, 4], StorageOrder::ColumnMajor).unwrap();
