@@ -1,0 +1,196 @@
+//! `poolgrad bench`: times one operator through the public API, as a user calls it.
+
+use crate::args::{Operator, PoolArgs};
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use poolgrad::{Element, Layout, Shape, Tensor};
+use std::time::{Duration, Instant};
+
+/// Element type to benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DType {
+    F32,
+    F64,
+    F16,
+    Bf16,
+}
+
+impl DType {
+    fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+            DType::F16 => "f16",
+            DType::Bf16 => "bf16",
+        }
+    }
+}
+
+/// Which pass to time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pass {
+    Forward,
+    Backward,
+    Both,
+}
+
+/// Arguments of `poolgrad bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub pool: PoolArgs,
+
+    /// Logical shape N,C,d1,...,dk (whatever the layout).
+    #[arg(long, value_name = "N,C,d1,...")]
+    pub shape: String,
+
+    /// Element type. [default: f32]
+    #[arg(long, value_enum, default_value_t = DType::F32, hide_default_value = true)]
+    pub dtype: DType,
+
+    /// Threads to run on. [default: all cores]
+    #[arg(long, value_name = "T")]
+    pub threads: Option<usize>,
+
+    /// Pass to time: forward (the training forward, indices included for max),
+    /// backward, or both, reported separately. [default: both]
+    #[arg(long, value_enum, default_value_t = Pass::Both, hide_default_value = true)]
+    pub pass: Pass,
+
+    /// Keep repeating each pass for at least this long. [default: 1.0]
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, hide_default_value = true)]
+    pub min_time: f64,
+
+    /// One JSON object per line per pass instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Timings of one pass.
+struct Measured {
+    pass: &'static str,
+    median: f64,
+    min: f64,
+    runs: usize,
+    bytes: u64,
+}
+
+pub fn bench(args: &BenchArgs) -> Result<()> {
+    let dims: Vec<usize> = args
+        .shape
+        .split(',')
+        .map(|p| p.trim().parse::<usize>().with_context(|| format!("--shape {}: '{p}' is not a size", args.shape)))
+        .collect::<Result<_>>()?;
+    if dims.len() < 3 {
+        bail!("--shape {}: needs N,C and at least one spatial dim", args.shape);
+    }
+    if !(args.min_time.is_finite() && args.min_time >= 0.0) {
+        bail!("--min-time {}: must be a non-negative number of seconds", args.min_time);
+    }
+    if args.threads == Some(0) {
+        bail!("--threads 0: must be >= 1");
+    }
+    let shape = Shape::new(dims[0], dims[1], &dims[2..]);
+    let op = args.pool.operator(shape.spatial.len())?;
+    op.output_shape(&shape)?;
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let layout: Layout = args.pool.layout.into();
+    let results = pool.install(|| match args.dtype {
+        DType::F32 => measure::<f32>(args, &op, &shape, layout),
+        DType::F64 => measure::<f64>(args, &op, &shape, layout),
+        other => bail!("--dtype {}: not yet supported (f32, f64)", other.name()),
+    })?;
+    if !args.json {
+        println!(
+            "{:<8} {:<9} {:<22} {:<6} {:<5} {:>7} {:>12} {:>12} {:>6} {:>8}",
+            "op", "pass", "shape", "layout", "dtype", "threads", "median", "min", "runs", "GB/s"
+        );
+    }
+    for m in results {
+        let gbps = m.bytes as f64 / m.median / 1e9;
+        if args.json {
+            println!(
+                "{{\"op\": \"{}\", \"pass\": \"{}\", \"shape\": {:?}, \"layout\": \"{}\", \"dtype\": \"{}\", \"threads\": {}, \"median_s\": {:e}, \"min_s\": {:e}, \"runs\": {}, \"bytes\": {}, \"gbps\": {:.4}}}",
+                args.pool.op.name(), m.pass, dims, layout.name(), args.dtype.name(), threads, m.median, m.min, m.runs, m.bytes, gbps
+            );
+        } else {
+            println!(
+                "{:<8} {:<9} {:<22} {:<6} {:<5} {:>7} {:>10.3}ms {:>10.3}ms {:>6} {:>8.2}",
+                args.pool.op.name(),
+                m.pass,
+                format!("{dims:?}"),
+                layout.name(),
+                args.dtype.name(),
+                threads,
+                m.median * 1e3,
+                m.min * 1e3,
+                m.runs,
+                gbps
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Uniform values in [-1, 1) that are never zero.
+fn random<T: Element>(len: usize, mut state: u64) -> Vec<T> {
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let u = ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0;
+            T::from(if u == 0.0 { 0.5 } else { u }).unwrap_or_else(T::one)
+        })
+        .collect()
+}
+
+/// Runs `f` after a warm-up until `min_time` has passed (and at least 5 times).
+fn time(min_time: f64, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64, usize)> {
+    f()?;
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while samples.len() < 5 || start.elapsed() < Duration::from_secs_f64(min_time) {
+        let t = Instant::now();
+        f()?;
+        samples.push(t.elapsed().as_secs_f64());
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok((samples[samples.len() / 2], samples[0], samples.len()))
+}
+
+fn measure<T: Element>(args: &BenchArgs, op: &Operator, shape: &Shape, layout: Layout) -> Result<Vec<Measured>> {
+    let out_shape = op.output_shape(shape)?;
+    let x = Tensor::new(random::<T>(shape.numel()?, 1), shape.clone(), layout)?;
+    let g = Tensor::new(random::<T>(out_shape.numel()?, 2), out_shape.clone(), layout)?;
+    let elem = std::mem::size_of::<T>() as u64;
+    let (n_in, n_out) = (shape.numel()? as u64, out_shape.numel()? as u64);
+    let mut results = Vec::new();
+    let want = |p: Pass| args.pass == p || args.pass == Pass::Both;
+    match op {
+        Operator::Max(pool) => {
+            let saved = pool.forward_with_indices(&x.view())?;
+            if want(Pass::Forward) {
+                let (median, min, runs) = time(args.min_time, || pool.forward_with_indices(&x.view()).map(drop).map_err(Into::into))?;
+                results.push(Measured { pass: "forward", median, min, runs, bytes: n_in * elem + n_out * (elem + 8) });
+            }
+            if want(Pass::Backward) {
+                let (median, min, runs) = time(args.min_time, || {
+                    pool.backward_with_indices(shape, &g.view(), &saved.indices.view()).map(drop).map_err(Into::into)
+                })?;
+                results.push(Measured { pass: "backward", median, min, runs, bytes: n_out * (elem + 8) + n_in * elem });
+            }
+        }
+        Operator::Avg(pool) => {
+            if want(Pass::Forward) {
+                let (median, min, runs) = time(args.min_time, || pool.forward_values(&x.view()).map(drop).map_err(Into::into))?;
+                results.push(Measured { pass: "forward", median, min, runs, bytes: (n_in + n_out) * elem });
+            }
+            if want(Pass::Backward) {
+                let (median, min, runs) =
+                    time(args.min_time, || pool.backward_from_shape(shape, &g.view()).map(drop).map_err(Into::into))?;
+                results.push(Measured { pass: "backward", median, min, runs, bytes: (n_in + n_out) * elem });
+            }
+        }
+    }
+    Ok(results)
+}

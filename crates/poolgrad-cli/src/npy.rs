@@ -1,0 +1,177 @@
+//! `.npy` reading and atomic writing.
+//!
+//! Reads versions 1.0–3.0, either byte order, C or Fortran order (Fortran data is
+//! reordered to C order, never misread). Writes version 1.0, little-endian, C order, and
+//! only after every output has been computed: each file goes to a temporary name beside
+//! its destination and all are renamed at the end, so a failed run leaves no output file.
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// The element types the CLI moves through `.npy` files.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Data {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+}
+
+impl Data {
+    /// numpy's name for the element type.
+    pub fn dtype_name(&self) -> &'static str {
+        match self {
+            Data::F32(_) => "float32",
+            Data::F64(_) => "float64",
+            Data::I64(_) => "int64",
+        }
+    }
+}
+
+/// An array: its dims and its elements in C order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Array {
+    pub dims: Vec<usize>,
+    pub data: Data,
+}
+
+/// numpy's name for a type string such as `<f4`.
+fn dtype_name(descr: &str) -> String {
+    let kind = descr.trim_start_matches(['<', '>', '|', '=']);
+    match kind {
+        "f2" => "float16".into(),
+        "f4" => "float32".into(),
+        "f8" => "float64".into(),
+        "u1" => "uint8".into(),
+        "i1" => "int8".into(),
+        "i2" => "int16".into(),
+        "u2" => "uint16".into(),
+        "i4" => "int32".into(),
+        "u4" => "uint32".into(),
+        "i8" => "int64".into(),
+        "u8" => "uint64".into(),
+        "b1" => "bool".into(),
+        _ => format!("'{descr}'"),
+    }
+}
+
+/// Reads `path`; `flag` names the command-line flag in error messages.
+pub fn read(path: &Path, flag: &str) -> Result<Array> {
+    let context = || format!("{flag} {}", path.display());
+    let bytes = std::fs::read(path).with_context(context)?;
+    let file = npyz::NpyFile::new(&bytes[..])
+        .map_err(|e| anyhow!("not a valid .npy file ({e})"))
+        .with_context(context)?;
+    let descr = match file.dtype() {
+        npyz::DType::Plain(t) => t.to_string(),
+        other => return Err(anyhow!("structured dtype {other:?} is not supported")).with_context(context),
+    };
+    let dims: Vec<usize> = file
+        .shape()
+        .iter()
+        .map(|&d| usize::try_from(d))
+        .collect::<Result<_, _>>()
+        .map_err(|_| anyhow!("a dimension does not fit in memory"))
+        .with_context(context)?;
+    let fortran = file.order() == npyz::Order::Fortran && dims.len() > 1;
+    let truncated = |e: std::io::Error| anyhow!("truncated or malformed data for shape {dims:?} ({e})");
+    let data = match dtype_name(&descr).as_str() {
+        "float32" => Data::F32(reorder(file.into_vec::<f32>().map_err(truncated).with_context(context)?, &dims, fortran)),
+        "float64" => Data::F64(reorder(file.into_vec::<f64>().map_err(truncated).with_context(context)?, &dims, fortran)),
+        "int64" => Data::I64(reorder(file.into_vec::<i64>().map_err(truncated).with_context(context)?, &dims, fortran)),
+        name => bail!("{}: dtype {name} is not supported (use float32 or float64)", context()),
+    };
+    Ok(Array { dims, data })
+}
+
+/// Reorders Fortran-order data to C order (a no-op for C order).
+fn reorder<T: Copy>(data: Vec<T>, dims: &[usize], fortran: bool) -> Vec<T> {
+    if !fortran {
+        return data;
+    }
+    // Column-major strides: the first dim varies fastest.
+    let mut strides = vec![1usize; dims.len()];
+    for d in 1..dims.len() {
+        strides[d] = strides[d - 1] * dims[d - 1];
+    }
+    let mut index = vec![0usize; dims.len()];
+    let mut out = Vec::with_capacity(data.len());
+    for _ in 0..data.len() {
+        out.push(data[index.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>()]);
+        for d in (0..dims.len()).rev() {
+            index[d] += 1;
+            if index[d] < dims[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    out
+}
+
+fn encode(array: &Array, out: &mut Vec<u8>) -> std::io::Result<()> {
+    use npyz::WriterBuilder;
+    let shape: Vec<u64> = array.dims.iter().map(|&d| d as u64).collect();
+    macro_rules! write_as {
+        ($t:ty, $values:expr) => {{
+            let mut w = npyz::WriteOptions::<$t>::new().default_dtype().shape(&shape).writer(&mut *out).begin_nd()?;
+            w.extend($values.iter().copied())?;
+            w.finish()
+        }};
+    }
+    match &array.data {
+        Data::F32(v) => write_as!(f32, v),
+        Data::F64(v) => write_as!(f64, v),
+        Data::I64(v) => write_as!(i64, v),
+    }
+}
+
+/// Writes every `(path, array)` or none: all go to temporary files first, then are
+/// renamed into place. On failure the temporary files are removed.
+pub fn write_all(outputs: &[(PathBuf, &str, Array)]) -> Result<()> {
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let result = (|| -> Result<()> {
+        for (path, flag, array) in outputs {
+            let mut bytes = Vec::new();
+            encode(array, &mut bytes).with_context(|| format!("{flag} {}: encoding", path.display()))?;
+            let name = path.file_name().ok_or_else(|| anyhow!("{flag} {}: not a file name", path.display()))?;
+            let tmp = path.with_file_name(format!(".{}.tmp-poolgrad-{}", name.to_string_lossy(), std::process::id()));
+            std::fs::write(&tmp, &bytes).with_context(|| format!("{flag} {}", path.display()))?;
+            staged.push((tmp, path.clone()));
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        for (tmp, _) in &staged {
+            let _ = std::fs::remove_file(tmp);
+        }
+        return Err(e);
+    }
+    for (i, (tmp, dest)) in staged.iter().enumerate() {
+        if let Err(e) = std::fs::rename(tmp, dest) {
+            for (tmp, _) in &staged[i..] {
+                let _ = std::fs::remove_file(tmp);
+            }
+            return Err(e).with_context(|| format!("{}", dest.display()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fortran_order_is_reordered() {
+        // A 2x3 array [[0, 1, 2], [3, 4, 5]] stored column-major.
+        let f = vec![0, 3, 1, 4, 2, 5];
+        assert_eq!(reorder(f, &[2, 3], true), vec![0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn dtype_names() {
+        assert_eq!(dtype_name("<f2"), "float16");
+        assert_eq!(dtype_name("|u1"), "uint8");
+        assert_eq!(dtype_name(">i4"), "int32");
+    }
+}

@@ -1,0 +1,325 @@
+//! The `poolgrad` binary against the CLI contract: `run` round trips through .npy files,
+//! every invalid request fails cleanly and writes nothing, `demo` and `bench` run.
+
+use poolgrad::{AvgPool, Layout, MaxPool, Padding, PoolGeometry, Shape, Tensor};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn poolgrad(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_poolgrad")).args(args).output().expect("binary runs")
+}
+
+/// Writes a .npy file by hand (so tests can also write odd ones).
+fn npy_bytes(descr: &str, fortran: bool, shape: &[usize], payload: &[u8]) -> Vec<u8> {
+    let shape_text = match shape.len() {
+        1 => format!("({},)", shape[0]),
+        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+    };
+    let mut header = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape_text}, }}",
+        if fortran { "True" } else { "False" }
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+fn write_f32(path: &Path, shape: &[usize], data: &[f32]) {
+    let payload: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, npy_bytes("<f4", false, shape, &payload)).unwrap();
+}
+
+fn write_f64(path: &Path, shape: &[usize], data: &[f64]) {
+    let payload: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, npy_bytes("<f8", false, shape, &payload)).unwrap();
+}
+
+fn read<T: npyz::Deserialize>(path: &Path) -> (Vec<usize>, Vec<T>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let f = npyz::NpyFile::new(&bytes[..]).unwrap();
+    let shape = f.shape().iter().map(|&d| d as usize).collect();
+    (shape, f.into_vec().unwrap())
+}
+
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 100.0 - 5.0).collect()
+}
+
+struct Dir(tempfile::TempDir);
+
+impl Dir {
+    fn new() -> Self {
+        Dir(tempfile::tempdir().unwrap())
+    }
+    fn p(&self, name: &str) -> PathBuf {
+        self.0.path().join(name)
+    }
+    fn s(&self, name: &str) -> String {
+        self.p(name).to_string_lossy().into_owned()
+    }
+    fn files(&self) -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(self.0.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+}
+
+#[test]
+fn max_round_trip_matches_the_library() {
+    let d = Dir::new();
+    for (layout, dims) in [("ncx", [2usize, 3, 7, 6]), ("nxc", [2, 7, 6, 3])] {
+        let x = values(252, 1);
+        write_f32(&d.p("x.npy"), &dims, &x);
+        let l: Layout = layout.parse().unwrap();
+        let shape = Shape::from_dims(&dims, l).unwrap();
+        let pool = MaxPool::new(PoolGeometry::new(&[3]).stride(&[2]).padding(Padding::Symmetric(vec![1])));
+        let xt = Tensor::new(x, shape.clone(), l).unwrap();
+        let want = pool.forward_with_indices(&xt.view()).unwrap();
+        let gy = values(want.output.data().len(), 7);
+        write_f32(&d.p("gy.npy"), &want.output.dims(), &gy);
+        let out = poolgrad(&[
+            "run", "--op", "max", "--kernel", "3", "--stride", "2", "--padding", "1", "--layout", layout,
+            "--input", &d.s("x.npy"), "--output", &d.s("y.npy"), "--indices", &d.s("i.npy"),
+            "--grad-output", &d.s("gy.npy"), "--grad-input", &d.s("gx.npy"),
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (yshape, y) = read::<f32>(&d.p("y.npy"));
+        assert_eq!(yshape, want.output.dims());
+        assert_eq!(y, want.output.data());
+        let (_, i) = read::<i64>(&d.p("i.npy"));
+        assert_eq!(i, want.indices.data());
+        let g = Tensor::new(gy, want.output.shape().clone(), l).unwrap();
+        let want_gx = pool.backward_with_indices(&shape, &g.view(), &want.indices.view()).unwrap();
+        let (gxshape, gx) = read::<f32>(&d.p("gx.npy"));
+        assert_eq!(gxshape, dims);
+        assert_eq!(gx, want_gx.data());
+    }
+}
+
+#[test]
+fn avg_round_trip_in_f64_with_every_avg_flag() {
+    let d = Dir::new();
+    let x: Vec<f64> = values(2 * 2 * 5 * 4 * 3, 3).into_iter().map(f64::from).collect();
+    write_f64(&d.p("x.npy"), &[2, 2, 5, 4, 3], &x);
+    let shape = Shape::new(2, 2, &[5, 4, 3]);
+    for (flags, pool) in [
+        (
+            vec!["--count-include-pad", "false", "--ceil-mode"],
+            AvgPool::new(PoolGeometry::new(&[2, 3, 2]).stride(&[2]).padding(Padding::Symmetric(vec![1])).ceil_mode(true))
+                .count_include_pad(false),
+        ),
+        (
+            vec!["--divisor-override", "5"],
+            AvgPool::new(PoolGeometry::new(&[2, 3, 2]).stride(&[2]).padding(Padding::Symmetric(vec![1])))
+                .divisor_override(Some(5)),
+        ),
+    ] {
+        let xt = Tensor::new(x.clone(), shape.clone(), Layout::ChannelsFirst).unwrap();
+        let want = pool.forward_values(&xt.view()).unwrap();
+        let gy: Vec<f64> = values(want.data().len(), 9).into_iter().map(f64::from).collect();
+        write_f64(&d.p("gy.npy"), &want.dims(), &gy);
+        let mut args = vec![
+            "run", "--op", "avg", "--kernel", "2,3,2", "--stride", "2", "--padding", "1", "--input", "X", "--output", "Y",
+            "--grad-output", "GY", "--grad-input", "GX",
+        ];
+        args.extend(flags);
+        let (xs, ys, gys, gxs) = (d.s("x.npy"), d.s("y.npy"), d.s("gy.npy"), d.s("gx.npy"));
+        let args: Vec<&str> = args
+            .into_iter()
+            .map(|a| match a {
+                "X" => xs.as_str(),
+                "Y" => ys.as_str(),
+                "GY" => gys.as_str(),
+                "GX" => gxs.as_str(),
+                other => other,
+            })
+            .collect();
+        let out = poolgrad(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(read::<f64>(&d.p("y.npy")).1, want.data());
+        let g = Tensor::new(gy, want.shape().clone(), Layout::ChannelsFirst).unwrap();
+        assert_eq!(read::<f64>(&d.p("gx.npy")).1, pool.backward_from_shape(&shape, &g.view()).unwrap().data());
+    }
+}
+
+#[test]
+fn onnx_index_format_matches_the_conformance_case() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/onnx/test_maxpool_with_argmax_2d_precomputed_strides");
+    let d = Dir::new();
+    let out = poolgrad(&[
+        "run", "--op", "max", "--kernel", "2", "--stride", "2", "--input", &case.join("input_0.npy").to_string_lossy(),
+        "--output", &d.s("y.npy"), "--indices", &d.s("i.npy"), "--indices-format", "onnx-column-major",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read::<f32>(&d.p("y.npy")).1, read::<f32>(&case.join("output_0.npy")).1);
+    assert_eq!(read::<i64>(&d.p("i.npy")).1, read::<i64>(&case.join("output_1.npy")).1);
+}
+
+#[test]
+fn fortran_order_and_big_endian_inputs_are_read_correctly() {
+    let d = Dir::new();
+    let x = values(1 * 2 * 4 * 3, 5);
+    write_f32(&d.p("c.npy"), &[1, 2, 4, 3], &x);
+    // The same array in Fortran order: the first index varies fastest.
+    let mut f = Vec::new();
+    for k in 0..3 {
+        for j in 0..4 {
+            for c in 0..2 {
+                f.extend_from_slice(&x[(c * 4 + j) * 3 + k].to_le_bytes());
+            }
+        }
+    }
+    std::fs::write(d.p("f.npy"), npy_bytes("<f4", true, &[1, 2, 4, 3], &f)).unwrap();
+    let be: Vec<u8> = x.iter().flat_map(|v| v.to_be_bytes()).collect();
+    std::fs::write(d.p("be.npy"), npy_bytes(">f4", false, &[1, 2, 4, 3], &be)).unwrap();
+    let mut results = Vec::new();
+    for input in ["c.npy", "f.npy", "be.npy"] {
+        let out = poolgrad(&["run", "--op", "max", "--kernel", "2", "--stride", "1", "--input", &d.s(input), "--output", &d.s("y.npy")]);
+        assert!(out.status.success(), "{input}: {}", String::from_utf8_lossy(&out.stderr));
+        results.push(read::<f32>(&d.p("y.npy")));
+    }
+    assert_eq!(results[0], results[1]);
+    assert_eq!(results[0], results[2]);
+}
+
+/// Runs an invalid request; checks the exit status, the one-line message and that no
+/// output file (nor a temporary one) is left.
+fn refuse(d: &Dir, args: &[&str], expect: &str) {
+    let before = d.files();
+    let out = poolgrad(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line expected, got {err}");
+    assert!(err.contains(expect), "{args:?}: expected '{expect}' in: {err}");
+    assert_eq!(d.files(), before, "{args:?}: files changed");
+}
+
+#[test]
+fn every_invalid_request_fails_cleanly() {
+    let d = Dir::new();
+    write_f32(&d.p("x.npy"), &[1, 2, 4, 4], &values(32, 1));
+    write_f32(&d.p("gy_bad.npy"), &[1, 2, 3, 3], &values(18, 2));
+    write_f32(&d.p("x2d.npy"), &[4, 4], &values(16, 1));
+    std::fs::write(d.p("x_i4.npy"), npy_bytes("<i4", false, &[1, 1, 2, 2], &[0; 16])).unwrap();
+    std::fs::write(d.p("x_f2.npy"), npy_bytes("<f2", false, &[1, 1, 2, 2], &[0; 8])).unwrap();
+    let full = std::fs::read(d.p("x.npy")).unwrap();
+    std::fs::write(d.p("trunc.npy"), &full[..full.len() - 10]).unwrap();
+    std::fs::write(d.p("garbage.npy"), b"this is not an npy file").unwrap();
+    let x = d.s("x.npy");
+    let y = d.s("y.npy");
+    let base = |extra: &[&'static str]| -> Vec<String> {
+        let mut v: Vec<String> = vec!["run".into(), "--input".into(), x.clone(), "--output".into(), y.clone()];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (base(&["--op", "max", "--kernel", "0"]), "--kernel 0"),
+        (base(&["--op", "max", "--kernel", "-2"]), "--kernel -2"),
+        (base(&["--op", "max", "--kernel", "2", "--stride", "0"]), "--stride 0"),
+        (base(&["--op", "max", "--kernel", "2", "--stride", "-1"]), "--stride -1"),
+        (base(&["--op", "max", "--kernel", "2", "--dilation", "0"]), "--dilation 0"),
+        (base(&["--op", "max", "--kernel", "2", "--padding", "-1"]), "--padding -1"),
+        (base(&["--op", "max", "--kernel", "9"]), "output would be empty"),
+        (base(&["--op", "avg", "--kernel", "2,2,2"]), "--kernel 2,2,2"),
+        (base(&["--op", "max", "--kernel", "2", "--pads", "1,1"]), "--pads 1,1"),
+        (base(&["--op", "max", "--kernel", "2", "--padding", "1", "--pads", "1,1,1,1"]), "--padding and --pads"),
+        (base(&["--op", "max", "--kernel", "2", "--auto-pad", "same-upper", "--ceil-mode"]), "--auto-pad excludes --ceil-mode"),
+        (base(&["--op", "max", "--kernel", "2", "--count-include-pad", "false"]), "--count-include-pad does not apply"),
+        (base(&["--op", "avg", "--kernel", "2", "--divisor-override", "0"]), "--divisor-override 0"),
+        (base(&["--op", "adaptive-avg", "--kernel", "2", "--output-size", "2"]), "adaptive-avg"),
+        (base(&["--op", "global-max"]), "not yet supported"),
+        (base(&["--op", "avg", "--kernel", "2", "--indices", "i.npy"]), "--indices"),
+        (base(&["--op", "max", "--kernel", "2", "--grad-input", "gx.npy"]), "--grad-input needs --grad-output"),
+        (base(&["--op", "max"]), "--kernel is required"),
+        (
+            vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "2".into(), "--input".into(), x.clone(),
+                 "--output".into(), y.clone(), "--grad-output".into(), d.s("gy_bad.npy"), "--grad-input".into(), d.s("gx.npy")],
+            "--grad-output",
+        ),
+        (
+            vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "2".into(), "--input".into(), d.s("x2d.npy"), "--output".into(), y.clone()],
+            "at least one spatial dim",
+        ),
+        (
+            vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "1".into(), "--input".into(), d.s("x_i4.npy"), "--output".into(), y.clone()],
+            "int32",
+        ),
+        (
+            vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "1".into(), "--input".into(), d.s("x_f2.npy"), "--output".into(), y.clone()],
+            "float16",
+        ),
+        (
+            vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "1".into(), "--input".into(), d.s("trunc.npy"), "--output".into(), y.clone()],
+            "trunc.npy",
+        ),
+        (
+            vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "1".into(), "--input".into(), d.s("garbage.npy"), "--output".into(), y.clone()],
+            "not a valid .npy",
+        ),
+        (
+            vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "1".into(), "--input".into(), d.s("missing.npy"), "--output".into(), y.clone()],
+            "missing.npy",
+        ),
+    ];
+    for (args, expect) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refuse(&d, &args, expect);
+    }
+}
+
+#[test]
+fn a_failure_after_some_outputs_are_ready_writes_none() {
+    // The output can be computed, but the grad-input cannot be written: neither appears.
+    let d = Dir::new();
+    write_f32(&d.p("x.npy"), &[1, 1, 4, 4], &values(16, 1));
+    write_f32(&d.p("gy.npy"), &[1, 1, 2, 2], &values(4, 2));
+    let out = poolgrad(&[
+        "run", "--op", "max", "--kernel", "2", "--input", &d.s("x.npy"), "--output", &d.s("y.npy"),
+        "--grad-output", &d.s("gy.npy"), "--grad-input", &d.s("no/such/dir/gx.npy"),
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(d.files(), vec!["gy.npy".to_string(), "x.npy".to_string()]);
+}
+
+#[test]
+fn demo_runs_and_checks_itself() {
+    let out = poolgrad(&["demo"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches(" check: central finite differences agree").count(), 4, "{text}");
+    assert!(text.contains("∂L/∂x[1][1] = δ[0][0] + δ[0][1] + δ[1][1] = 8"), "{text}");
+    assert!(text.contains("A tie"));
+}
+
+#[test]
+fn bench_json_follows_the_contract() {
+    let out = poolgrad(&[
+        "bench", "--op", "max", "--kernel", "3", "--stride", "2", "--padding", "1", "--shape", "2,4,16,16",
+        "--threads", "1", "--min-time", "0", "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(lines.len(), 2);
+    for (line, pass) in lines.iter().zip(["forward", "backward"]) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["op"], "max");
+        assert_eq!(v["pass"], pass);
+        assert_eq!(v["shape"], serde_json::json!([2, 4, 16, 16]));
+        assert_eq!(v["layout"], "ncx");
+        assert_eq!(v["dtype"], "f32");
+        assert_eq!(v["threads"], 1);
+        assert!(v["runs"].as_u64().unwrap() >= 5);
+        assert!(v["median_s"].as_f64().unwrap() >= v["min_s"].as_f64().unwrap());
+        // forward: x (2048 f32) + y (512 f32) + indices (512 i64); backward: gy + indices + gx.
+        assert_eq!(v["bytes"], 2048 * 4 + 512 * 12);
+        let gbps = v["bytes"].as_f64().unwrap() / v["median_s"].as_f64().unwrap() / 1e9;
+        assert!((v["gbps"].as_f64().unwrap() - gbps).abs() <= 1e-3 * gbps.max(1.0));
+    }
+}
