@@ -47,3 +47,8 @@ pub use ops::avg::AvgPool;
 pub use ops::max::{indices_to_onnx, MaxPool, MaxPoolOutput, StorageOrder};
 pub use ops::Pooling;
 pub use tensor::{Element, Layout, Shape, Tensor, TensorView};
+
+/// The README's Rust example runs as a doctest, so the front door stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
