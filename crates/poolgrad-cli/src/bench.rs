@@ -139,7 +139,7 @@ fn random<T: Element>(len: usize, mut state: u64) -> Vec<T> {
         .map(|_| {
             state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let u = ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0;
-            T::from(if u == 0.0 { 0.5 } else { u }).unwrap_or_else(T::one)
+            T::from_f64(if u == 0.0 { 0.5 } else { u })
         })
         .collect()
 }

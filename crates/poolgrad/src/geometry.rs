@@ -313,6 +313,67 @@ impl AxisGeometry {
     }
 }
 
+/// The window of output `i` of adaptive pooling from `input` cells to `output` cells:
+/// `[floor(i·I/O), ceil((i+1)·I/O))`, in exact integer arithmetic (PyTorch's formula;
+/// windows vary in size and neighbours may share a cell).
+///
+/// ```
+/// use poolgrad::geometry::adaptive_window;
+/// assert_eq!((0..3).map(|i| adaptive_window(i, 5, 3)).collect::<Vec<_>>(), vec![(0, 2), (1, 4), (3, 5)]);
+/// assert_eq!(adaptive_window(3, 2, 5), (1, 2)); // output larger than input: cells repeat
+/// ```
+pub fn adaptive_window(i: usize, input: usize, output: usize) -> (usize, usize) {
+    let (i, input, output) = (i as u128, input as u128, output as u128);
+    let start = (i * input) / output;
+    let end = ((i + 1) * input).div_ceil(output);
+    (start as usize, end as usize)
+}
+
+/// The window starts of PyTorch's fractional max pooling along one dim, for the sample
+/// `u` in [0, 1): `α = (I − K)/(O − 1)`, `start_i = ⌊(i + u)·α⌋ − ⌊u·α⌋` for `i < O − 1`,
+/// and the last window ends at the input's end. Every window has `K` cells. Computed in
+/// the precision of `u`'s type with one rounding per operation, as PyTorch computes it
+/// in the input's dtype.
+///
+/// ```
+/// use poolgrad::geometry::fractional_starts;
+/// // α = 7/3: starts ⌊(i + ½)·α⌋ − ⌊½·α⌋ = 0, 2, 4, then I − K = 7
+/// assert_eq!(fractional_starts(10, 4, 3, 0.5f32).unwrap(), vec![0, 2, 4, 7]);
+/// ```
+pub fn fractional_starts<T: crate::Element>(input: usize, output: usize, kernel: usize, u: T) -> Result<Vec<usize>> {
+    if kernel == 0 || output == 0 {
+        return Err(PoolError::InvalidParameter {
+            name: "fractional max pooling",
+            reason: format!("kernel {kernel} and output {output} must be >= 1"),
+        });
+    }
+    if output.checked_add(kernel - 1).is_none_or(|need| need > input) {
+        return Err(PoolError::InvalidParameter {
+            name: "output_size",
+            reason: format!("output {output} + kernel {kernel} - 1 exceeds the input length {input}"),
+        });
+    }
+    let round = |v: T::Acc| T::from_acc(v).to_acc();
+    let count = |n: usize| round(T::count(n));
+    let mut starts = vec![input - kernel; output];
+    if output > 1 {
+        let alpha = round(count(input - kernel) / count(output - 1));
+        let u = u.to_acc();
+        let base = round(u * alpha);
+        for (i, s) in starts.iter_mut().enumerate().take(output - 1) {
+            let v = round(round(count(i) + u) * alpha);
+            // Truncation toward zero, then the difference, as C++ `int` casts do.
+            let (a, b) = (num_traits::ToPrimitive::to_i64(&num_traits::Float::trunc(v)), num_traits::ToPrimitive::to_i64(&num_traits::Float::trunc(base)));
+            let start = a.zip(b).map(|(a, b)| a - b).filter(|&d| d >= 0 && (d as usize) + kernel <= input);
+            *s = start.ok_or_else(|| PoolError::InvalidParameter {
+                name: "random_samples",
+                reason: format!("sample {:?} puts window {i} outside the input", u),
+            })? as usize;
+        }
+    }
+    Ok(starts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

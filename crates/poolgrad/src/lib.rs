@@ -1,7 +1,8 @@
 //! # poolgrad
 //!
-//! Pooling layers — max and average, in any number of spatial dims, channels-first or
-//! channels-last, `f32` and `f64` — with exact forward **and backward** passes that match
+//! Pooling layers — max, average, LP, adaptive, global, fractional max and max unpooling,
+//! in any number of spatial dims, channels-first or channels-last, `f16`/`bf16`/`f32`/`f64`
+//! (and integers for the max forward) — with exact forward **and backward** passes that match
 //! PyTorch in every configuration PyTorch accepts (and the ONNX spec where only ONNX
 //! defines the case).
 //!
@@ -44,9 +45,14 @@ pub use error::{PoolError, Result};
 pub use geometry::{AxisGeometry, Padding, PoolGeometry};
 pub use gradcheck::{gradcheck, GradcheckReport};
 pub use ops::avg::AvgPool;
+pub use ops::fractional::FractionalMaxPool;
+pub use ops::lp::{LpFormula, LpPool};
 pub use ops::max::{indices_to_onnx, MaxPool, MaxPoolOutput, StorageOrder};
-pub use ops::Pooling;
-pub use tensor::{Element, Layout, Shape, Tensor, TensorView};
+pub use ops::unpool::MaxUnpool;
+pub use ops::{Pooling, WindowSpec};
+pub use tensor::{Element, Layout, MaxElement, Shape, Tensor, TensorView};
+/// Half-precision types (re-exported from the `half` crate).
+pub use half::{bf16, f16};
 
 /// The README's Rust example runs as a doctest, so the front door stays true.
 #[cfg(doctest)]

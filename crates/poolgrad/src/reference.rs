@@ -4,7 +4,7 @@
 
 use crate::error::Result;
 use crate::geometry::{AxisGeometry, PoolGeometry};
-use crate::tensor::{Element, Layout, Shape, Tensor, TensorView};
+use crate::tensor::{Element, Layout, MaxElement, Shape, Tensor, TensorView};
 
 /// Memory offset of element (n, c, spatial cell s) in `layout`.
 fn offset(shape: &Shape, layout: Layout, n: usize, c: usize, s: usize) -> usize {
@@ -58,7 +58,7 @@ fn taps(axes: &[AxisGeometry], out: usize) -> Vec<Tap> {
         .collect()
 }
 
-fn for_each_output<T: Element>(
+fn for_each_output<T>(
     x: &TensorView<'_, T>,
     geometry: &PoolGeometry,
     mut f: impl FnMut(usize, usize, usize, &[Tap]),
@@ -78,9 +78,9 @@ fn for_each_output<T: Element>(
 }
 
 /// Max pooling forward: values and PyTorch-format indices.
-pub fn max_pool<T: Element>(x: &TensorView<'_, T>, geometry: &PoolGeometry) -> Result<(Tensor<T>, Tensor<i64>)> {
+pub fn max_pool<T: MaxElement>(x: &TensorView<'_, T>, geometry: &PoolGeometry) -> Result<(Tensor<T>, Tensor<i64>)> {
     let out_shape = Shape::new(0, 0, &geometry.output_spatial(&x.shape().spatial)?);
-    let mut values = vec![T::zero(); x.shape().batch * x.shape().channels * out_shape.spatial.iter().product::<usize>()];
+    let mut values = vec![T::lowest(); x.shape().batch * x.shape().channels * out_shape.spatial.iter().product::<usize>()];
     let mut indices = vec![0i64; values.len()];
     let layout = x.layout();
     let shape = Shape::new(x.shape().batch, x.shape().channels, &out_shape.spatial);
@@ -88,7 +88,7 @@ pub fn max_pool<T: Element>(x: &TensorView<'_, T>, geometry: &PoolGeometry) -> R
         // PyTorch's rule, literally: start at -inf with the first valid tap's index,
         // take any value that is larger or NaN.
         let mut cells = window.iter().filter_map(|t| t.cell);
-        let mut best = T::neg_infinity();
+        let mut best = T::lowest();
         let mut arg = cells.clone().next().map_or(-1, |c| c as i64);
         for cell in cells.by_ref() {
             let v = x.data()[offset(x.shape(), layout, n, c, cell)];
@@ -119,7 +119,7 @@ pub fn max_pool_backward<T: Element>(
         let i = indices.data()[at];
         if i >= 0 {
             let g = &mut grad[offset(x.shape(), layout, n, c, i as usize)];
-            *g = *g + grad_output.data()[at];
+            *g = g.add(grad_output.data()[at]);
         }
     })?;
     Tensor::new(grad, x.shape().clone(), layout)
@@ -146,8 +146,8 @@ pub fn avg_pool<T: Element>(
         if cells.is_empty() {
             return;
         }
-        let sum = cells.iter().fold(T::zero(), |s, &cell| s + x.data()[offset(x.shape(), layout, n, c, cell)]);
-        values[offset(&out_shape, layout, n, c, o)] = sum / T::from_count(divisor(window, count_include_pad, divisor_override));
+        let sum = cells.iter().fold(T::zero().to_acc(), |s, &cell| s + x.data()[offset(x.shape(), layout, n, c, cell)].to_acc());
+        values[offset(&out_shape, layout, n, c, o)] = T::from_acc(sum / T::count(divisor(window, count_include_pad, divisor_override)));
     })?;
     Tensor::new(values, out_shape, layout)
 }
@@ -164,11 +164,11 @@ pub fn avg_pool_backward<T: Element>(
     let out_shape = grad_output.shape().clone();
     let mut grad = vec![T::zero(); x.data().len()];
     for_each_output(x, geometry, |n, c, o, window| {
-        let d = T::from_count(divisor(window, count_include_pad, divisor_override));
-        let share = grad_output.data()[offset(&out_shape, layout, n, c, o)] / d;
+        let d = T::count(divisor(window, count_include_pad, divisor_override));
+        let share = T::from_acc(grad_output.data()[offset(&out_shape, layout, n, c, o)].to_acc() / d);
         for cell in window.iter().filter_map(|t| t.cell) {
             let g = &mut grad[offset(x.shape(), layout, n, c, cell)];
-            *g = *g + share;
+            *g = g.add(share);
         }
     })?;
     Tensor::new(grad, x.shape().clone(), layout)

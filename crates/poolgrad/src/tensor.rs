@@ -112,30 +112,100 @@ pub(crate) fn checked_product(values: &[usize], what: &'static str) -> Result<us
         .ok_or(PoolError::Overflow { what })
 }
 
-/// A floating-point element type the operators compute in.
+/// An element type max pooling can compare: the floats and the integers.
 ///
-/// Implemented for `f32` and `f64`. Comparisons follow PyTorch (`v > m || v.is_nan()`),
-/// never `f32::max`, which drops NaN.
-pub trait Element: num_traits::Float + Debug + Send + Sync + 'static {
+/// Comparisons follow PyTorch (`v > m || v.is_nan()`), never `f32::max`, which drops NaN.
+pub trait MaxElement: Copy + PartialOrd + Debug + Send + Sync + 'static {
     /// The type's name as `numpy` spells it.
     const NAME: &'static str;
-    /// Converts a window size to this type (exact for every realistic divisor).
-    fn from_count(count: usize) -> Self;
+    /// The identity of max: `-inf` for floats, the minimum for integers.
+    fn lowest() -> Self;
+    /// Whether the value is NaN (never, for integers).
+    fn is_nan(self) -> bool;
 }
 
-impl Element for f32 {
-    const NAME: &'static str = "float32";
-    fn from_count(count: usize) -> Self {
-        count as f32
+/// A floating-point element type: everything the differentiable operators compute in.
+///
+/// Implemented for `f32`, `f64`, and `half`'s `f16` and `bf16`. Sums run in the
+/// accumulation type [`Element::Acc`] (`f32` for the half types, as PyTorch's `opmath`);
+/// gradient scatters round to `Self` after each addition, as PyTorch's CPU kernels do.
+pub trait Element: MaxElement {
+    /// The type sums and powers are computed in.
+    type Acc: num_traits::Float + Debug + Send + Sync + 'static;
+    /// Widens to the accumulation type.
+    fn to_acc(self) -> Self::Acc;
+    /// Rounds from the accumulation type.
+    fn from_acc(value: Self::Acc) -> Self;
+    /// Zero.
+    fn zero() -> Self {
+        Self::from_acc(num_traits::Zero::zero())
+    }
+    /// `self + other`, rounded to `Self`.
+    fn add(self, other: Self) -> Self {
+        Self::from_acc(self.to_acc() + other.to_acc())
+    }
+    /// Converts from `f64`, rounding.
+    fn from_f64(value: f64) -> Self {
+        Self::from_acc(<Self::Acc as num_traits::NumCast>::from(value).unwrap_or_else(num_traits::Float::nan))
+    }
+    /// Converts to `f64` (exact for every type here).
+    fn to_f64(self) -> f64 {
+        num_traits::ToPrimitive::to_f64(&self.to_acc()).unwrap_or(f64::NAN)
+    }
+    /// A count (a window size) in the accumulation type.
+    fn count(count: usize) -> Self::Acc {
+        <Self::Acc as num_traits::NumCast>::from(count).unwrap_or_else(num_traits::Float::infinity)
     }
 }
 
-impl Element for f64 {
-    const NAME: &'static str = "float64";
-    fn from_count(count: usize) -> Self {
-        count as f64
-    }
+macro_rules! float_element {
+    ($t:ty, $name:literal, $acc:ty, $to:expr, $from:expr) => {
+        impl MaxElement for $t {
+            const NAME: &'static str = $name;
+            fn lowest() -> Self {
+                <$t as num_traits::Float>::neg_infinity()
+            }
+            fn is_nan(self) -> bool {
+                <$t as num_traits::Float>::is_nan(self)
+            }
+        }
+        impl Element for $t {
+            type Acc = $acc;
+            #[inline(always)]
+            fn to_acc(self) -> $acc {
+                $to(self)
+            }
+            #[inline(always)]
+            fn from_acc(value: $acc) -> Self {
+                $from(value)
+            }
+        }
+    };
 }
+
+float_element!(f32, "float32", f32, |v| v, |v| v);
+float_element!(f64, "float64", f64, |v| v, |v| v);
+float_element!(half::f16, "float16", f32, half::f16::to_f32, half::f16::from_f32);
+float_element!(half::bf16, "bfloat16", f32, half::bf16::to_f32, half::bf16::from_f32);
+
+macro_rules! int_element {
+    ($t:ty, $name:literal) => {
+        impl MaxElement for $t {
+            const NAME: &'static str = $name;
+            fn lowest() -> Self {
+                <$t>::MIN
+            }
+            fn is_nan(self) -> bool {
+                false
+            }
+        }
+    };
+}
+
+int_element!(u8, "uint8");
+int_element!(i8, "int8");
+int_element!(i32, "int32");
+int_element!(i64, "int64");
 
 /// A borrowed tensor: a contiguous buffer, its logical shape and its layout.
 ///

@@ -1,24 +1,25 @@
-//! Average pooling kernels.
+//! Average pooling kernels: sums in the accumulation type, PyTorch's divisors.
 
 use super::par_blocks;
 use super::window::{Window, Windows};
 use crate::error::Result;
 use crate::tensor::{Blocking, Element};
+use num_traits::Zero;
 
 /// What each window's sum is divided by.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Divisor {
     /// Taps in the input or its padding (`count_include_pad = true`).
     Padded,
-    /// Taps in the input only (`count_include_pad = false`).
+    /// Taps in the input only (`count_include_pad = false`; adaptive and global pooling).
     Valid,
     /// A fixed number (`divisor_override`).
     Fixed(usize),
 }
 
 impl Divisor {
-    fn of<T: Element>(self, window: &Window<'_>) -> T {
-        T::from_count(match self {
+    pub fn of<T: Element>(self, window: &Window<'_>) -> T::Acc {
+        T::count(match self {
             Divisor::Padded => window.padded_count,
             Divisor::Valid => window.cells.len(),
             Divisor::Fixed(n) => n,
@@ -28,44 +29,36 @@ impl Divisor {
 
 /// Forward: the window sum (taps in row-major order) over the divisor; 0 for a window
 /// with no valid tap.
-pub(crate) fn forward<T: Element>(
-    x: &[T],
-    blocking: Blocking,
-    windows: &Windows,
-    divisor: Divisor,
-    out: &mut [T],
-) -> Result<()> {
+pub(crate) fn forward<T: Element>(x: &[T], blocking: Blocking, windows: &Windows, divisor: Divisor, out: &mut [T]) -> Result<()> {
     let lanes = blocking.lanes;
     let in_block = windows.input_volume * lanes;
     par_blocks(out, windows.output_volume * lanes, |b, out| {
         let x = &x[b * in_block..][..in_block];
+        let mut sums = vec![T::Acc::zero(); lanes];
         windows.for_each(|o, window| {
-            let sums = &mut out[o * lanes..][..lanes];
-            sums.fill(T::zero());
+            let out = &mut out[o * lanes..][..lanes];
             if window.cells.is_empty() {
+                out.fill(T::zero());
                 return Ok(());
             }
+            sums.fill(T::Acc::zero());
             for &s in window.cells {
                 for (acc, &v) in sums.iter_mut().zip(&x[s * lanes..][..lanes]) {
-                    *acc = *acc + v;
+                    *acc = *acc + v.to_acc();
                 }
             }
             let d = divisor.of::<T>(window);
-            sums.iter_mut().for_each(|v| *v = *v / d);
+            for (o, &sum) in out.iter_mut().zip(&sums) {
+                *o = T::from_acc(sum / d);
+            }
             Ok(())
         })
     })
 }
 
 /// Backward: every valid tap of a window receives `grad_output / divisor`, in output
-/// order then tap order per block (PyTorch's CPU order).
-pub(crate) fn backward<T: Element>(
-    grad_out: &[T],
-    blocking: Blocking,
-    windows: &Windows,
-    divisor: Divisor,
-    grad_in: &mut [T],
-) -> Result<()> {
+/// order then tap order per block (PyTorch's CPU order). `grad_in` starts zero-filled.
+pub(crate) fn backward<T: Element>(grad_out: &[T], blocking: Blocking, windows: &Windows, divisor: Divisor, grad_in: &mut [T]) -> Result<()> {
     let lanes = blocking.lanes;
     let out_block = windows.output_volume * lanes;
     par_blocks(grad_in, windows.input_volume * lanes, |b, grad_in| {
@@ -76,10 +69,10 @@ pub(crate) fn backward<T: Element>(
             }
             let d = divisor.of::<T>(window);
             for (lane, &gv) in g[o * lanes..][..lanes].iter().enumerate() {
-                let share = gv / d;
+                let share = T::from_acc(gv.to_acc() / d);
                 for &s in window.cells {
                     let cell = &mut grad_in[s * lanes + lane];
-                    *cell = *cell + share;
+                    *cell = cell.add(share);
                 }
             }
             Ok(())

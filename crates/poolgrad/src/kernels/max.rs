@@ -1,14 +1,31 @@
-//! Max pooling kernels: forward with argmax, backward by scattering at the argmax.
+//! Max pooling forward: the maximum of each window and its flat spatial index.
+//!
+//! PyTorch's rule: start at the type's lowest value with the index of the first valid
+//! tap, and take any tap with `v > max || isnan(v)`; so ties go to the first tap and a
+//! NaN to the last NaN. A window with no valid tap gives the lowest value and index -1.
 
-use super::window::Windows;
-use super::{par_blocks, par_blocks2};
-use crate::error::{PoolError, Result};
-use crate::tensor::{Blocking, Element};
+use super::par_blocks2;
+use super::window::{Window, Windows};
+use crate::error::Result;
+use crate::tensor::{Blocking, MaxElement};
 
-/// Forward: the maximum of each window and its flat spatial index (PyTorch's rule:
-/// `v > max || isnan(v)`, so ties go to the first tap and NaN to the last NaN; the index
-/// starts at the first valid tap; a window with no valid tap gives `-inf` and index -1).
-pub(crate) fn forward<T: Element>(
+/// Reduces one window of one lane; `at(s)` reads spatial cell `s`.
+#[inline]
+fn reduce<T: MaxElement>(window: &Window<'_>, at: impl Fn(usize) -> T) -> (T, i64) {
+    let mut best = T::lowest();
+    let mut arg = window.cells.first().map_or(-1, |&s| s as i64);
+    for &s in window.cells {
+        let v = at(s);
+        if v > best || v.is_nan() {
+            best = v;
+            arg = s as i64;
+        }
+    }
+    (best, arg)
+}
+
+/// Forward with the same windows for every plane (regular, adaptive, global).
+pub(crate) fn forward<T: MaxElement>(
     x: &[T],
     blocking: Blocking,
     windows: &Windows,
@@ -20,13 +37,17 @@ pub(crate) fn forward<T: Element>(
     par_blocks2(out, indices, windows.output_volume * lanes, |b, out, indices| {
         let x = &x[b * in_block..][..in_block];
         windows.for_each(|o, window| {
+            if lanes == 1 {
+                (out[o], indices[o]) = reduce(window, |s| x[s]);
+                return Ok(());
+            }
+            // Channels-last: all lanes of a tap are contiguous, so sweep lanes innermost.
             let best = &mut out[o * lanes..][..lanes];
             let arg = &mut indices[o * lanes..][..lanes];
-            best.fill(T::neg_infinity());
+            best.fill(T::lowest());
             arg.fill(window.cells.first().map_or(-1, |&s| s as i64));
             for &s in window.cells {
-                let values = &x[s * lanes..][..lanes];
-                for ((m, i), &v) in best.iter_mut().zip(arg.iter_mut()).zip(values) {
+                for ((m, i), &v) in best.iter_mut().zip(arg.iter_mut()).zip(&x[s * lanes..][..lanes]) {
                     if v > *m || v.is_nan() {
                         *m = v;
                         *i = s as i64;
@@ -38,34 +59,26 @@ pub(crate) fn forward<T: Element>(
     })
 }
 
-/// Backward: `grad_input[index] += grad_output` for every output, in output order per
-/// block (the order of PyTorch's CPU kernel). Index -1 (an empty window) sends nothing.
-pub(crate) fn backward<T: Element>(
-    grad_out: &[T],
-    indices: &[i64],
+/// Forward with windows that differ per plane (fractional max pooling):
+/// `windows_of(block, lane)` gives the windows of that plane.
+pub(crate) fn forward_per_plane<T: MaxElement>(
+    x: &[T],
     blocking: Blocking,
     input_volume: usize,
     output_volume: usize,
-    grad_in: &mut [T],
+    windows_of: impl Fn(usize, usize) -> Result<Windows> + Sync + Send,
+    out: &mut [T],
+    indices: &mut [i64],
 ) -> Result<()> {
     let lanes = blocking.lanes;
-    let out_block = output_volume * lanes;
-    par_blocks(grad_in, input_volume * lanes, |b, grad_in| {
-        let g = &grad_out[b * out_block..][..out_block];
-        let idx = &indices[b * out_block..][..out_block];
-        for (p, (&gv, &i)) in g.iter().zip(idx).enumerate() {
-            if i == -1 {
-                continue;
-            }
-            if i < 0 || i as u64 >= input_volume as u64 {
-                return Err(PoolError::InvalidIndex {
-                    index: i,
-                    position: b * out_block + p,
-                    plane_size: input_volume,
-                });
-            }
-            let cell = &mut grad_in[i as usize * lanes + p % lanes];
-            *cell = *cell + gv;
+    let in_block = input_volume * lanes;
+    par_blocks2(out, indices, output_volume * lanes, |b, out, indices| {
+        let x = &x[b * in_block..][..in_block];
+        for lane in 0..lanes {
+            windows_of(b, lane)?.for_each(|o, window| {
+                (out[o * lanes + lane], indices[o * lanes + lane]) = reduce(window, |s| x[s * lanes + lane]);
+                Ok(())
+            })?;
         }
         Ok(())
     })

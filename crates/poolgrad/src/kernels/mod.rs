@@ -7,6 +7,8 @@
 //! for any thread count.
 
 pub(crate) mod avg;
+pub(crate) mod indexed;
+pub(crate) mod lp;
 pub(crate) mod max;
 pub(crate) mod window;
 

@@ -1,24 +1,78 @@
-//! Enumeration of N-D pooling windows from per-dim geometry.
+//! N-D pooling windows as products of per-dim window lists.
+//!
+//! Every operator's windows — regular (kernel, stride, padding, dilation), adaptive,
+//! global or fractional — are, per spatial dim, a list of valid input coordinates for
+//! each output index. [`AxisWindows`] holds one such list; [`Windows`] combines one per
+//! dim and visits the N-D windows in row-major output order, taps in row-major window
+//! order (PyTorch's scan order).
 
 use crate::error::{PoolError, Result};
-use crate::geometry::AxisGeometry;
+use crate::geometry::{adaptive_window, AxisGeometry};
 use crate::tensor::checked_product;
 
-/// The windows of one spatial dim: for every output index, the flat offsets (coordinate ×
-/// the dim's row-major stride) of its valid taps, and its padded tap count.
+/// The windows along one spatial dim.
 #[derive(Debug, Clone)]
-struct AxisWindows {
-    /// `offsets[bounds[o]..bounds[o + 1]]` are window `o`'s valid taps.
+pub(crate) struct AxisWindows {
+    input: usize,
+    /// `coords[bounds[o]..bounds[o + 1]]` are window `o`'s valid input coordinates.
     bounds: Vec<usize>,
-    offsets: Vec<usize>,
+    coords: Vec<usize>,
+    /// Taps inside the input or its padding (the `count_include_pad` divisor).
     padded_counts: Vec<usize>,
 }
 
-/// All windows of an N-D pooling: the product of the per-dim windows, visited in
-/// row-major output order with taps in row-major window order (PyTorch's scan order).
+impl AxisWindows {
+    /// Regular windows: kernel, stride, padding, dilation, ceil mode.
+    pub fn regular(axis: &AxisGeometry) -> Self {
+        let mut w = AxisWindows::empty(axis.input, axis.output);
+        for o in 0..axis.output {
+            w.coords.extend(axis.valid_taps(o).map(|(_, i)| i));
+            w.bounds.push(w.coords.len());
+            w.padded_counts.push(axis.padded_tap_count(o));
+        }
+        w
+    }
+
+    /// Adaptive windows `[floor(i·I/O), ceil((i+1)·I/O))`; `output = 1` is global pooling.
+    pub fn adaptive(input: usize, output: usize) -> Self {
+        let mut w = AxisWindows::empty(input, output);
+        for o in 0..output {
+            let (start, end) = adaptive_window(o, input, output);
+            w.coords.extend(start..end);
+            w.bounds.push(w.coords.len());
+            w.padded_counts.push(end - start);
+        }
+        w
+    }
+
+    /// Fixed-size windows at the given starts (fractional max pooling).
+    pub fn at_starts(input: usize, kernel: usize, starts: &[usize]) -> Self {
+        let mut w = AxisWindows::empty(input, starts.len());
+        for &s in starts {
+            w.coords.extend(s..(s + kernel).min(input));
+            w.bounds.push(w.coords.len());
+            w.padded_counts.push(kernel);
+        }
+        w
+    }
+
+    fn empty(input: usize, output: usize) -> Self {
+        let mut bounds = Vec::with_capacity(output + 1);
+        bounds.push(0);
+        AxisWindows { input, bounds, coords: Vec::new(), padded_counts: Vec::with_capacity(output) }
+    }
+
+    fn output(&self) -> usize {
+        self.padded_counts.len()
+    }
+}
+
+/// All windows of an N-D pooling of one plane.
 #[derive(Debug, Clone)]
 pub(crate) struct Windows {
     axes: Vec<AxisWindows>,
+    /// Row-major stride of each input dim within the plane.
+    strides: Vec<usize>,
     /// Cells in one input plane.
     pub input_volume: usize,
     /// Cells in one output plane.
@@ -29,37 +83,29 @@ pub(crate) struct Windows {
 pub(crate) struct Window<'a> {
     /// Flat spatial indices of the valid taps, in row-major window order.
     pub cells: &'a [usize],
-    /// Taps inside the input or its padding (not the ceil overhang): the
-    /// `count_include_pad` divisor.
+    /// Taps inside the input or its padding, not the ceil overhang.
     pub padded_count: usize,
 }
 
 impl Windows {
-    pub fn new(axes: &[AxisGeometry]) -> Result<Self> {
+    pub fn new(axes: Vec<AxisWindows>) -> Result<Self> {
         let input_spatial: Vec<usize> = axes.iter().map(|a| a.input).collect();
-        let output_spatial: Vec<usize> = axes.iter().map(|a| a.output).collect();
+        let output_spatial: Vec<usize> = axes.iter().map(AxisWindows::output).collect();
         let input_volume = checked_product(&input_spatial, "input plane size")?;
         let output_volume = checked_product(&output_spatial, "output plane size")?;
-        // Row-major strides of the input plane; cannot overflow since the volume did not.
-        let mut stride = input_volume;
-        let mut tables = Vec::with_capacity(axes.len());
-        for axis in axes {
-            stride /= axis.input;
-            let mut bounds = Vec::with_capacity(axis.output + 1);
-            let mut offsets = Vec::new();
-            let mut padded_counts = Vec::with_capacity(axis.output);
-            bounds.push(0);
-            for o in 0..axis.output {
-                offsets.extend(axis.valid_taps(o).map(|(_, i)| i * stride));
-                bounds.push(offsets.len());
-                padded_counts.push(axis.padded_tap_count(o));
-            }
-            tables.push(AxisWindows { bounds, offsets, padded_counts });
+        let mut strides = vec![1usize; axes.len()];
+        for d in (0..axes.len().saturating_sub(1)).rev() {
+            strides[d] = strides[d + 1] * input_spatial[d + 1];
         }
-        Ok(Windows { axes: tables, input_volume, output_volume })
+        Ok(Windows { axes, strides, input_volume, output_volume })
     }
 
-    /// The largest number of valid taps of any window (bounds scratch sizes).
+    /// The output plane's shape.
+    pub fn output_spatial(&self) -> Vec<usize> {
+        self.axes.iter().map(AxisWindows::output).collect()
+    }
+
+    /// The largest number of valid taps of any window.
     fn max_cells(&self) -> Result<usize> {
         self.axes
             .iter()
@@ -81,12 +127,12 @@ impl Windows {
             cells.clear();
             cells.push(0);
             let mut padded_count = 1usize;
-            for (axis, &o) in self.axes.iter().zip(&index) {
-                let taps = &axis.offsets[axis.bounds[o]..axis.bounds[o + 1]];
+            for ((axis, &o), &stride) in self.axes.iter().zip(&index).zip(&self.strides) {
+                let taps = &axis.coords[axis.bounds[o]..axis.bounds[o + 1]];
                 padded_count = padded_count.saturating_mul(axis.padded_counts[o]);
                 scratch.clear();
                 for &base in &cells {
-                    scratch.extend(taps.iter().map(|&t| base + t));
+                    scratch.extend(taps.iter().map(|&t| base + t * stride));
                 }
                 std::mem::swap(&mut cells, &mut scratch);
             }
@@ -94,7 +140,7 @@ impl Windows {
             // Advance the row-major odometer.
             for d in (0..rank).rev() {
                 index[d] += 1;
-                if index[d] < self.axes[d].padded_counts.len() {
+                if index[d] < self.axes[d].output() {
                     break;
                 }
                 index[d] = 0;

@@ -1,21 +1,22 @@
-//! Average pooling.
+//! Average pooling — regular, adaptive and global.
 
-use super::{zeros, Plan, Pooling};
+use super::{filled, Pooling, WindowSpec};
 use crate::error::{PoolError, Result};
 use crate::geometry::PoolGeometry;
 use crate::kernels;
 use crate::kernels::avg::Divisor;
 use crate::tensor::{Blocking, Element, Shape, Tensor, TensorView};
 
-/// Average pooling (PyTorch `avg_pool{1,2,3}d`, ONNX `AveragePool`), in any number of
-/// spatial dims.
+/// Average pooling (PyTorch `avg_pool{1,2,3}d`, `adaptive_avg_pool{1,2,3}d`, ONNX
+/// `AveragePool`, `GlobalAveragePool`), in any number of spatial dims.
 ///
 /// The divisor of each window follows PyTorch: with `count_include_pad` (the default,
 /// as in PyTorch; ONNX's default is off) it counts the taps inside the input or its
 /// padding, but not the ceil-mode overhang past the end padding; without it, only the
-/// taps inside the input; `divisor_override` replaces both. A window with no input cell
-/// outputs 0. The backward gives each valid tap `grad_output / divisor`; padding gets
-/// nothing. Dilation (ONNX only) counts taps, not the span.
+/// taps inside the input; `divisor_override` replaces both. Adaptive and global windows
+/// divide by the window size. A window with no input cell outputs 0. The backward gives
+/// each valid tap `grad_output / divisor`; padding gets nothing. Dilation (ONNX only)
+/// counts taps, not the span. Sums run in `f32` for the half types.
 ///
 /// ```
 /// use poolgrad::{AvgPool, PoolGeometry, Padding, Layout, Shape, Tensor};
@@ -26,11 +27,12 @@ use crate::tensor::{Blocking, Element, Shape, Tensor, TensorView};
 /// let pool = AvgPool::new(PoolGeometry::new(&[3]).stride(&[1]).padding(Padding::Symmetric(vec![1])))
 ///     .count_include_pad(false);
 /// assert_eq!(pool.forward_values(&x.view()).unwrap().data()[0], 1.5);
+/// assert_eq!(AvgPool::adaptive(&[2]).forward_values(&x.view()).unwrap().data(), &[2.0, 4.0]);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AvgPool {
     /// Where the windows are.
-    pub geometry: PoolGeometry,
+    pub windows: WindowSpec,
     /// Count padding taps in the divisor (PyTorch default `true`).
     pub count_include_pad: bool,
     /// Divide every window sum by this instead (PyTorch `divisor_override`).
@@ -38,9 +40,19 @@ pub struct AvgPool {
 }
 
 impl AvgPool {
-    /// Average pooling with the given geometry and PyTorch's defaults.
+    /// Average pooling over regular windows, with PyTorch's defaults.
     pub fn new(geometry: PoolGeometry) -> Self {
-        AvgPool { geometry, count_include_pad: true, divisor_override: None }
+        AvgPool { windows: WindowSpec::Regular(geometry), count_include_pad: true, divisor_override: None }
+    }
+
+    /// Adaptive average pooling to `output_size` (one value, or one per spatial dim).
+    pub fn adaptive(output_size: &[usize]) -> Self {
+        AvgPool { windows: WindowSpec::Adaptive(output_size.to_vec()), count_include_pad: true, divisor_override: None }
+    }
+
+    /// Global average pooling: the mean of each plane.
+    pub fn global() -> Self {
+        AvgPool { windows: WindowSpec::Global, count_include_pad: true, divisor_override: None }
     }
 
     /// Sets `count_include_pad`.
@@ -70,8 +82,8 @@ impl AvgPool {
     /// Forward pass (the same as [`Pooling::forward`], without importing the trait).
     pub fn forward_values<T: Element>(&self, x: &TensorView<'_, T>) -> Result<Tensor<T>> {
         let divisor = self.divisor()?;
-        let plan = Plan::new(&self.geometry, x.shape())?;
-        let mut out = zeros::<T>(&plan.output)?;
+        let plan = self.windows.plan(x.shape())?;
+        let mut out = filled(&plan.output, T::zero())?;
         kernels::avg::forward(x.data(), Blocking::of(x.shape(), x.layout()), &plan.windows, divisor, &mut out)?;
         Tensor::new(out, plan.output, x.layout())
     }
@@ -79,10 +91,10 @@ impl AvgPool {
     /// Backward pass: needs only the input's shape (average pooling is linear).
     pub fn backward_from_shape<T: Element>(&self, input_shape: &Shape, grad_output: &TensorView<'_, T>) -> Result<Tensor<T>> {
         let divisor = self.divisor()?;
-        let plan = Plan::new(&self.geometry, input_shape)?;
+        let plan = self.windows.plan(input_shape)?;
         let layout = grad_output.layout();
         plan.expect_output("grad_output", grad_output, layout)?;
-        let mut grad_in = zeros::<T>(input_shape)?;
+        let mut grad_in = filled(input_shape, T::zero())?;
         kernels::avg::backward(grad_output.data(), Blocking::of(input_shape, layout), &plan.windows, divisor, &mut grad_in)?;
         Tensor::new(grad_in, input_shape.clone(), layout)
     }
@@ -90,7 +102,7 @@ impl AvgPool {
 
 impl Pooling for AvgPool {
     fn output_shape(&self, input: &Shape) -> Result<Shape> {
-        Ok(Plan::new(&self.geometry, input)?.output)
+        Ok(self.windows.plan(input)?.output)
     }
 
     fn forward<T: Element>(&self, x: &TensorView<'_, T>) -> Result<Tensor<T>> {
@@ -100,5 +112,11 @@ impl Pooling for AvgPool {
     fn backward<T: Element>(&self, x: &TensorView<'_, T>, grad_output: &TensorView<'_, T>) -> Result<Tensor<T>> {
         super::expect_shape("grad_output", grad_output, &self.output_shape(x.shape())?, x.layout())?;
         self.backward_from_shape(x.shape(), grad_output)
+    }
+
+    /// Average pooling is linear: its double backward is itself.
+    fn double_backward<T: Element>(&self, x: &TensorView<'_, T>, grad_grad_input: &TensorView<'_, T>) -> Result<Tensor<T>> {
+        super::expect_shape("grad_grad_input", grad_grad_input, x.shape(), x.layout())?;
+        self.forward_values(grad_grad_input)
     }
 }

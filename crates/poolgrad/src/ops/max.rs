@@ -1,18 +1,21 @@
-//! Max pooling: forward with argmax indices, backward from indices or from the input.
+//! Max pooling — regular, adaptive and global — with argmax indices; backward and
+//! double backward along the indices.
 
-use super::{zeros, Plan, Pooling};
+use super::{filled, Plan, Pooling, WindowSpec};
 use crate::error::{PoolError, Result};
 use crate::geometry::PoolGeometry;
 use crate::kernels;
-use crate::tensor::{Blocking, Element, Layout, Shape, Tensor, TensorView};
+use crate::kernels::indexed::Sides;
+use crate::tensor::{Blocking, Element, Layout, MaxElement, Shape, Tensor, TensorView};
 
-/// Max pooling (PyTorch `max_pool{1,2,3}d`, ONNX `MaxPool`), in any number of spatial dims.
+/// Max pooling (PyTorch `max_pool{1,2,3}d`, `adaptive_max_pool{1,2,3}d`, ONNX `MaxPool`,
+/// `GlobalMaxPool`), in any number of spatial dims.
 ///
 /// Semantics are PyTorch's: padding is never read; the update is `v > max || isnan(v)`, so
 /// ties go to the first maximum in row-major window order and a NaN propagates with the
 /// index of the last NaN. A window with no input cell at all (possible with dilation and
-/// ceil mode, or ONNX pads wider than the kernel) outputs `-inf` with index -1 and sends
-/// no gradient.
+/// ceil mode, or ONNX pads wider than the kernel) outputs the lowest value (`-inf`) with
+/// index -1 and sends no gradient. The forward takes integer inputs too.
 ///
 /// ```
 /// use poolgrad::{MaxPool, PoolGeometry, Layout, Shape, Tensor};
@@ -26,11 +29,14 @@ use crate::tensor::{Blocking, Element, Layout, Shape, Tensor, TensorView};
 /// let gx = pool.backward_with_indices(x.shape(), &g.view(), &y.indices.view()).unwrap();
 /// assert_eq!(gx.data()[5], 1.0);
 /// assert_eq!(gx.data()[4], 0.0);
+/// // Adaptive and global windows use the same reduction.
+/// let global = MaxPool::global().forward_with_indices(&x.view()).unwrap();
+/// assert_eq!((global.output.data(), global.indices.data()), (&[15.0f32][..], &[15i64][..]));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaxPool {
     /// Where the windows are.
-    pub geometry: PoolGeometry,
+    pub windows: WindowSpec,
 }
 
 /// The result of a training forward: values and PyTorch-format argmax indices (flat
@@ -54,22 +60,45 @@ pub enum StorageOrder {
 }
 
 impl MaxPool {
-    /// Max pooling with the given geometry.
+    /// Max pooling over regular windows.
     pub fn new(geometry: PoolGeometry) -> Self {
-        MaxPool { geometry }
+        MaxPool { windows: WindowSpec::Regular(geometry) }
+    }
+
+    /// Adaptive max pooling to `output_size` (one value, or one per spatial dim).
+    pub fn adaptive(output_size: &[usize]) -> Self {
+        MaxPool { windows: WindowSpec::Adaptive(output_size.to_vec()) }
+    }
+
+    /// Global max pooling: one window per plane.
+    pub fn global() -> Self {
+        MaxPool { windows: WindowSpec::Global }
     }
 
     /// Forward pass returning values and argmax indices (what the backward needs).
-    pub fn forward_with_indices<T: Element>(&self, x: &TensorView<'_, T>) -> Result<MaxPoolOutput<T>> {
-        let plan = Plan::new(&self.geometry, x.shape())?;
+    pub fn forward_with_indices<T: MaxElement>(&self, x: &TensorView<'_, T>) -> Result<MaxPoolOutput<T>> {
+        let plan = self.windows.plan(x.shape())?;
         let layout = x.layout();
-        let mut out = zeros::<T>(&plan.output)?;
-        let mut indices = zeros::<i64>(&plan.output)?;
+        let mut out = filled(&plan.output, T::lowest())?;
+        let mut indices = filled(&plan.output, 0i64)?;
         kernels::max::forward(x.data(), Blocking::of(x.shape(), layout), &plan.windows, &mut out, &mut indices)?;
         Ok(MaxPoolOutput {
             output: Tensor::new(out, plan.output.clone(), layout)?,
             indices: Tensor::new(indices, plan.output, layout)?,
         })
+    }
+
+    fn checked_plan<T>(&self, input_shape: &Shape, narrow: &TensorView<'_, T>, indices: &TensorView<'_, i64>) -> Result<(Plan, Sides)> {
+        let plan = self.windows.plan(input_shape)?;
+        let layout = narrow.layout();
+        plan.expect_output("grad_output", narrow, layout)?;
+        plan.expect_output("indices", indices, layout)?;
+        let sides = Sides {
+            blocking: Blocking::of(input_shape, layout),
+            wide: plan.windows.input_volume,
+            narrow: plan.windows.output_volume,
+        };
+        Ok((plan, sides))
     }
 
     /// Backward pass from saved indices: each output's gradient is added to the input
@@ -80,26 +109,36 @@ impl MaxPool {
         grad_output: &TensorView<'_, T>,
         indices: &TensorView<'_, i64>,
     ) -> Result<Tensor<T>> {
-        let plan = Plan::new(&self.geometry, input_shape)?;
-        let layout = grad_output.layout();
-        plan.expect_output("grad_output", grad_output, layout)?;
+        let (_, sides) = self.checked_plan(input_shape, grad_output, indices)?;
+        let mut grad_in = filled(input_shape, T::zero())?;
+        kernels::indexed::scatter(sides, grad_output.data(), indices.data(), &mut grad_in, true)?;
+        Tensor::new(grad_in, input_shape.clone(), grad_output.layout())
+    }
+
+    /// Double backward from saved indices: `grad_grad_output[o] = grad_grad_input[index[o]]`
+    /// (PyTorch's `max_pool_double_backward`).
+    pub fn double_backward_with_indices<T: Element>(
+        &self,
+        grad_grad_input: &TensorView<'_, T>,
+        indices: &TensorView<'_, i64>,
+    ) -> Result<Tensor<T>> {
+        let plan = self.windows.plan(grad_grad_input.shape())?;
+        let layout = grad_grad_input.layout();
         plan.expect_output("indices", indices, layout)?;
-        let mut grad_in = zeros::<T>(input_shape)?;
-        kernels::max::backward(
-            grad_output.data(),
-            indices.data(),
-            Blocking::of(input_shape, layout),
-            plan.windows.input_volume,
-            plan.windows.output_volume,
-            &mut grad_in,
-        )?;
-        Tensor::new(grad_in, input_shape.clone(), layout)
+        let sides = Sides {
+            blocking: Blocking::of(grad_grad_input.shape(), layout),
+            wide: plan.windows.input_volume,
+            narrow: plan.windows.output_volume,
+        };
+        let mut out = filled(&plan.output, T::zero())?;
+        kernels::indexed::gather(sides, grad_grad_input.data(), indices.data(), &mut out)?;
+        Tensor::new(out, plan.output, layout)
     }
 }
 
 impl Pooling for MaxPool {
     fn output_shape(&self, input: &Shape) -> Result<Shape> {
-        Ok(Plan::new(&self.geometry, input)?.output)
+        Ok(self.windows.plan(input)?.output)
     }
 
     fn forward<T: Element>(&self, x: &TensorView<'_, T>) -> Result<Tensor<T>> {
@@ -111,6 +150,12 @@ impl Pooling for MaxPool {
     fn backward<T: Element>(&self, x: &TensorView<'_, T>, grad_output: &TensorView<'_, T>) -> Result<Tensor<T>> {
         let saved = self.forward_with_indices(x)?;
         self.backward_with_indices(x.shape(), grad_output, &saved.indices.view())
+    }
+
+    fn double_backward<T: Element>(&self, x: &TensorView<'_, T>, grad_grad_input: &TensorView<'_, T>) -> Result<Tensor<T>> {
+        super::expect_shape("grad_grad_input", grad_grad_input, x.shape(), x.layout())?;
+        let saved = self.forward_with_indices(x)?;
+        self.double_backward_with_indices(grad_grad_input, &saved.indices.view())
     }
 }
 

@@ -1,18 +1,23 @@
-//! The operators: what each pooling computes, forward and backward.
+//! The operators: what each pooling computes, forward, backward and double backward.
 //!
-//! Every operator is a window geometry ([`PoolGeometry`]) plus a reduction. The
-//! [`Pooling`] trait is what they have in common: forward, and backward from the input
-//! alone, which is all [`gradcheck`](crate::gradcheck) and generic code need.
+//! Every operator is a choice of windows ([`WindowSpec`]: regular, adaptive or global;
+//! fractional windows live with [`FractionalMaxPool`](fractional::FractionalMaxPool))
+//! times a reduction (max, average, LP). The [`Pooling`] trait is what they have in
+//! common: forward, backward from the input alone, and double backward, which is all
+//! [`gradcheck`](crate::gradcheck) and generic code need.
 
 pub mod avg;
+pub mod fractional;
+pub mod lp;
 pub mod max;
+pub mod unpool;
 
 use crate::error::{PoolError, Result};
 use crate::geometry::PoolGeometry;
-use crate::kernels::window::Windows;
+use crate::kernels::window::{AxisWindows, Windows};
 use crate::tensor::{Element, Layout, Shape, Tensor, TensorView};
 
-/// What every pooling operator offers.
+/// What every differentiable pooling operator offers.
 pub trait Pooling {
     /// The output's logical shape for an input of logical shape `input`.
     fn output_shape(&self, input: &Shape) -> Result<Shape>;
@@ -22,6 +27,25 @@ pub trait Pooling {
 
     /// The gradient w.r.t. the input, given the input and the gradient w.r.t. the output.
     fn backward<T: Element>(&self, x: &TensorView<'_, T>, grad_output: &TensorView<'_, T>) -> Result<Tensor<T>>;
+
+    /// Double backward: the gradient of the backward w.r.t. its `grad_output`, given the
+    /// incoming `grad_grad_input` (shaped like the input). This is the forward's
+    /// directional derivative `J · v`: a gather at the argmax for the max ops, the
+    /// operator itself for average pooling (it is linear). The backward's gradient
+    /// w.r.t. the input is zero for max and average pooling (PyTorch's `zeros_like`).
+    fn double_backward<T: Element>(&self, x: &TensorView<'_, T>, grad_grad_input: &TensorView<'_, T>) -> Result<Tensor<T>>;
+}
+
+/// Where an operator's windows come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WindowSpec {
+    /// Kernel, stride, padding, dilation, ceil mode.
+    Regular(PoolGeometry),
+    /// PyTorch's adaptive windows for the given output size per spatial dim (one value
+    /// applies to every dim).
+    Adaptive(Vec<usize>),
+    /// One window over each whole plane; the output keeps every spatial dim with size 1.
+    Global,
 }
 
 /// The resolved plan of one call: output shape and windows.
@@ -30,15 +54,47 @@ pub(crate) struct Plan {
     pub windows: Windows,
 }
 
-impl Plan {
-    pub fn new(geometry: &PoolGeometry, input: &Shape) -> Result<Self> {
-        let axes = geometry.resolve(&input.spatial)?;
-        let output = Shape::new(input.batch, input.channels, &axes.iter().map(|a| a.output).collect::<Vec<_>>());
-        output.numel()?;
+impl WindowSpec {
+    pub(crate) fn plan(&self, input: &Shape) -> Result<Plan> {
         input.numel()?;
-        Ok(Plan { output, windows: Windows::new(&axes)? })
+        let rank = input.spatial.len();
+        let axes: Vec<AxisWindows> = match self {
+            WindowSpec::Regular(g) => g.resolve(&input.spatial)?.iter().map(AxisWindows::regular).collect(),
+            WindowSpec::Adaptive(sizes) => {
+                let sizes = match sizes.len() {
+                    1 => vec![sizes[0]; rank],
+                    n if n == rank => sizes.clone(),
+                    got => return Err(PoolError::RankMismatch { name: "output_size", got, spatial_dims: rank }),
+                };
+                if let Some(d) = sizes.iter().position(|&s| s == 0) {
+                    return Err(PoolError::InvalidParameter {
+                        name: "output_size",
+                        reason: format!("value 0 in spatial dim {d}; every value must be >= 1"),
+                    });
+                }
+                if let Some(d) = input.spatial.iter().position(|&s| s == 0) {
+                    return Err(PoolError::InvalidShape { what: "input", reason: format!("spatial dim {d} has length 0") });
+                }
+                input.spatial.iter().zip(&sizes).map(|(&i, &o)| AxisWindows::adaptive(i, o)).collect()
+            }
+            WindowSpec::Global => {
+                if rank == 0 {
+                    return Err(PoolError::InvalidShape { what: "input", reason: "needs at least one spatial dim".into() });
+                }
+                if let Some(d) = input.spatial.iter().position(|&s| s == 0) {
+                    return Err(PoolError::InvalidShape { what: "input", reason: format!("spatial dim {d} has length 0") });
+                }
+                input.spatial.iter().map(|&i| AxisWindows::adaptive(i, 1)).collect()
+            }
+        };
+        let windows = Windows::new(axes)?;
+        let output = Shape::new(input.batch, input.channels, &windows.output_spatial());
+        output.numel()?;
+        Ok(Plan { output, windows })
     }
+}
 
+impl Plan {
     /// Checks that `t` has this plan's output shape in `layout`.
     pub fn expect_output<T>(&self, what: &'static str, t: &TensorView<'_, T>, layout: Layout) -> Result<()> {
         expect_shape(what, t, &self.output, layout)
@@ -59,7 +115,7 @@ pub(crate) fn expect_shape<T>(what: &'static str, t: &TensorView<'_, T>, shape: 
     Ok(())
 }
 
-/// A zero-filled tensor (the allocation every operator starts from).
-pub(crate) fn zeros<T: Clone + num_traits::Zero>(shape: &Shape) -> Result<Vec<T>> {
-    Ok(vec![T::zero(); shape.numel()?])
+/// A buffer of `shape`'s size filled with `value` (the allocation every operator starts from).
+pub(crate) fn filled<T: Clone>(shape: &Shape, value: T) -> Result<Vec<T>> {
+    Ok(vec![value; shape.numel()?])
 }

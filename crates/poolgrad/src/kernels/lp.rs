@@ -1,0 +1,181 @@
+//! LP pooling kernels (finite, non-zero p), in PyTorch's and ONNX's formulas.
+//!
+//! PyTorch: `y = (K · avg(x^p))^(1/p)` with `x^p` (not `|x|^p`), `K` the kernel volume
+//! and `avg` average pooling without padding (its divisor clipped under ceil mode), each
+//! step rounded to the element type as PyTorch's composite does. ONNX:
+//! `y = (Σ |x|^p)^(1/p)` over the window's valid taps (pads and dilation allowed). Both
+//! define the gradient as 0 where the window's power sum is 0.
+
+use super::avg::{self, Divisor};
+use super::par_blocks;
+use super::window::{Window, Windows};
+use crate::error::Result;
+use crate::tensor::{Blocking, Element};
+use num_traits::{Float, One, Zero};
+
+/// Which formula.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Formula {
+    /// PyTorch's composite, with the kernel volume.
+    Torch { kernel_volume: usize },
+    /// ONNX's plain power sum.
+    Onnx,
+}
+
+/// `v` rounded to `T` and widened back.
+fn round<T: Element>(v: T::Acc) -> T::Acc {
+    T::from_acc(v).to_acc()
+}
+
+fn acc<T: Element>(v: f64) -> T::Acc {
+    <T::Acc as num_traits::NumCast>::from(v).unwrap_or_else(T::Acc::nan)
+}
+
+/// Per-window quantities of PyTorch's composite: `out = avg(x^p)` and `m = K · out`.
+fn torch_window<T: Element>(window: &Window<'_>, p: T::Acc, kernel_volume: T::Acc, at: impl Fn(usize) -> T) -> (T::Acc, T::Acc) {
+    let sum = window.cells.iter().fold(T::Acc::zero(), |s, &c| s + round::<T>(at(c).to_acc().powf(p)));
+    let out = round::<T>(sum / T::count(window.padded_count));
+    (out, round::<T>(out * kernel_volume))
+}
+
+/// Forward.
+pub(crate) fn forward<T: Element>(x: &[T], blocking: Blocking, windows: &Windows, p: f64, formula: Formula, out: &mut [T]) -> Result<()> {
+    let lanes = blocking.lanes;
+    let in_block = windows.input_volume * lanes;
+    let (pa, inv_p) = (acc::<T>(p), acc::<T>(1.0 / p));
+    par_blocks(out, windows.output_volume * lanes, |b, out| {
+        let x = &x[b * in_block..][..in_block];
+        windows.for_each(|o, window| {
+            for lane in 0..lanes {
+                let at = |s: usize| x[s * lanes + lane];
+                out[o * lanes + lane] = T::from_acc(match formula {
+                    Formula::Torch { kernel_volume } => {
+                        torch_window::<T>(window, pa, T::count(kernel_volume), at).1.powf(inv_p)
+                    }
+                    Formula::Onnx => {
+                        window.cells.iter().fold(T::Acc::zero(), |s, &c| s + at(c).to_acc().abs().powf(pa)).powf(inv_p)
+                    }
+                });
+            }
+            Ok(())
+        })
+    })
+}
+
+/// Backward. `grad_in` starts zero-filled.
+pub(crate) fn backward<T: Element>(
+    x: &[T],
+    grad_out: &[T],
+    blocking: Blocking,
+    windows: &Windows,
+    p: f64,
+    formula: Formula,
+    grad_in: &mut [T],
+) -> Result<()> {
+    let lanes = blocking.lanes;
+    let (in_block, out_block) = (windows.input_volume * lanes, windows.output_volume * lanes);
+    let (pa, inv_p) = (acc::<T>(p), acc::<T>(1.0 / p));
+    match formula {
+        Formula::Torch { kernel_volume } => {
+            // Chain rule through the composite: y = m^(1/p), m = K·out, out = avg(a), a = x^p.
+            let k = T::count(kernel_volume);
+            let mut grad_out_avg = vec![T::zero(); grad_out.len()];
+            par_blocks(&mut grad_out_avg, out_block, |b, gavg| {
+                let x = &x[b * in_block..][..in_block];
+                let g = &grad_out[b * out_block..][..out_block];
+                windows.for_each(|o, window| {
+                    for lane in 0..lanes {
+                        let (out, m) = torch_window::<T>(window, pa, k, |s| x[s * lanes + lane]);
+                        let dm = round::<T>(round::<T>(m.powf(inv_p - T::Acc::one())) * inv_p);
+                        let gm = round::<T>(g[o * lanes + lane].to_acc() * dm);
+                        let gout = if out == T::Acc::zero() { T::Acc::zero() } else { round::<T>(gm * k) };
+                        gavg[o * lanes + lane] = T::from_acc(gout);
+                    }
+                    Ok(())
+                })
+            })?;
+            // The average pooling's backward, then a = x^p's: da/dx = p·x^(p−1).
+            avg::backward(&grad_out_avg, blocking, windows, Divisor::Padded, grad_in)?;
+            let pm1 = pa - T::Acc::one();
+            for (gx, &xv) in grad_in.iter_mut().zip(x) {
+                let da = round::<T>(round::<T>(xv.to_acc().powf(pm1)) * pa);
+                *gx = T::from_acc(gx.to_acc() * da);
+            }
+            Ok(())
+        }
+        Formula::Onnx => par_blocks(grad_in, in_block, |b, gx| {
+            let x = &x[b * in_block..][..in_block];
+            let g = &grad_out[b * out_block..][..out_block];
+            windows.for_each(|o, window| {
+                for lane in 0..lanes {
+                    let at = |s: usize| x[s * lanes + lane].to_acc();
+                    let sum = window.cells.iter().fold(T::Acc::zero(), |s, &c| s + at(c).abs().powf(pa));
+                    if sum == T::Acc::zero() {
+                        continue;
+                    }
+                    // dy/dx_i = S^(1/p − 1) · |x_i|^(p−1) · sign(x_i)
+                    let scale = g[o * lanes + lane].to_acc() * sum.powf(inv_p - T::Acc::one());
+                    for &c in window.cells {
+                        let v = at(c);
+                        let cell = &mut gx[c * lanes + lane];
+                        *cell = T::from_acc(cell.to_acc() + scale * v.abs().powf(pa - T::Acc::one()) * v.signum());
+                    }
+                }
+                Ok(())
+            })
+        }),
+    }
+}
+
+/// Double backward, the grad-output part: the directional derivative `J · v` of the
+/// forward along `v` (same shape as the input), in the accumulation type.
+pub(crate) fn jvp<T: Element>(
+    x: &[T],
+    v: &[T],
+    blocking: Blocking,
+    windows: &Windows,
+    p: f64,
+    formula: Formula,
+    out: &mut [T],
+) -> Result<()> {
+    let lanes = blocking.lanes;
+    let in_block = windows.input_volume * lanes;
+    let (pa, inv_p) = (acc::<T>(p), acc::<T>(1.0 / p));
+    par_blocks(out, windows.output_volume * lanes, |b, out| {
+        let x = &x[b * in_block..][..in_block];
+        let v = &v[b * in_block..][..in_block];
+        windows.for_each(|o, window| {
+            for lane in 0..lanes {
+                let at = |s: usize| x[s * lanes + lane].to_acc();
+                let tangent = |s: usize| v[s * lanes + lane].to_acc();
+                let one = T::Acc::one();
+                out[o * lanes + lane] = T::from_acc(match formula {
+                    Formula::Torch { kernel_volume } => {
+                        let k = T::count(kernel_volume);
+                        let count = T::count(window.padded_count);
+                        let sum = window.cells.iter().fold(T::Acc::zero(), |s, &c| s + at(c).powf(pa));
+                        if sum == T::Acc::zero() {
+                            T::Acc::zero()
+                        } else {
+                            let m = k * sum / count;
+                            let dsum = window.cells.iter().fold(T::Acc::zero(), |s, &c| s + pa * at(c).powf(pa - one) * tangent(c));
+                            inv_p * m.powf(inv_p - one) * k * dsum / count
+                        }
+                    }
+                    Formula::Onnx => {
+                        let sum = window.cells.iter().fold(T::Acc::zero(), |s, &c| s + at(c).abs().powf(pa));
+                        if sum == T::Acc::zero() {
+                            T::Acc::zero()
+                        } else {
+                            let dsum = window.cells.iter().fold(T::Acc::zero(), |s, &c| {
+                                s + at(c).abs().powf(pa - one) * at(c).signum() * tangent(c)
+                            });
+                            sum.powf(inv_p - one) * dsum
+                        }
+                    }
+                });
+            }
+            Ok(())
+        })
+    })
+}

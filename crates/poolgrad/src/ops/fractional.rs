@@ -1,0 +1,143 @@
+//! Fractional max pooling (PyTorch's `fractional_max_pool2d/3d`).
+
+use super::max::MaxPoolOutput;
+use super::{expect_shape, filled};
+use crate::error::{PoolError, Result};
+use crate::geometry::fractional_starts;
+use crate::kernels;
+use crate::kernels::indexed::Sides;
+use crate::kernels::window::{AxisWindows, Windows};
+use crate::tensor::{Blocking, Element, Layout, Shape, Tensor, TensorView};
+
+/// Fractional max pooling with pseudo-random overlapping windows (Graham's
+/// "pseudorandom overlapping" variant, as PyTorch implements it), 2-D and 3-D.
+///
+/// The randomness is an explicit input, so results are reproducible and comparable with
+/// PyTorch's `_random_samples`: one sample `u` in [0, 1) per (n, c, dim), given as an
+/// (N, C, k) array in PyTorch's order — for 2-D `[u_w, u_h]`, for 3-D `[u_t, u_h, u_w]`.
+/// Along a dim with input `I`, kernel `K` and output `O`, window `i` starts at
+/// `⌊(i + u)·α⌋ − ⌊u·α⌋`, `α = (I − K)/(O − 1)`, the last one at `I − K`
+/// ([`fractional_starts`]). The max rule is max pooling's (first maximum, NaN last).
+///
+/// ```
+/// use poolgrad::{FractionalMaxPool, Layout, Shape, Tensor};
+/// let x = Tensor::new((0..25).map(|v| v as f32).collect(), Shape::new(1, 1, &[5, 5]), Layout::ChannelsFirst).unwrap();
+/// let pool = FractionalMaxPool::new(&[2, 2], &[3, 3]);
+/// let y = pool.forward_with_indices(&x.view(), &[0.5, 0.5]).unwrap();
+/// assert_eq!(y.output.dims(), vec![1, 1, 3, 3]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FractionalMaxPool {
+    /// Window size per spatial dim (one value applies to every dim).
+    pub kernel_size: Vec<usize>,
+    /// Output size per spatial dim (one value applies to every dim).
+    pub output_size: Vec<usize>,
+}
+
+impl FractionalMaxPool {
+    /// Fractional max pooling with the given kernel and output sizes.
+    pub fn new(kernel_size: &[usize], output_size: &[usize]) -> Self {
+        FractionalMaxPool { kernel_size: kernel_size.to_vec(), output_size: output_size.to_vec() }
+    }
+
+    fn per_dim(name: &'static str, v: &[usize], rank: usize) -> Result<Vec<usize>> {
+        match v.len() {
+            1 => Ok(vec![v[0]; rank]),
+            n if n == rank => Ok(v.to_vec()),
+            got => Err(PoolError::RankMismatch { name, got, spatial_dims: rank }),
+        }
+    }
+
+    /// Checks the request and returns (kernel, output, output shape).
+    fn plan<T>(&self, shape: &Shape, samples: &[T]) -> Result<(Vec<usize>, Vec<usize>, Shape)> {
+        let rank = shape.spatial.len();
+        if rank != 2 && rank != 3 {
+            return Err(PoolError::InvalidShape { what: "input", reason: format!("fractional max pooling is 2-D or 3-D, got {rank} spatial dims") });
+        }
+        let kernel = Self::per_dim("kernel_size", &self.kernel_size, rank)?;
+        let output = Self::per_dim("output_size", &self.output_size, rank)?;
+        let planes = shape.batch.checked_mul(shape.channels).ok_or(PoolError::Overflow { what: "planes" })?;
+        if samples.len() != planes * rank {
+            return Err(PoolError::DataLength { what: "random_samples", shape: vec![shape.batch, shape.channels, rank], expected: planes * rank, got: samples.len() });
+        }
+        let out_shape = Shape::new(shape.batch, shape.channels, &output);
+        out_shape.numel()?;
+        Ok((kernel, output, out_shape))
+    }
+
+    /// The windows of plane (n, c), from its samples.
+    fn windows<T: Element>(shape: &Shape, kernel: &[usize], output: &[usize], samples: &[T]) -> Result<Windows> {
+        let rank = shape.spatial.len();
+        let axes = (0..rank)
+            .map(|d| {
+                // PyTorch's sample order: 2-D (w, h); 3-D (t, h, w).
+                let u = if rank == 2 { samples[rank - 1 - d] } else { samples[d] };
+                let starts = fractional_starts(shape.spatial[d], output[d], kernel[d], u)?;
+                Ok(AxisWindows::at_starts(shape.spatial[d], kernel[d], &starts))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Windows::new(axes)
+    }
+
+    /// Forward pass: values and PyTorch-format indices. `samples` is the (N, C, k) array
+    /// of samples in [0, 1), row-major.
+    pub fn forward_with_indices<T: Element>(&self, x: &TensorView<'_, T>, samples: &[T]) -> Result<MaxPoolOutput<T>> {
+        let shape = x.shape();
+        let (kernel, output, out_shape) = self.plan(shape, samples)?;
+        if let Some(bad) = samples.iter().find(|u| !(u.to_acc() >= num_traits::Zero::zero() && u.to_acc() < num_traits::One::one())) {
+            return Err(PoolError::InvalidParameter { name: "random_samples", reason: format!("{bad:?} is not in [0, 1)") });
+        }
+        let layout = x.layout();
+        let blocking = Blocking::of(shape, layout);
+        let rank = shape.spatial.len();
+        let plane_of = |block: usize, lane: usize| match layout {
+            Layout::ChannelsFirst => block,
+            Layout::ChannelsLast => block * shape.channels + lane,
+        };
+        let mut out = filled(&out_shape, T::lowest())?;
+        let mut indices = filled(&out_shape, 0i64)?;
+        let (in_volume, out_volume) = (shape.spatial_volume()?, out_shape.spatial_volume()?);
+        kernels::max::forward_per_plane(
+            x.data(),
+            blocking,
+            in_volume,
+            out_volume,
+            |b, lane| {
+                let p = plane_of(b, lane);
+                Self::windows(shape, &kernel, &output, &samples[p * rank..][..rank])
+            },
+            &mut out,
+            &mut indices,
+        )?;
+        Ok(MaxPoolOutput { output: Tensor::new(out, out_shape.clone(), layout)?, indices: Tensor::new(indices, out_shape, layout)? })
+    }
+
+    fn sides(&self, input_shape: &Shape, layout: Layout) -> Result<(Sides, Shape)> {
+        let rank = input_shape.spatial.len();
+        let output = Self::per_dim("output_size", &self.output_size, rank)?;
+        let out_shape = Shape::new(input_shape.batch, input_shape.channels, &output);
+        let sides = Sides { blocking: Blocking::of(input_shape, layout), wide: input_shape.spatial_volume()?, narrow: out_shape.spatial_volume()? };
+        Ok((sides, out_shape))
+    }
+
+    /// Backward from saved indices (scatter-add, as max pooling).
+    pub fn backward_with_indices<T: Element>(&self, input_shape: &Shape, grad_output: &TensorView<'_, T>, indices: &TensorView<'_, i64>) -> Result<Tensor<T>> {
+        let layout = grad_output.layout();
+        let (sides, out_shape) = self.sides(input_shape, layout)?;
+        expect_shape("grad_output", grad_output, &out_shape, layout)?;
+        expect_shape("indices", indices, &out_shape, layout)?;
+        let mut grad_in = filled(input_shape, T::zero())?;
+        kernels::indexed::scatter(sides, grad_output.data(), indices.data(), &mut grad_in, true)?;
+        Tensor::new(grad_in, input_shape.clone(), layout)
+    }
+
+    /// Double backward from saved indices: gather of the grad-grad at the argmax.
+    pub fn double_backward_with_indices<T: Element>(&self, grad_grad_input: &TensorView<'_, T>, indices: &TensorView<'_, i64>) -> Result<Tensor<T>> {
+        let layout = grad_grad_input.layout();
+        let (sides, out_shape) = self.sides(grad_grad_input.shape(), layout)?;
+        expect_shape("indices", indices, &out_shape, layout)?;
+        let mut out = filled(&out_shape, T::zero())?;
+        kernels::indexed::gather(sides, grad_grad_input.data(), indices.data(), &mut out)?;
+        Tensor::new(out, out_shape, layout)
+    }
+}

@@ -1,0 +1,191 @@
+//! LP (power-average) pooling.
+
+use super::max::MaxPool;
+use super::{filled, Pooling, WindowSpec};
+use crate::error::{PoolError, Result};
+use crate::geometry::{Padding, PoolGeometry};
+use crate::kernels;
+use crate::kernels::lp::Formula;
+use crate::tensor::{Blocking, Element, Shape, Tensor, TensorView};
+use num_traits::{Float, Zero};
+
+/// Which definition of LP pooling applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LpFormula {
+    /// PyTorch's where PyTorch accepts the geometry (no padding, no dilation), ONNX's
+    /// otherwise.
+    #[default]
+    Auto,
+    /// PyTorch's `lp_pool{1,2,3}d`: `y = (K · avg_pool(x^p))^(1/p)` with `x^p` (not
+    /// `|x|^p`: negative inputs with fractional `p` give NaN, as in PyTorch), `K` the
+    /// kernel volume; under ceil mode the overhanging window's average is scaled by the
+    /// full `K` (PyTorch's result). `p = ∞` is `max(|x|)`, `p = −∞` is `min(|x|)`.
+    PyTorch,
+    /// ONNX `LpPool`: `y = (Σ |x|^p)^(1/p)` over the window's valid taps, with pads and
+    /// dilation.
+    Onnx,
+}
+
+/// LP pooling: the p-norm of each window.
+///
+/// The gradient where a window's power sum is zero is defined as zero (as PyTorch's
+/// `sign(out)·relu(|out|)` composite makes it, and as ONNX leaves open).
+///
+/// ```
+/// use poolgrad::{LpPool, PoolGeometry, Pooling, Layout, Shape, Tensor};
+/// let x = Tensor::new(vec![3.0f64, 4.0, 1.0, 1.0], Shape::new(1, 1, &[4]), Layout::ChannelsFirst).unwrap();
+/// let y = LpPool::new(PoolGeometry::new(&[2]), 2.0).forward(&x.view()).unwrap();
+/// assert_eq!(y.data(), &[5.0, 2f64.sqrt()]);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct LpPool {
+    /// Where the windows are.
+    pub geometry: PoolGeometry,
+    /// The power `p` (PyTorch `norm_type`, ONNX `p`).
+    pub norm_type: f64,
+    /// Which definition applies.
+    pub formula: LpFormula,
+}
+
+/// What one call computes, once the formula is resolved.
+enum Resolved {
+    Finite(Formula),
+    /// `p = ±∞`: max pooling of `±|x|`, negated back for `−∞`.
+    Infinite { negative: bool },
+}
+
+impl LpPool {
+    /// LP pooling with power `norm_type` and [`LpFormula::Auto`].
+    pub fn new(geometry: PoolGeometry, norm_type: f64) -> Self {
+        LpPool { geometry, norm_type, formula: LpFormula::Auto }
+    }
+
+    /// Chooses the formula.
+    pub fn formula(mut self, formula: LpFormula) -> Self {
+        self.formula = formula;
+        self
+    }
+
+    fn pytorch_accepts(&self) -> bool {
+        let no_padding = match &self.geometry.padding {
+            Padding::None | Padding::Valid => true,
+            Padding::Symmetric(p) => p.iter().all(|&v| v == 0),
+            Padding::Explicit { begin, end } => begin.iter().chain(end).all(|&v| v == 0),
+            Padding::SameUpper | Padding::SameLower => false,
+        };
+        no_padding && self.geometry.dilation.iter().all(|&d| d == 1)
+    }
+
+    fn resolve(&self) -> Result<Resolved> {
+        let p = self.norm_type;
+        if p == 0.0 || p.is_nan() {
+            return Err(PoolError::InvalidParameter { name: "norm_type", reason: format!("{p} is not a usable power (non-zero, not NaN)") });
+        }
+        let torch = match self.formula {
+            LpFormula::Auto => self.pytorch_accepts(),
+            LpFormula::PyTorch if !self.pytorch_accepts() => {
+                return Err(PoolError::InvalidParameter {
+                    name: "formula",
+                    reason: "PyTorch's LP pooling takes no padding and no dilation; use LpFormula::Onnx".into(),
+                })
+            }
+            LpFormula::PyTorch => true,
+            LpFormula::Onnx => false,
+        };
+        if p.is_infinite() {
+            if !torch {
+                return Err(PoolError::InvalidParameter { name: "norm_type", reason: "p = ±inf is PyTorch's (no padding, no dilation)".into() });
+            }
+            return Ok(Resolved::Infinite { negative: p < 0.0 });
+        }
+        Ok(Resolved::Finite(if torch {
+            Formula::Torch { kernel_volume: self.geometry.kernel_size.iter().product() }
+        } else {
+            Formula::Onnx
+        }))
+    }
+
+    /// `±|x|` and the max pooling that reduces it (for `p = ±∞`).
+    fn infinite<T: Element>(&self, x: &TensorView<'_, T>, negative: bool) -> Result<(Tensor<T>, MaxPool)> {
+        let magnitude: Vec<T> = x
+            .data()
+            .iter()
+            .map(|&v| {
+                let a = v.to_acc().abs();
+                T::from_acc(if negative { -a } else { a })
+            })
+            .collect();
+        Ok((Tensor::new(magnitude, x.shape().clone(), x.layout())?, MaxPool::new(self.geometry.clone())))
+    }
+}
+
+fn sign<T: Element>(v: T) -> T::Acc {
+    let a = v.to_acc();
+    if a.is_zero() { a } else { a.signum() }
+}
+
+impl Pooling for LpPool {
+    fn output_shape(&self, input: &Shape) -> Result<Shape> {
+        Ok(WindowSpec::Regular(self.geometry.clone()).plan(input)?.output)
+    }
+
+    fn forward<T: Element>(&self, x: &TensorView<'_, T>) -> Result<Tensor<T>> {
+        match self.resolve()? {
+            Resolved::Finite(formula) => {
+                let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
+                let mut out = filled(&plan.output, T::zero())?;
+                kernels::lp::forward(x.data(), Blocking::of(x.shape(), x.layout()), &plan.windows, self.norm_type, formula, &mut out)?;
+                Tensor::new(out, plan.output, x.layout())
+            }
+            Resolved::Infinite { negative } => {
+                let (m, pool) = self.infinite(x, negative)?;
+                let y = pool.forward_with_indices(&m.view())?.output;
+                let data = y.data().iter().map(|&v| if negative { T::from_acc(-v.to_acc()) } else { v }).collect();
+                Tensor::new(data, y.shape().clone(), y.layout())
+            }
+        }
+    }
+
+    fn backward<T: Element>(&self, x: &TensorView<'_, T>, grad_output: &TensorView<'_, T>) -> Result<Tensor<T>> {
+        let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
+        plan.expect_output("grad_output", grad_output, x.layout())?;
+        match self.resolve()? {
+            Resolved::Finite(formula) => {
+                let mut grad_in = filled(x.shape(), T::zero())?;
+                let blocking = Blocking::of(x.shape(), x.layout());
+                kernels::lp::backward(x.data(), grad_output.data(), blocking, &plan.windows, self.norm_type, formula, &mut grad_in)?;
+                Tensor::new(grad_in, x.shape().clone(), x.layout())
+            }
+            Resolved::Infinite { negative } => {
+                // y = ±max(±|x|): the gradient reaches the arg-extremum times sign(x).
+                let (m, pool) = self.infinite(x, negative)?;
+                let saved = pool.forward_with_indices(&m.view())?;
+                let g = pool.backward_with_indices(x.shape(), grad_output, &saved.indices.view())?;
+                let data = g.data().iter().zip(x.data()).map(|(&g, &v)| T::from_acc(g.to_acc() * sign(v))).collect();
+                Tensor::new(data, x.shape().clone(), x.layout())
+            }
+        }
+    }
+
+    /// The directional derivative `J · v`. The backward's own gradient w.r.t. the input
+    /// (non-zero for finite `p`) is not provided yet.
+    fn double_backward<T: Element>(&self, x: &TensorView<'_, T>, grad_grad_input: &TensorView<'_, T>) -> Result<Tensor<T>> {
+        super::expect_shape("grad_grad_input", grad_grad_input, x.shape(), x.layout())?;
+        let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
+        match self.resolve()? {
+            Resolved::Finite(formula) => {
+                let mut out = filled(&plan.output, T::zero())?;
+                let blocking = Blocking::of(x.shape(), x.layout());
+                kernels::lp::jvp(x.data(), grad_grad_input.data(), blocking, &plan.windows, self.norm_type, formula, &mut out)?;
+                Tensor::new(out, plan.output, x.layout())
+            }
+            Resolved::Infinite { negative } => {
+                let (m, pool) = self.infinite(x, negative)?;
+                let saved = pool.forward_with_indices(&m.view())?;
+                let signed: Vec<T> = grad_grad_input.data().iter().zip(x.data()).map(|(&g, &v)| T::from_acc(g.to_acc() * sign(v))).collect();
+                let signed = Tensor::new(signed, x.shape().clone(), x.layout())?;
+                pool.double_backward_with_indices(&signed.view(), &saved.indices.view())
+            }
+        }
+    }
+}

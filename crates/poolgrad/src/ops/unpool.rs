@@ -1,0 +1,174 @@
+//! Max unpooling (PyTorch `max_unpool{1,2,3}d`, ONNX `MaxUnpool`).
+
+use super::{expect_shape, filled};
+use crate::error::{PoolError, Result};
+use crate::kernels;
+use crate::kernels::indexed::Sides;
+use crate::tensor::{Blocking, Element, Layout, Shape, Tensor, TensorView};
+
+/// Max unpooling: puts each input value at the position its index names in a
+/// zero-filled output, the partial inverse of max pooling.
+///
+/// Indices are PyTorch's (flat spatial index within each (n, c) plane of the output);
+/// [`MaxUnpool::forward_onnx`] takes ONNX's whole-tensor indices. The default output
+/// size per dim is `(I − 1)·S + K − pad_begin − pad_end`. Where several inputs name the
+/// same cell, the last in input order wins (deterministically; PyTorch leaves this
+/// undefined). The backward gathers the output gradient at the indices; the double
+/// backward is unpooling again (the operator is linear).
+///
+/// ```
+/// use poolgrad::{MaxUnpool, Layout, Shape, Tensor};
+/// let x = Tensor::new(vec![1.0f32, 2.0], Shape::new(1, 1, &[2]), Layout::ChannelsFirst).unwrap();
+/// let i = Tensor::new(vec![1i64, 2], Shape::new(1, 1, &[2]), Layout::ChannelsFirst).unwrap();
+/// let y = MaxUnpool::new(&[2]).forward(&x.view(), &i.view(), None).unwrap();
+/// assert_eq!(y.data(), &[0.0, 1.0, 2.0, 0.0]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaxUnpool {
+    /// The pooling's kernel size per spatial dim.
+    pub kernel_size: Vec<usize>,
+    /// The pooling's stride (`None`: the kernel).
+    pub stride: Option<Vec<usize>>,
+    /// Padding at the begin of each dim (PyTorch's symmetric `padding` sets both).
+    pub pad_begin: Vec<usize>,
+    /// Padding at the end of each dim.
+    pub pad_end: Vec<usize>,
+}
+
+fn per_dim(name: &'static str, v: &[usize], rank: usize) -> Result<Vec<usize>> {
+    match v.len() {
+        1 => Ok(vec![v[0]; rank]),
+        n if n == rank => Ok(v.to_vec()),
+        got => Err(PoolError::RankMismatch { name, got, spatial_dims: rank }),
+    }
+}
+
+impl MaxUnpool {
+    /// Unpooling for a pooling with this kernel, stride = kernel, no padding.
+    pub fn new(kernel_size: &[usize]) -> Self {
+        MaxUnpool { kernel_size: kernel_size.to_vec(), stride: None, pad_begin: vec![0], pad_end: vec![0] }
+    }
+
+    /// Sets the stride.
+    pub fn stride(mut self, stride: &[usize]) -> Self {
+        self.stride = Some(stride.to_vec());
+        self
+    }
+
+    /// Sets symmetric padding (PyTorch `padding`).
+    pub fn padding(mut self, padding: &[usize]) -> Self {
+        self.pad_begin = padding.to_vec();
+        self.pad_end = padding.to_vec();
+        self
+    }
+
+    /// Sets ONNX's begin and end pads.
+    pub fn pads(mut self, begin: &[usize], end: &[usize]) -> Self {
+        self.pad_begin = begin.to_vec();
+        self.pad_end = end.to_vec();
+        self
+    }
+
+    /// The default output spatial size for an input spatial size.
+    pub fn default_output(&self, input_spatial: &[usize]) -> Result<Vec<usize>> {
+        let rank = input_spatial.len();
+        let kernel = per_dim("kernel_size", &self.kernel_size, rank)?;
+        let stride = per_dim("stride", self.stride.as_deref().unwrap_or(&kernel), rank)?;
+        let (pb, pe) = (per_dim("pads", &self.pad_begin, rank)?, per_dim("pads", &self.pad_end, rank)?);
+        (0..rank)
+            .map(|d| {
+                if kernel[d] == 0 || stride[d] == 0 || input_spatial[d] == 0 {
+                    return Err(PoolError::InvalidParameter { name: "kernel_size", reason: format!("kernel, stride and input must be >= 1 (dim {d})") });
+                }
+                let full = (input_spatial[d] as u128 - 1) * stride[d] as u128 + kernel[d] as u128;
+                let pads = pb[d] as u128 + pe[d] as u128;
+                if full <= pads || full - pads > usize::MAX as u128 {
+                    return Err(PoolError::InvalidParameter { name: "output_size", reason: format!("default output size {full} - {pads} in dim {d} is not a positive size") });
+                }
+                Ok((full - pads) as usize)
+            })
+            .collect()
+    }
+
+    /// Forward with PyTorch-format indices; `output_spatial` overrides the default size
+    /// (PyTorch requires `default − stride < size < default + stride`; any size that holds
+    /// every index is accepted here).
+    pub fn forward<T: Element>(&self, x: &TensorView<'_, T>, indices: &TensorView<'_, i64>, output_spatial: Option<&[usize]>) -> Result<Tensor<T>> {
+        let shape = x.shape();
+        expect_shape("indices", indices, shape, x.layout())?;
+        let spatial = match output_spatial {
+            Some(s) if s.len() == shape.spatial.len() => s.to_vec(),
+            Some(s) => return Err(PoolError::RankMismatch { name: "output_size", got: s.len(), spatial_dims: shape.spatial.len() }),
+            None => self.default_output(&shape.spatial)?,
+        };
+        let out_shape = Shape::new(shape.batch, shape.channels, &spatial);
+        let sides = Sides { blocking: Blocking::of(shape, x.layout()), wide: out_shape.spatial_volume()?, narrow: shape.spatial_volume()? };
+        let mut out = filled(&out_shape, T::zero())?;
+        kernels::indexed::scatter(sides, x.data(), indices.data(), &mut out, false)?;
+        Tensor::new(out, out_shape, x.layout())
+    }
+
+    /// Forward with ONNX `MaxUnpool` semantics: `indices` are flat over the whole
+    /// (N, C, d...) tensor of the default (inferred) output; with `output_shape` (full
+    /// dims, N and C included), that result is placed at the origin of the larger output.
+    /// Channels-first only, as ONNX.
+    pub fn forward_onnx<T: Element>(&self, x: &TensorView<'_, T>, indices: &TensorView<'_, i64>, output_shape: Option<&[usize]>) -> Result<Tensor<T>> {
+        if x.layout() != Layout::ChannelsFirst {
+            return Err(PoolError::InvalidParameter { name: "layout", reason: "ONNX MaxUnpool is channels-first".into() });
+        }
+        let shape = x.shape();
+        let inferred = self.default_output(&shape.spatial)?;
+        let plane = Shape::new(1, 1, &inferred).numel()?;
+        let target = match output_shape {
+            None => inferred.clone(),
+            Some(dims) => {
+                let s = Shape::from_dims(dims, Layout::ChannelsFirst)?;
+                if s.batch != shape.batch || s.channels != shape.channels || s.spatial.len() != inferred.len() || s.spatial.iter().zip(&inferred).any(|(a, b)| a < b) {
+                    return Err(PoolError::ShapeMismatch { what: "output_shape", expected: Shape::new(shape.batch, shape.channels, &inferred).dims(Layout::ChannelsFirst), got: dims.to_vec() });
+                }
+                s.spatial
+            }
+        };
+        let out_plane = shape.spatial_volume()?;
+        // Whole-tensor index → (plane, spatial coordinates in the inferred shape) →
+        // per-plane index in the target shape.
+        let converted = indices
+            .data()
+            .iter()
+            .enumerate()
+            .map(|(p, &i)| {
+                let expected_plane = p / out_plane;
+                let (lo, hi) = ((expected_plane * plane) as i64, ((expected_plane + 1) * plane) as i64);
+                if i < lo || i >= hi {
+                    return Err(PoolError::InvalidIndex { index: i, position: p, plane_size: plane });
+                }
+                let mut flat = (i - lo) as usize;
+                let mut index = 0usize;
+                let mut scale = 1usize;
+                for d in (0..inferred.len()).rev() {
+                    index += (flat % inferred[d]) * scale;
+                    flat /= inferred[d];
+                    scale *= target[d];
+                }
+                Ok(index as i64)
+            })
+            .collect::<Result<Vec<i64>>>()?;
+        let converted = Tensor::new(converted, shape.clone(), Layout::ChannelsFirst)?;
+        self.forward(x, &converted.view(), Some(&target))
+    }
+
+    /// Backward: the output gradient gathered at the indices (shaped like the input).
+    pub fn backward<T: Element>(&self, grad_output: &TensorView<'_, T>, indices: &TensorView<'_, i64>) -> Result<Tensor<T>> {
+        let (gs, is) = (grad_output.shape(), indices.shape());
+        if gs.batch != is.batch || gs.channels != is.channels || gs.spatial.len() != is.spatial.len() {
+            return Err(PoolError::ShapeMismatch { what: "grad_output", expected: is.dims(indices.layout()), got: gs.dims(grad_output.layout()) });
+        }
+        if grad_output.layout() != indices.layout() {
+            return Err(PoolError::InvalidParameter { name: "layout", reason: "grad_output and indices differ in layout".into() });
+        }
+        let sides = Sides { blocking: Blocking::of(is, indices.layout()), wide: gs.spatial_volume()?, narrow: is.spatial_volume()? };
+        let mut out = filled(is, T::zero())?;
+        kernels::indexed::gather(sides, grad_output.data(), indices.data(), &mut out)?;
+        Tensor::new(out, is.clone(), indices.layout())
+    }
+}
