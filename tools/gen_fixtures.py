@@ -3,7 +3,8 @@
 
 Usage (needs torch and numpy; CI never runs this, it reads the committed output):
 
-    python3 tools/gen_fixtures.py            # writes crates/poolgrad/tests/fixtures/torch_pooling.json
+    python3 tools/gen_fixtures.py   # writes crates/poolgrad/tests/fixtures/torch_pooling.json (max, avg)
+                                    # and torch_family.json (adaptive, LP, unpool, fractional, halves)
 
 Each case records the configuration, the input (in poolgrad's physical layout: ncx is
 (N, C, d...), nxc is (N, d..., C)), PyTorch's output, argmax indices (max) and the input
@@ -165,5 +166,149 @@ def main():
     print(f"wrote {len(cases)} cases to {os.path.relpath(OUT)} ({os.path.getsize(OUT)} bytes), torch {torch.__version__}")
 
 
+
+
+# --------------------------------------------------------------------------------------
+# The rest of the family: adaptive, global, LP, max unpool, fractional max, double
+# backward, half precision. Written to torch_family.json.
+
+FAMILY_OUT = os.path.join(os.path.dirname(OUT), "torch_family.json")
+
+
+def tensor_list(t, layout, dtype):
+    return [fmt(v, dtype) for v in to_physical(t.detach(), layout).contiguous().reshape(-1).double().tolist()]
+
+
+def memory_format(x, layout):
+    k = x.dim() - 2
+    if layout == "nxc" and k == 2:
+        return x.contiguous(memory_format=torch.channels_last)
+    if layout == "nxc" and k == 3:
+        return x.contiguous(memory_format=torch.channels_last_3d)
+    return x
+
+
+def family_case(name, op, spatial, layout, dtype, rng, fn, extra, positive=False, double=True):
+    """Runs fn(x) -> (y, indices or None); records forward, backward and double backward."""
+    tdtype = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
+    x64 = rng.standard_normal((BATCH, CHANNELS) + spatial)
+    if positive:
+        x64 = np.abs(x64) + 0.1
+    x = memory_format(torch.from_numpy(x64).to(tdtype), layout).requires_grad_(True)
+    y, idx = fn(x)
+    g = torch.from_numpy(rng.standard_normal(tuple(y.shape))).to(tdtype)
+    case = {"name": f"{name}_{layout}_{dtype}", "op": op, "layout": layout, "dtype": dtype}
+    case.update(extra)
+    if double:
+        (gx,) = torch.autograd.grad(y, x, g, create_graph=True)
+        ggx = torch.from_numpy(rng.standard_normal(tuple(x.shape))).to(tdtype)
+        gg = g.clone().requires_grad_(True)
+        (gx2,) = torch.autograd.grad(y, x, gg, create_graph=True)
+        (ggy,) = torch.autograd.grad(gx2, gg, ggx)
+        case["grad_grad_input"] = tensor_list(ggx, layout, dtype)
+        case["grad_grad_output"] = tensor_list(ggy, layout, dtype)
+    else:
+        (gx,) = torch.autograd.grad(y, x, g)
+    case["x_shape"] = list(to_physical(x.detach(), layout).shape)
+    case["y_shape"] = list(to_physical(y.detach(), layout).shape)
+    case["x"] = tensor_list(x, layout, dtype)
+    case["y"] = tensor_list(y, layout, dtype)
+    if idx is not None:
+        case["indices"] = to_physical(idx, layout).contiguous().reshape(-1).tolist()
+    case["grad_output"] = tensor_list(g, layout, dtype)
+    case["grad_input"] = tensor_list(gx, layout, dtype)
+    return case
+
+
+def family(rng):
+    cases = []
+    both = [("ncx", "float32"), ("nxc", "float32"), ("ncx", "float64"), ("nxc", "float64")]
+    adaptive = [
+        ((11,), (4,)), ((7, 9), (3, 4)), ((5, 4), (7, 6)), ((6, 5), (1, 1)), ((5, 6, 7), (2, 4, 3)),
+    ]
+    for spatial, out in adaptive:
+        k = len(spatial)
+        mx = {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d}[k]
+        av = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}[k]
+        tag = "x".join(map(str, spatial)) + "_to_" + "x".join(map(str, out))
+        for layout, dtype in both:
+            cases.append(family_case(f"adaptive_max_{tag}", "adaptive_max", spatial, layout, dtype, rng,
+                                     lambda x: mx(x, out, return_indices=True), {"output_size": list(out)}))
+            cases.append(family_case(f"adaptive_avg_{tag}", "adaptive_avg", spatial, layout, dtype, rng,
+                                     lambda x: (av(x, out), None), {"output_size": list(out)}))
+    # LP: PyTorch's formula, p in {1, 2, 3, 1.5, inf}; 1-D, 2-D, 3-D; ceil mode.
+    lp = [
+        ("lp1d_k3s2", (11,), (3,), (2,), False), ("lp2d_k2s2", (6, 6), (2, 2), (2, 2), False),
+        ("lp2d_k3s2_ceil", (8, 7), (3, 3), (2, 2), True), ("lp3d_k2s1", (4, 5, 4), (2, 2, 2), (1, 1, 1), False),
+    ]
+    for name, spatial, kernel, stride, ceil in lp:
+        k = len(spatial)
+        fn = {1: F.lp_pool1d, 2: F.lp_pool2d, 3: F.lp_pool3d}[k]
+        for p in (1.0, 2.0, 3.0, 1.5, float("inf")):
+            kk = kernel[0] if k == 1 else kernel
+            ss = stride[0] if k == 1 else stride
+            for layout, dtype in both[:1] + both[2:3]:
+                cases.append(family_case(f"{name}_p{p}", "lp", spatial, layout, dtype, rng,
+                                         lambda x: (fn(x, p, kk, ss, ceil_mode=ceil), None),
+                                         {"norm_type": "inf" if p == float("inf") else p, "kernel": list(kernel),
+                                          "stride": list(stride), "ceil_mode": ceil},
+                                         positive=(p == 1.5)))
+    # Max unpool of a max pool's indices, with default and explicit output sizes.
+    unpool = [
+        ("unpool1d_k2s2", (8,), (2,), (2,), (0,), None), ("unpool2d_k2s2", (6, 6), (2, 2), (2, 2), (0, 0), None),
+        ("unpool2d_k3s2p1_size", (7, 7), (3, 3), (2, 2), (1, 1), (7, 7)), ("unpool3d_k2s2", (4, 4, 6), (2, 2, 2), (2, 2, 2), (0, 0, 0), None),
+    ]
+    for name, spatial, kernel, stride, padding, size in unpool:
+        k = len(spatial)
+        mp = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[k]
+        mu = {1: F.max_unpool1d, 2: F.max_unpool2d, 3: F.max_unpool3d}[k]
+        for layout, dtype in both[:1] + both[2:3]:
+            x0 = torch.from_numpy(rng.standard_normal((BATCH, CHANNELS) + spatial)).to(torch.float32 if dtype == "float32" else torch.float64)
+            pooled, idx = mp(x0, kernel, stride, padding, return_indices=True)
+            def fn(x, idx=idx, kernel=kernel, stride=stride, padding=padding, size=size, mu=mu):
+                return mu(x, idx, kernel, stride, padding, output_size=size), None
+            case = family_case(name, "unpool", tuple(pooled.shape[2:]), layout, dtype, rng, fn,
+                               {"kernel": list(kernel), "stride": list(stride), "padding": list(padding),
+                                "output_size": list(size) if size else None})
+            case["unpool_indices"] = idx.reshape(-1).tolist()
+            cases.append(case)
+    # Fractional max pooling with explicit samples.
+    frac = [("frac2d", (9, 8), (2, 2), (5, 4)), ("frac2d_k3", (10, 10), (3, 3), (4, 6)), ("frac3d", (7, 6, 8), (2, 2, 3), (4, 3, 5))]
+    for name, spatial, kernel, out in frac:
+        k = len(spatial)
+        fn = {2: F.fractional_max_pool2d, 3: F.fractional_max_pool3d}[k]
+        for layout, dtype in both:
+            tdtype = torch.float32 if dtype == "float32" else torch.float64
+            samples = torch.from_numpy(rng.uniform(0, 1, (BATCH, CHANNELS, k))).to(tdtype)
+            case = family_case(name, "fractional_max", spatial, layout, dtype, rng,
+                               lambda x: fn(x, kernel, output_size=out, return_indices=True, _random_samples=samples),
+                               {"kernel": list(kernel), "output_size": list(out)})
+            case["samples"] = [fmt(v, dtype) for v in samples.reshape(-1).double().tolist()]
+            cases.append(case)
+    # Half precision: max, avg, adaptive avg, LP, against PyTorch's own half results.
+    for dtype in ("float16", "bfloat16"):
+        for layout in ("ncx", "nxc"):
+            cases.append(family_case("half_max2d_k3s2p1", "max", (7, 6), layout, dtype, rng,
+                                     lambda x: F.max_pool2d(x, 3, 2, 1, return_indices=True),
+                                     {"kernel": [3, 3], "stride": [2, 2], "padding": [1, 1], "dilation": [1, 1], "ceil_mode": False}, double=False))
+            cases.append(family_case("half_avg2d_k3s2p1", "avg", (7, 6), layout, dtype, rng,
+                                     lambda x: (F.avg_pool2d(x, 3, 2, 1), None),
+                                     {"kernel": [3, 3], "stride": [2, 2], "padding": [1, 1], "dilation": [1, 1], "ceil_mode": False,
+                                      "count_include_pad": True, "divisor_override": None}, double=False))
+            cases.append(family_case("half_adaptive_avg", "adaptive_avg", (7, 9), layout, dtype, rng,
+                                     lambda x: (F.adaptive_avg_pool2d(x, (3, 4)), None), {"output_size": [3, 4]}, double=False))
+    return cases
+
+
+def main_family():
+    rng = np.random.default_rng(20261129)
+    cases = family(rng)
+    with open(FAMILY_OUT, "w") as f:
+        json.dump({"generator": "tools/gen_fixtures.py", "torch": torch.__version__, "cases": cases}, f, separators=(",", ":"))
+        f.write("\n")
+    print(f"wrote {len(cases)} cases to {os.path.relpath(FAMILY_OUT)} ({os.path.getsize(FAMILY_OUT)} bytes)")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    main_family()

@@ -1,11 +1,13 @@
-//! Every MaxPool and AveragePool case of the ONNX operator test suite
-//! (`../shared/conformance/onnx`), through the library, indices included.
+//! Every case of the ONNX pooling test suite (`../shared/conformance/onnx`): MaxPool
+//! (indices and uint8 included), AveragePool, LpPool, GlobalMaxPool, GlobalAveragePool
+//! and MaxUnpool, through the library.
 
 mod common;
 
 use common::{assert_close, read_npy, shared_dir};
 use poolgrad::{
-    indices_to_onnx, reference, AvgPool, Layout, MaxPool, Padding, PoolGeometry, Pooling, Shape, StorageOrder, Tensor,
+    indices_to_onnx, reference, AvgPool, Layout, LpFormula, LpPool, MaxPool, MaxUnpool, Padding, PoolGeometry, Pooling,
+    Shape, StorageOrder, Tensor,
 };
 use serde_json::Value;
 
@@ -74,6 +76,14 @@ fn run_case<T: poolgrad::Element + Into<f64>>(case: &Value, convert: impl Fn(f64
             assert_eq!(gx, want, "{id}: backward");
             (1, outputs.len() > 1)
         }
+        "LpPool" => {
+            let p = attrs.get("p").and_then(Value::as_i64).unwrap_or(2) as f64;
+            let pool = LpPool::new(g.clone(), p).formula(LpFormula::Onnx);
+            let out = pool.forward(&input.view()).unwrap();
+            assert_eq!(out.dims(), y.shape, "{id}: output shape");
+            assert_close(id, &to_f64(&out), &y.data, 1e-5);
+            (1, false)
+        }
         "AveragePool" => {
             let include = attrs.get("count_include_pad").and_then(Value::as_i64) == Some(1);
             let pool = AvgPool::new(g.clone()).count_include_pad(include);
@@ -92,29 +102,75 @@ fn run_case<T: poolgrad::Element + Into<f64>>(case: &Value, convert: impl Fn(f64
 }
 
 #[test]
-fn every_onnx_maxpool_and_averagepool_case_passes() {
+fn every_onnx_pooling_case_passes() {
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(shared_dir().join("conformance/onnx/manifest.json")).unwrap()).unwrap();
     let cases = manifest["cases"].as_array().unwrap();
-    let (mut ran, mut with_indices, mut other_ops) = (0, 0, vec![]);
+    let (mut ran, mut with_indices, mut other_ops) = (0, 0, 0);
     for case in cases {
         let op = case["op_type"].as_str().unwrap();
-        if op != "MaxPool" && op != "AveragePool" {
-            other_ops.push(case["id"].as_str().unwrap().to_string());
-            continue;
+        let dir = shared_dir().join("conformance/onnx").join(case["id"].as_str().unwrap());
+        let x = read_npy(&dir.join("input_0.npy"));
+        match op {
+            "GlobalMaxPool" | "GlobalAveragePool" | "MaxUnpool" => {
+                other_ops += run_other(case, op, &dir);
+                continue;
+            }
+            _ => {}
         }
-        let x = read_npy(&shared_dir().join("conformance/onnx").join(case["id"].as_str().unwrap()).join("input_0.npy"));
         let (n, idx) = match x.descr.as_str() {
             "<f4" => run_case::<f32>(case, |v| v as f32),
-            // uint8 values are exact in f64, and max pooling only compares and copies them.
-            "<f8" | "|u1" => run_case::<f64>(case, |v| v),
+            "<f8" => run_case::<f64>(case, |v| v),
+            "|u1" => {
+                // Integers run natively through the max forward.
+                let shape = Shape::from_dims(&x.shape, Layout::ChannelsFirst).unwrap();
+                let input = Tensor::new(x.ints.iter().map(|&v| v as u8).collect(), shape.clone(), Layout::ChannelsFirst).unwrap();
+                let out = MaxPool::new(geometry(&case["attributes"], shape.spatial.len())).forward_with_indices(&input.view()).unwrap();
+                let y = read_npy(&dir.join("output_0.npy"));
+                assert_eq!(out.output.dims(), y.shape);
+                assert_eq!(out.output.data().iter().map(|&v| v as i64).collect::<Vec<_>>(), y.ints, "uint8 max");
+                (1, false)
+            }
             other => panic!("{}: dtype {other}", case["id"]),
         };
         ran += n;
         with_indices += idx as usize;
     }
-    println!("ONNX conformance: {ran} MaxPool/AveragePool cases passed ({with_indices} with indices); other ops not run here: {other_ops:?}");
-    assert_eq!(ran + other_ops.len(), cases.len());
-    assert_eq!(ran, 52, "every MaxPool (27) and AveragePool (25) case must run");
+    println!("ONNX conformance: {} of {} cases passed ({with_indices} with indices)", ran + other_ops, cases.len());
+    assert_eq!(ran + other_ops, cases.len(), "every case must run");
     assert_eq!(with_indices, 2);
+}
+
+/// Global pooling and max unpooling, which take no window attributes.
+fn run_other(case: &Value, op: &str, dir: &std::path::Path) -> usize {
+    let id = case["id"].as_str().unwrap();
+    let inputs = case["inputs"].as_array().unwrap();
+    let x = read_npy(&dir.join(inputs[0]["file"].as_str().unwrap()));
+    let y = read_npy(&dir.join(case["outputs"][0]["file"].as_str().unwrap()));
+    assert_eq!(x.descr, "<f4", "{id}");
+    let shape = Shape::from_dims(&x.shape, Layout::ChannelsFirst).unwrap();
+    let input = Tensor::new(x.data.iter().map(|&v| v as f32).collect(), shape.clone(), Layout::ChannelsFirst).unwrap();
+    let out = match op {
+        "GlobalMaxPool" => MaxPool::global().forward(&input.view()).unwrap(),
+        "GlobalAveragePool" => AvgPool::global().forward(&input.view()).unwrap(),
+        _ => {
+            let attrs = &case["attributes"];
+            let rank = shape.spatial.len();
+            let unpool = MaxUnpool::new(&ints(attrs.get("kernel_shape")).unwrap())
+                .stride(&ints(attrs.get("strides")).unwrap_or(vec![1; rank]));
+            let unpool = match ints(attrs.get("pads")) {
+                Some(p) => unpool.pads(&p[..rank], &p[rank..]),
+                None => unpool,
+            };
+            let idx = read_npy(&dir.join(inputs[1]["file"].as_str().unwrap()));
+            let idx = Tensor::new(idx.ints, shape.clone(), Layout::ChannelsFirst).unwrap();
+            let output_shape = inputs.get(2).map(|f| {
+                read_npy(&dir.join(f["file"].as_str().unwrap())).ints.iter().map(|&v| v as usize).collect::<Vec<_>>()
+            });
+            unpool.forward_onnx(&input.view(), &idx.view(), output_shape.as_deref()).unwrap()
+        }
+    };
+    assert_eq!(out.dims(), y.shape, "{id}: output shape");
+    assert_close(id, &out.data().iter().map(|&v| v as f64).collect::<Vec<_>>(), &y.data, 1e-6);
+    1
 }

@@ -15,15 +15,20 @@ pub(crate) enum Divisor {
     Valid,
     /// A fixed number (`divisor_override`).
     Fixed(usize),
+    /// The window size, divided out one dim at a time (`sum / kh / kw`, as PyTorch's
+    /// adaptive average pooling rounds it).
+    PerAxis,
 }
 
 impl Divisor {
-    pub fn of<T: Element>(self, window: &Window<'_>) -> T::Acc {
-        T::count(match self {
-            Divisor::Padded => window.padded_count,
-            Divisor::Valid => window.cells.len(),
-            Divisor::Fixed(n) => n,
-        })
+    /// `value / divisor` for this window.
+    pub fn apply<T: Element>(self, value: T::Acc, window: &Window<'_>) -> T::Acc {
+        match self {
+            Divisor::Padded => value / T::count(window.padded_count),
+            Divisor::Valid => value / T::count(window.cells.len()),
+            Divisor::Fixed(n) => value / T::count(n),
+            Divisor::PerAxis => window.axis_counts.iter().fold(value, |v, &c| v / T::count(c)),
+        }
     }
 }
 
@@ -47,9 +52,8 @@ pub(crate) fn forward<T: Element>(x: &[T], blocking: Blocking, windows: &Windows
                     *acc = *acc + v.to_acc();
                 }
             }
-            let d = divisor.of::<T>(window);
             for (o, &sum) in out.iter_mut().zip(&sums) {
-                *o = T::from_acc(sum / d);
+                *o = T::from_acc(divisor.apply::<T>(sum, window));
             }
             Ok(())
         })
@@ -67,9 +71,8 @@ pub(crate) fn backward<T: Element>(grad_out: &[T], blocking: Blocking, windows: 
             if window.cells.is_empty() {
                 return Ok(());
             }
-            let d = divisor.of::<T>(window);
             for (lane, &gv) in g[o * lanes..][..lanes].iter().enumerate() {
-                let share = T::from_acc(gv.to_acc() / d);
+                let share = T::from_acc(divisor.apply::<T>(gv.to_acc(), window));
                 for &s in window.cells {
                     let cell = &mut grad_in[s * lanes + lane];
                     *cell = cell.add(share);

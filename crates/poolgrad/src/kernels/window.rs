@@ -85,6 +85,8 @@ pub(crate) struct Window<'a> {
     pub cells: &'a [usize],
     /// Taps inside the input or its padding, not the ceil overhang.
     pub padded_count: usize,
+    /// The same count per dim (its product is `padded_count`).
+    pub axis_counts: &'a [usize],
 }
 
 impl Windows {
@@ -122,21 +124,23 @@ impl Windows {
         let mut cells = Vec::with_capacity(cap);
         let mut scratch = Vec::with_capacity(cap);
         let mut index = vec![0usize; rank];
+        let mut axis_counts = vec![0usize; rank];
         for out in 0..self.output_volume {
             // Cartesian product of the per-dim tap lists, first dim outermost.
             cells.clear();
             cells.push(0);
             let mut padded_count = 1usize;
-            for ((axis, &o), &stride) in self.axes.iter().zip(&index).zip(&self.strides) {
+            for (((axis, &o), &stride), count) in self.axes.iter().zip(&index).zip(&self.strides).zip(&mut axis_counts) {
                 let taps = &axis.coords[axis.bounds[o]..axis.bounds[o + 1]];
-                padded_count = padded_count.saturating_mul(axis.padded_counts[o]);
+                *count = axis.padded_counts[o];
+                padded_count = padded_count.saturating_mul(*count);
                 scratch.clear();
                 for &base in &cells {
                     scratch.extend(taps.iter().map(|&t| base + t * stride));
                 }
                 std::mem::swap(&mut cells, &mut scratch);
             }
-            f(out, &Window { cells: &cells, padded_count })?;
+            f(out, &Window { cells: &cells, padded_count, axis_counts: &axis_counts })?;
             // Advance the row-major odometer.
             for d in (0..rank).rev() {
                 index[d] += 1;

@@ -74,6 +74,8 @@ impl AvgPool {
                 reason: "must be >= 1 (a zero divisor is undefined)".into(),
             }),
             Some(n) => Ok(Divisor::Fixed(n)),
+            // Adaptive and global windows have no padding; PyTorch divides per dim.
+            None if !matches!(self.windows, WindowSpec::Regular(_)) => Ok(Divisor::PerAxis),
             None if self.count_include_pad => Ok(Divisor::Padded),
             None => Ok(Divisor::Valid),
         }

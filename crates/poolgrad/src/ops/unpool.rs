@@ -14,7 +14,7 @@ use crate::tensor::{Blocking, Element, Layout, Shape, Tensor, TensorView};
 /// size per dim is `(I − 1)·S + K − pad_begin − pad_end`. Where several inputs name the
 /// same cell, the last in input order wins (deterministically; PyTorch leaves this
 /// undefined). The backward gathers the output gradient at the indices; the double
-/// backward is unpooling again (the operator is linear).
+/// backward scatter-adds (the backward's adjoint).
 ///
 /// ```
 /// use poolgrad::{MaxUnpool, Layout, Shape, Tensor};
@@ -94,6 +94,17 @@ impl MaxUnpool {
     /// (PyTorch requires `default − stride < size < default + stride`; any size that holds
     /// every index is accepted here).
     pub fn forward<T: Element>(&self, x: &TensorView<'_, T>, indices: &TensorView<'_, i64>, output_spatial: Option<&[usize]>) -> Result<Tensor<T>> {
+        self.scatter(x, indices, output_spatial, false)
+    }
+
+    /// Double backward: the adjoint of the backward's gather, a scatter-add of
+    /// `grad_grad_input` (shaped like the input) to the indices. It equals the forward
+    /// unless indices repeat, where contributions add up (as in PyTorch).
+    pub fn double_backward<T: Element>(&self, grad_grad_input: &TensorView<'_, T>, indices: &TensorView<'_, i64>, output_spatial: Option<&[usize]>) -> Result<Tensor<T>> {
+        self.scatter(grad_grad_input, indices, output_spatial, true)
+    }
+
+    fn scatter<T: Element>(&self, x: &TensorView<'_, T>, indices: &TensorView<'_, i64>, output_spatial: Option<&[usize]>, accumulate: bool) -> Result<Tensor<T>> {
         let shape = x.shape();
         expect_shape("indices", indices, shape, x.layout())?;
         let spatial = match output_spatial {
@@ -104,7 +115,7 @@ impl MaxUnpool {
         let out_shape = Shape::new(shape.batch, shape.channels, &spatial);
         let sides = Sides { blocking: Blocking::of(shape, x.layout()), wide: out_shape.spatial_volume()?, narrow: shape.spatial_volume()? };
         let mut out = filled(&out_shape, T::zero())?;
-        kernels::indexed::scatter(sides, x.data(), indices.data(), &mut out, false)?;
+        kernels::indexed::scatter(sides, x.data(), indices.data(), &mut out, accumulate)?;
         Tensor::new(out, out_shape, x.layout())
     }
 
