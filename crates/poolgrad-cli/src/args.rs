@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use poolgrad::{AvgPool, Layout, MaxPool, Padding, PoolGeometry, Shape};
+use poolgrad::{AvgPool, Layout, LpPool, MaxPool, Padding, PoolGeometry, Shape};
 
 /// The pooling operators of the CLI contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -12,19 +12,24 @@ pub enum Op {
     Max,
     /// Average pooling (PyTorch avg_pool1d/2d/3d, ONNX AveragePool).
     Avg,
-    /// LP pooling (not yet supported).
+    /// LP pooling (PyTorch lp_pool1d/2d/3d where PyTorch accepts the geometry, ONNX LpPool otherwise).
     Lp,
-    /// Adaptive max pooling (not yet supported).
+    /// Adaptive max pooling (PyTorch adaptive_max_pool1d/2d/3d).
     AdaptiveMax,
-    /// Adaptive average pooling (not yet supported).
+    /// Adaptive average pooling (PyTorch adaptive_avg_pool1d/2d/3d).
     AdaptiveAvg,
-    /// Global max pooling (not yet supported).
+    /// Global max pooling (ONNX GlobalMaxPool).
     GlobalMax,
-    /// Global average pooling (not yet supported).
+    /// Global average pooling (ONNX GlobalAveragePool).
     GlobalAvg,
 }
 
 impl Op {
+    /// Whether the op is one of the max ops (argmax indices, integer inputs).
+    pub fn is_max(self) -> bool {
+        matches!(self, Op::Max | Op::AdaptiveMax | Op::GlobalMax)
+    }
+
     /// The name used on the command line and in JSON.
     pub fn name(self) -> &'static str {
         match self {
@@ -136,6 +141,7 @@ pub struct PoolArgs {
 pub enum Operator {
     Max(MaxPool),
     Avg(AvgPool),
+    Lp(LpPool),
 }
 
 /// Parses a comma-separated list of non-negative integers; `min` is the smallest allowed.
@@ -193,21 +199,31 @@ impl PoolArgs {
     /// any file is read.
     pub fn validate(&self) -> Result<()> {
         let given = self.given();
-        let allowed: &[&str] = match self.op {
-            Op::Max => &["--kernel", "--stride", "--padding", "--pads", "--auto-pad", "--dilation", "--ceil-mode"],
-            Op::Avg => &[
-                "--kernel", "--stride", "--padding", "--pads", "--auto-pad", "--dilation", "--ceil-mode",
-                "--count-include-pad", "--divisor-override",
-            ],
-            Op::Lp | Op::AdaptiveMax | Op::AdaptiveAvg | Op::GlobalMax | Op::GlobalAvg => {
-                bail!("--op {}: not yet supported (this version runs max and avg)", self.op.name())
-            }
+        const WINDOW: [&str; 7] = ["--kernel", "--stride", "--padding", "--pads", "--auto-pad", "--dilation", "--ceil-mode"];
+        let allowed: Vec<&str> = match self.op {
+            Op::Max => WINDOW.to_vec(),
+            Op::Avg => [&WINDOW[..], &["--count-include-pad", "--divisor-override"]].concat(),
+            Op::Lp => [&WINDOW[..], &["--norm-type"]].concat(),
+            Op::AdaptiveMax | Op::AdaptiveAvg => vec!["--output-size"],
+            Op::GlobalMax | Op::GlobalAvg => vec![],
         };
         if let Some(flag) = given.iter().find(|f| !allowed.contains(f)) {
             bail!("conflicting flags: {flag} does not apply to --op {}", self.op.name());
         }
-        if self.kernel.is_none() {
+        let windowed = matches!(self.op, Op::Max | Op::Avg | Op::Lp);
+        if windowed && self.kernel.is_none() {
             bail!("--kernel is required for --op {}", self.op.name());
+        }
+        if matches!(self.op, Op::AdaptiveMax | Op::AdaptiveAvg) {
+            match &self.output_size {
+                None => bail!("--output-size is required for --op {}", self.op.name()),
+                Some(text) => {
+                    parse_list("--output-size", text, 1)?;
+                }
+            }
+        }
+        if self.op == Op::Lp {
+            self.norm_type()?;
         }
         if self.padding.is_some() && self.pads.is_some() {
             bail!("conflicting flags: --padding and --pads exclude each other");
@@ -239,9 +255,40 @@ impl PoolArgs {
         Ok(())
     }
 
+    /// The LP power from `--norm-type` (a number, `inf` or `-inf`; not 0).
+    fn norm_type(&self) -> Result<f64> {
+        let Some(text) = &self.norm_type else {
+            bail!("--norm-type is required for --op lp");
+        };
+        let p: f64 = match text.trim() {
+            "inf" | "+inf" => f64::INFINITY,
+            "-inf" => f64::NEG_INFINITY,
+            t => t.parse().map_err(|_| anyhow::anyhow!("--norm-type {text}: not a number"))?,
+        };
+        if p == 0.0 || p.is_nan() {
+            bail!("--norm-type {text}: must be a non-zero number (or inf)");
+        }
+        Ok(p)
+    }
+
     /// The library operator for an input with `rank` spatial dims.
     pub fn operator(&self, rank: usize) -> Result<Operator> {
         self.validate()?;
+        match self.op {
+            Op::AdaptiveMax | Op::AdaptiveAvg => {
+                let text = self.output_size.as_deref().unwrap_or_default();
+                let sizes = parse_list("--output-size", text, 1)?;
+                check_rank("--output-size", text, &sizes, rank)?;
+                return Ok(if self.op == Op::AdaptiveMax {
+                    Operator::Max(MaxPool::adaptive(&sizes))
+                } else {
+                    Operator::Avg(AvgPool::adaptive(&sizes))
+                });
+            }
+            Op::GlobalMax => return Ok(Operator::Max(MaxPool::global())),
+            Op::GlobalAvg => return Ok(Operator::Avg(AvgPool::global())),
+            Op::Max | Op::Avg | Op::Lp => {}
+        }
         let list = |flag: &str, text: &Option<String>, min: u64| -> Result<Option<Vec<usize>>> {
             match text {
                 None => Ok(None),
@@ -290,7 +337,8 @@ impl PoolArgs {
                         .divisor_override(divisor),
                 )
             }
-            other => bail!("--op {}: not yet supported", other.name()),
+            Op::Lp => Operator::Lp(LpPool::new(geometry, self.norm_type()?)),
+            other => bail!("--op {}: not a windowed op", other.name()),
         })
     }
 }
@@ -302,6 +350,7 @@ impl Operator {
         Ok(match self {
             Operator::Max(p) => p.output_shape(input)?,
             Operator::Avg(p) => p.output_shape(input)?,
+            Operator::Lp(p) => p.output_shape(input)?,
         })
     }
 }

@@ -99,7 +99,8 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let results = pool.install(|| match args.dtype {
         DType::F32 => measure::<f32>(args, &op, &shape, layout),
         DType::F64 => measure::<f64>(args, &op, &shape, layout),
-        other => bail!("--dtype {}: not yet supported (f32, f64)", other.name()),
+        DType::F16 => measure::<poolgrad::f16>(args, &op, &shape, layout),
+        DType::Bf16 => measure::<poolgrad::bf16>(args, &op, &shape, layout),
     })?;
     if !args.json {
         println!(
@@ -178,6 +179,18 @@ fn measure<T: Element>(args: &BenchArgs, op: &Operator, shape: &Shape, layout: L
                     pool.backward_with_indices(shape, &g.view(), &saved.indices.view()).map(drop).map_err(Into::into)
                 })?;
                 results.push(Measured { pass: "backward", median, min, runs, bytes: n_out * (elem + 8) + n_in * elem });
+            }
+        }
+        Operator::Lp(pool) => {
+            use poolgrad::Pooling;
+            if want(Pass::Forward) {
+                let (median, min, runs) = time(args.min_time, || pool.forward(&x.view()).map(drop).map_err(Into::into))?;
+                results.push(Measured { pass: "forward", median, min, runs, bytes: (n_in + n_out) * elem });
+            }
+            if want(Pass::Backward) {
+                // The LP backward reads the input as well as the grad-output.
+                let (median, min, runs) = time(args.min_time, || pool.backward(&x.view(), &g.view()).map(drop).map_err(Into::into))?;
+                results.push(Measured { pass: "backward", median, min, runs, bytes: (2 * n_in + n_out) * elem });
             }
         }
         Operator::Avg(pool) => {

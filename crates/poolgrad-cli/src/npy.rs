@@ -11,8 +11,12 @@ use std::path::{Path, PathBuf};
 /// The element types the CLI moves through `.npy` files.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Data {
+    F16(Vec<half::f16>),
     F32(Vec<f32>),
     F64(Vec<f64>),
+    U8(Vec<u8>),
+    I8(Vec<i8>),
+    I32(Vec<i32>),
     I64(Vec<i64>),
 }
 
@@ -20,8 +24,12 @@ impl Data {
     /// numpy's name for the element type.
     pub fn dtype_name(&self) -> &'static str {
         match self {
+            Data::F16(_) => "float16",
             Data::F32(_) => "float32",
             Data::F64(_) => "float64",
+            Data::U8(_) => "uint8",
+            Data::I8(_) => "int8",
+            Data::I32(_) => "int32",
             Data::I64(_) => "int64",
         }
     }
@@ -74,11 +82,20 @@ pub fn read(path: &Path, flag: &str) -> Result<Array> {
         .with_context(context)?;
     let fortran = file.order() == npyz::Order::Fortran && dims.len() > 1;
     let truncated = |e: std::io::Error| anyhow!("truncated or malformed data for shape {dims:?} ({e})");
+    macro_rules! load {
+        ($variant:ident, $t:ty) => {
+            Data::$variant(reorder(file.into_vec::<$t>().map_err(truncated).with_context(context)?, &dims, fortran))
+        };
+    }
     let data = match dtype_name(&descr).as_str() {
-        "float32" => Data::F32(reorder(file.into_vec::<f32>().map_err(truncated).with_context(context)?, &dims, fortran)),
-        "float64" => Data::F64(reorder(file.into_vec::<f64>().map_err(truncated).with_context(context)?, &dims, fortran)),
-        "int64" => Data::I64(reorder(file.into_vec::<i64>().map_err(truncated).with_context(context)?, &dims, fortran)),
-        name => bail!("{}: dtype {name} is not supported (use float32 or float64)", context()),
+        "float16" => load!(F16, half::f16),
+        "float32" => load!(F32, f32),
+        "float64" => load!(F64, f64),
+        "uint8" => load!(U8, u8),
+        "int8" => load!(I8, i8),
+        "int32" => load!(I32, i32),
+        "int64" => load!(I64, i64),
+        name => bail!("{}: dtype {name} is not supported (use float16, float32, float64, or uint8, int8, int32, int64 for the max ops)", context()),
     };
     Ok(Array { dims, data })
 }
@@ -119,8 +136,12 @@ fn encode(array: &Array, out: &mut Vec<u8>) -> std::io::Result<()> {
         }};
     }
     match &array.data {
+        Data::F16(v) => write_as!(half::f16, v),
         Data::F32(v) => write_as!(f32, v),
         Data::F64(v) => write_as!(f64, v),
+        Data::U8(v) => write_as!(u8, v),
+        Data::I8(v) => write_as!(i8, v),
+        Data::I32(v) => write_as!(i32, v),
         Data::I64(v) => write_as!(i64, v),
     }
 }

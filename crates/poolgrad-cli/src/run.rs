@@ -4,7 +4,7 @@ use crate::args::{Operator, PoolArgs};
 use crate::npy::{self, Array, Data};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use poolgrad::{indices_to_onnx, Element, Layout, Shape, StorageOrder, Tensor};
+use poolgrad::{indices_to_onnx, Element, Layout, MaxElement, Pooling, Shape, StorageOrder, Tensor};
 use std::path::PathBuf;
 
 /// How `--indices` are written.
@@ -51,34 +51,34 @@ pub struct RunArgs {
 }
 
 /// Moves a typed buffer in and out of [`Data`].
-pub trait NpyElement: Element {
+pub trait NpyType: Sized {
     fn wrap(v: Vec<Self>) -> Data;
     fn unwrap(d: Data) -> Option<Vec<Self>>;
 }
 
-impl NpyElement for f32 {
-    fn wrap(v: Vec<Self>) -> Data {
-        Data::F32(v)
-    }
-    fn unwrap(d: Data) -> Option<Vec<Self>> {
-        match d {
-            Data::F32(v) => Some(v),
-            _ => None,
+macro_rules! npy_type {
+    ($t:ty, $variant:ident) => {
+        impl NpyType for $t {
+            fn wrap(v: Vec<Self>) -> Data {
+                Data::$variant(v)
+            }
+            fn unwrap(d: Data) -> Option<Vec<Self>> {
+                match d {
+                    Data::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
         }
-    }
+    };
 }
 
-impl NpyElement for f64 {
-    fn wrap(v: Vec<Self>) -> Data {
-        Data::F64(v)
-    }
-    fn unwrap(d: Data) -> Option<Vec<Self>> {
-        match d {
-            Data::F64(v) => Some(v),
-            _ => None,
-        }
-    }
-}
+npy_type!(half::f16, F16);
+npy_type!(f32, F32);
+npy_type!(f64, F64);
+npy_type!(u8, U8);
+npy_type!(i8, I8);
+npy_type!(i32, I32);
+npy_type!(i64, I64);
 
 type Outputs = Vec<(PathBuf, &'static str, Array)>;
 
@@ -87,7 +87,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if args.grad_input.is_some() && args.grad_output.is_none() {
         bail!("--grad-input needs --grad-output");
     }
-    if args.indices.is_some() && !matches!(args.pool.op, crate::args::Op::Max) {
+    if args.indices.is_some() && !args.pool.op.is_max() {
         bail!("conflicting flags: --indices applies to the max ops only, not --op {}", args.pool.op.name());
     }
     let named: Vec<(&str, &PathBuf)> = [("--output", &args.output), ("--indices", &args.indices), ("--grad-input", &args.grad_input)]
@@ -104,17 +104,47 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let shape = Shape::from_dims(&input.dims, layout).with_context(|| format!("--input {}", args.input.display()))?;
     let op = args.pool.operator(shape.spatial.len())?;
     let outputs = match input.data {
-        Data::F32(x) => run_typed::<f32>(args, &op, x, &shape, layout)?,
-        Data::F64(x) => run_typed::<f64>(args, &op, x, &shape, layout)?,
-        Data::I64(_) => bail!(
-            "--input {}: dtype int64 is not supported yet (integer inputs are planned for max); use float32 or float64",
-            args.input.display()
-        ),
+        Data::F16(x) => run_float(args, &op, x, &shape, layout)?,
+        Data::F32(x) => run_float(args, &op, x, &shape, layout)?,
+        Data::F64(x) => run_float(args, &op, x, &shape, layout)?,
+        Data::U8(x) => run_integer(args, &op, x, &shape, layout)?,
+        Data::I8(x) => run_integer(args, &op, x, &shape, layout)?,
+        Data::I32(x) => run_integer(args, &op, x, &shape, layout)?,
+        Data::I64(x) => run_integer(args, &op, x, &shape, layout)?,
     };
     npy::write_all(&outputs)
 }
 
-fn run_typed<T: NpyElement>(args: &RunArgs, op: &Operator, x: Vec<T>, shape: &Shape, layout: Layout) -> Result<Outputs> {
+/// The `--indices` output in the requested format.
+fn indices_output(args: &RunArgs, indices: Tensor<i64>, input_spatial: &[usize]) -> Result<Option<(PathBuf, &'static str, Array)>> {
+    let Some(path) = &args.indices else { return Ok(None) };
+    let indices = match args.indices_format {
+        IndicesFormat::Pytorch => indices,
+        IndicesFormat::Onnx => indices_to_onnx(&indices.view(), input_spatial, StorageOrder::RowMajor)?,
+        IndicesFormat::OnnxColumnMajor => indices_to_onnx(&indices.view(), input_spatial, StorageOrder::ColumnMajor)?,
+    };
+    Ok(Some((path.clone(), "--indices", Array { dims: indices.dims(), data: Data::I64(indices.into_data()) })))
+}
+
+/// Integer inputs: the max ops' forward only.
+fn run_integer<T: MaxElement + NpyType>(args: &RunArgs, op: &Operator, x: Vec<T>, shape: &Shape, layout: Layout) -> Result<Outputs> {
+    let Operator::Max(pool) = op else {
+        bail!("--input {}: dtype {} is supported by the max ops only (--op {} needs a float input)", args.input.display(), T::NAME, args.pool.op.name());
+    };
+    if let Some(flag) = [("--grad-output", &args.grad_output), ("--grad-input", &args.grad_input)].iter().find(|(_, p)| p.is_some()) {
+        bail!("{}: gradients need a floating-point input, but --input is {}", flag.0, T::NAME);
+    }
+    let x = Tensor::new(x, shape.clone(), layout)?;
+    let fwd = pool.forward_with_indices(&x.view())?;
+    let mut outputs: Outputs = Vec::new();
+    outputs.extend(indices_output(args, fwd.indices, &shape.spatial)?);
+    if let Some(path) = &args.output {
+        outputs.push((path.clone(), "--output", Array { dims: fwd.output.dims(), data: T::wrap(fwd.output.into_data()) }));
+    }
+    Ok(outputs)
+}
+
+fn run_float<T: Element + NpyType>(args: &RunArgs, op: &Operator, x: Vec<T>, shape: &Shape, layout: Layout) -> Result<Outputs> {
     let x = Tensor::new(x, shape.clone(), layout)?;
     let out_shape = op.output_shape(shape)?;
     // Read and check the grad-output before computing anything.
@@ -133,42 +163,42 @@ fn run_typed<T: NpyElement>(args: &RunArgs, op: &Operator, x: Vec<T>, shape: &Sh
             Some(Tensor::new(data, out_shape.clone(), layout)?)
         }
     };
+    let grad_request = grad_output.as_ref().zip(args.grad_input.as_ref());
     let mut outputs: Outputs = Vec::new();
-    let dims = out_shape.dims(layout);
-    match op {
+    let (output, grad_input) = match op {
         Operator::Max(pool) => {
             let fwd = pool.forward_with_indices(&x.view())?;
-            if let (Some(g), Some(path)) = (&grad_output, &args.grad_input) {
-                let gx = pool.backward_with_indices(shape, &g.view(), &fwd.indices.view())?;
-                outputs.push((path.clone(), "--grad-input", array(gx)));
-            }
-            if let Some(path) = &args.indices {
-                let indices = match args.indices_format {
-                    IndicesFormat::Pytorch => fwd.indices.clone(),
-                    IndicesFormat::Onnx => indices_to_onnx(&fwd.indices.view(), &shape.spatial, StorageOrder::RowMajor)?,
-                    IndicesFormat::OnnxColumnMajor => {
-                        indices_to_onnx(&fwd.indices.view(), &shape.spatial, StorageOrder::ColumnMajor)?
-                    }
-                };
-                outputs.push((path.clone(), "--indices", Array { dims: dims.clone(), data: Data::I64(indices.into_data()) }));
-            }
-            if let Some(path) = &args.output {
-                outputs.push((path.clone(), "--output", array(fwd.output)));
-            }
+            let gx = match grad_request {
+                Some((g, _)) => Some(pool.backward_with_indices(shape, &g.view(), &fwd.indices.view())?),
+                None => None,
+            };
+            outputs.extend(indices_output(args, fwd.indices, &shape.spatial)?);
+            (fwd.output, gx)
         }
         Operator::Avg(pool) => {
-            if let Some(path) = &args.output {
-                outputs.push((path.clone(), "--output", array(pool.forward_values(&x.view())?)));
-            }
-            if let (Some(g), Some(path)) = (&grad_output, &args.grad_input) {
-                let gx = pool.backward_from_shape(shape, &g.view())?;
-                outputs.push((path.clone(), "--grad-input", array(gx)));
-            }
+            let gx = match grad_request {
+                Some((g, _)) => Some(pool.backward_from_shape(shape, &g.view())?),
+                None => None,
+            };
+            (pool.forward_values(&x.view())?, gx)
         }
+        Operator::Lp(pool) => {
+            let gx = match grad_request {
+                Some((g, _)) => Some(pool.backward(&x.view(), &g.view())?),
+                None => None,
+            };
+            (pool.forward(&x.view())?, gx)
+        }
+    };
+    if let Some(path) = &args.output {
+        outputs.push((path.clone(), "--output", array(output)));
+    }
+    if let (Some(gx), Some((_, path))) = (grad_input, grad_request) {
+        outputs.push((path.clone(), "--grad-input", array(gx)));
     }
     Ok(outputs)
 }
 
-fn array<T: NpyElement>(t: Tensor<T>) -> Array {
+fn array<T: NpyType>(t: Tensor<T>) -> Array {
     Array { dims: t.dims(), data: T::wrap(t.into_data()) }
 }

@@ -208,7 +208,7 @@ fn every_invalid_request_fails_cleanly() {
     write_f32(&d.p("gy_bad.npy"), &[1, 2, 3, 3], &values(18, 2));
     write_f32(&d.p("x2d.npy"), &[4, 4], &values(16, 1));
     std::fs::write(d.p("x_i4.npy"), npy_bytes("<i4", false, &[1, 1, 2, 2], &[0; 16])).unwrap();
-    std::fs::write(d.p("x_f2.npy"), npy_bytes("<f2", false, &[1, 1, 2, 2], &[0; 8])).unwrap();
+    std::fs::write(d.p("x_u2.npy"), npy_bytes("<u2", false, &[1, 1, 2, 2], &[0; 8])).unwrap();
     let full = std::fs::read(d.p("x.npy")).unwrap();
     std::fs::write(d.p("trunc.npy"), &full[..full.len() - 10]).unwrap();
     std::fs::write(d.p("garbage.npy"), b"this is not an npy file").unwrap();
@@ -233,8 +233,12 @@ fn every_invalid_request_fails_cleanly() {
         (base(&["--op", "max", "--kernel", "2", "--auto-pad", "same-upper", "--ceil-mode"]), "--auto-pad excludes --ceil-mode"),
         (base(&["--op", "max", "--kernel", "2", "--count-include-pad", "false"]), "--count-include-pad does not apply"),
         (base(&["--op", "avg", "--kernel", "2", "--divisor-override", "0"]), "--divisor-override 0"),
-        (base(&["--op", "adaptive-avg", "--kernel", "2", "--output-size", "2"]), "adaptive-avg"),
-        (base(&["--op", "global-max"]), "not yet supported"),
+        (base(&["--op", "adaptive-avg", "--kernel", "2", "--output-size", "2"]), "--kernel does not apply to --op adaptive-avg"),
+        (base(&["--op", "adaptive-max"]), "--output-size is required"),
+        (base(&["--op", "adaptive-max", "--output-size", "0"]), "--output-size 0"),
+        (base(&["--op", "global-max", "--stride", "2"]), "--stride does not apply"),
+        (base(&["--op", "lp", "--kernel", "2"]), "--norm-type is required"),
+        (base(&["--op", "lp", "--kernel", "2", "--norm-type", "0"]), "--norm-type 0"),
         (base(&["--op", "avg", "--kernel", "2", "--indices", "i.npy"]), "--indices"),
         (base(&["--op", "max", "--kernel", "2", "--grad-input", "gx.npy"]), "--grad-input needs --grad-output"),
         (base(&["--op", "max"]), "--kernel is required"),
@@ -248,12 +252,17 @@ fn every_invalid_request_fails_cleanly() {
             "at least one spatial dim",
         ),
         (
-            vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "1".into(), "--input".into(), d.s("x_i4.npy"), "--output".into(), y.clone()],
-            "int32",
+            vec!["run".into(), "--op".into(), "avg".into(), "--kernel".into(), "1".into(), "--input".into(), d.s("x_i4.npy"), "--output".into(), y.clone()],
+            "dtype int32 is supported by the max ops only",
         ),
         (
-            vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "1".into(), "--input".into(), d.s("x_f2.npy"), "--output".into(), y.clone()],
-            "float16",
+            vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "1".into(), "--input".into(), d.s("x_i4.npy"), "--output".into(), y.clone(),
+                 "--grad-output".into(), d.s("gy_bad.npy"), "--grad-input".into(), d.s("gx.npy")],
+            "gradients need a floating-point input",
+        ),
+        (
+            vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "1".into(), "--input".into(), d.s("x_u2.npy"), "--output".into(), y.clone()],
+            "uint16",
         ),
         (
             vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "1".into(), "--input".into(), d.s("trunc.npy"), "--output".into(), y.clone()],
@@ -286,6 +295,90 @@ fn a_failure_after_some_outputs_are_ready_writes_none() {
     ]);
     assert!(!out.status.success());
     assert_eq!(d.files(), vec!["gy.npy".to_string(), "x.npy".to_string()]);
+}
+
+/// Every op of the contract, forward and backward, against the library.
+#[test]
+fn every_op_round_trips() {
+    use poolgrad::{LpPool, Pooling};
+    let d = Dir::new();
+    let dims = [2usize, 3, 7, 6];
+    let x = values(252, 11);
+    write_f32(&d.p("x.npy"), &dims, &x);
+    let shape = Shape::from_dims(&dims, Layout::ChannelsFirst).unwrap();
+    let xt = Tensor::new(x.clone(), shape.clone(), Layout::ChannelsFirst).unwrap();
+    let geometry = PoolGeometry::new(&[3]).stride(&[2]);
+    let cases: Vec<(Vec<&str>, Box<dyn Fn(&Tensor<f32>) -> Tensor<f32>>, Box<dyn Fn(&Tensor<f32>) -> Tensor<f32>>)> = vec![
+        (
+            vec!["--op", "lp", "--kernel", "3", "--stride", "2", "--norm-type", "2"],
+            Box::new({ let g = geometry.clone(); move |x| LpPool::new(g.clone(), 2.0).forward(&x.view()).unwrap() }),
+            Box::new({ let g = geometry.clone(); move |gy| { let p = LpPool::new(g.clone(), 2.0); p.backward(&values_tensor().view(), &gy.view()).unwrap() } }),
+        ),
+        (
+            vec!["--op", "adaptive-max", "--output-size", "4,5"],
+            Box::new(|x| MaxPool::adaptive(&[4, 5]).forward(&x.view()).unwrap()),
+            Box::new(|gy| MaxPool::adaptive(&[4, 5]).backward(&values_tensor().view(), &gy.view()).unwrap()),
+        ),
+        (
+            vec!["--op", "adaptive-avg", "--output-size", "3"],
+            Box::new(|x| AvgPool::adaptive(&[3]).forward(&x.view()).unwrap()),
+            Box::new(|gy| AvgPool::adaptive(&[3]).backward(&values_tensor().view(), &gy.view()).unwrap()),
+        ),
+        (
+            vec!["--op", "global-max"],
+            Box::new(|x| MaxPool::global().forward(&x.view()).unwrap()),
+            Box::new(|gy| MaxPool::global().backward(&values_tensor().view(), &gy.view()).unwrap()),
+        ),
+        (
+            vec!["--op", "global-avg"],
+            Box::new(|x| AvgPool::global().forward(&x.view()).unwrap()),
+            Box::new(|gy| AvgPool::global().backward(&values_tensor().view(), &gy.view()).unwrap()),
+        ),
+    ];
+    for (flags, forward, backward) in cases {
+        let y = forward(&xt);
+        let gy = values(y.data().len(), 5);
+        write_f32(&d.p("gy.npy"), &y.dims(), &gy);
+        let mut args = vec!["run", "--input", &d.0.path().join("x.npy").to_str().unwrap().to_string()].iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        args.extend(flags.iter().map(|s| s.to_string()));
+        args.extend(["--output", &d.s("y.npy"), "--grad-output", &d.s("gy.npy"), "--grad-input", &d.s("gx.npy")].iter().map(|s| s.to_string()));
+        let out = poolgrad(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(out.status.success(), "{flags:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let (yshape, got) = read::<f32>(&d.p("y.npy"));
+        assert_eq!(yshape, y.dims(), "{flags:?}");
+        assert_eq!(got, y.data(), "{flags:?}");
+        let g = Tensor::new(gy, y.shape().clone(), Layout::ChannelsFirst).unwrap();
+        assert_eq!(read::<f32>(&d.p("gx.npy")).1, backward(&g).data(), "{flags:?}");
+    }
+}
+
+/// The input of `every_op_round_trips`.
+fn values_tensor() -> Tensor<f32> {
+    Tensor::new(values(252, 11), Shape::new(2, 3, &[7, 6]), Layout::ChannelsFirst).unwrap()
+}
+
+#[test]
+fn integer_and_half_inputs() {
+    let d = Dir::new();
+    // uint8 through the ONNX conformance case, natively.
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/onnx/test_maxpool_2d_uint8");
+    let out = poolgrad(&["run", "--op", "max", "--kernel", "5", "--stride", "1", "--pads", "2,2,2,2", "--input",
+        &case.join("input_0.npy").to_string_lossy(), "--output", &d.s("y.npy"), "--indices", &d.s("i.npy")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read::<u8>(&d.p("y.npy")).1, read::<u8>(&case.join("output_0.npy")).1);
+    // int32 and float16 keep their dtype.
+    let ints: Vec<i32> = vec![3, -7, 5, 5, 0, 9, -1, 2];
+    std::fs::write(d.p("i32.npy"), npy_bytes("<i4", false, &[1, 2, 4], &ints.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>())).unwrap();
+    let out = poolgrad(&["run", "--op", "global-max", "--input", &d.s("i32.npy"), "--output", &d.s("y.npy"), "--indices", &d.s("i.npy")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read::<i32>(&d.p("y.npy")), (vec![1, 2, 1], vec![5, 9]));
+    assert_eq!(read::<i64>(&d.p("i.npy")).1, vec![2, 1]);
+    let halves: Vec<poolgrad::f16> = [1.0f32, 2.5, -3.0, 4.0].iter().map(|&v| poolgrad::f16::from_f32(v)).collect();
+    std::fs::write(d.p("f16.npy"), npy_bytes("<f2", false, &[1, 1, 4], &halves.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>())).unwrap();
+    let out = poolgrad(&["run", "--op", "avg", "--kernel", "2", "--input", &d.s("f16.npy"), "--output", &d.s("y.npy")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, y) = read::<poolgrad::f16>(&d.p("y.npy"));
+    assert_eq!(y.iter().map(|v| v.to_f32()).collect::<Vec<_>>(), vec![1.75, 0.5]);
 }
 
 #[test]
