@@ -173,3 +173,60 @@ pub fn avg_pool_backward<T: Element>(
     })?;
     Tensor::new(grad, x.shape().clone(), layout)
 }
+
+/// Adaptive pooling, plainly: window `[floor(i·I/O), ceil((i+1)·I/O))` per dim, reduced
+/// by max (PyTorch's rule, index of the chosen cell) or mean. Returns values and, for
+/// max, indices.
+pub fn adaptive_pool<T: Element>(x: &TensorView<'_, T>, output: &[usize], max: bool) -> Result<(Tensor<T>, Tensor<i64>)> {
+    let layout = x.layout();
+    let shape = x.shape();
+    let rank = shape.spatial.len();
+    let output: Vec<usize> = if output.len() == 1 { vec![output[0]; rank] } else { output.to_vec() };
+    let out_shape = Shape::new(shape.batch, shape.channels, &output);
+    let mut values = vec![T::zero(); out_shape.numel()?];
+    let mut indices = vec![-1i64; values.len()];
+    let out_plane: usize = output.iter().product();
+    for n in 0..shape.batch {
+        for c in 0..shape.channels {
+            for o in 0..out_plane {
+                let oi = unflatten(o, &output);
+                let bounds: Vec<(usize, usize)> =
+                    (0..rank).map(|d| crate::geometry::adaptive_window(oi[d], shape.spatial[d], output[d])).collect();
+                let sizes: Vec<usize> = bounds.iter().map(|(s, e)| e - s).collect();
+                let count: usize = sizes.iter().product();
+                let mut best = T::lowest();
+                let mut arg = -1i64;
+                let mut sum = T::zero().to_acc();
+                for t in 0..count {
+                    let j = unflatten(t, &sizes);
+                    let cell = (0..rank).fold(0, |flat, d| flat * shape.spatial[d] + bounds[d].0 + j[d]);
+                    let v = x.data()[offset(shape, layout, n, c, cell)];
+                    if arg == -1 {
+                        arg = cell as i64;
+                    }
+                    if v > best || v.is_nan() {
+                        best = v;
+                        arg = cell as i64;
+                    }
+                    sum = sum + v.to_acc();
+                }
+                let at = offset(&out_shape, layout, n, c, o);
+                values[at] = if max { best } else { T::from_acc(sum / T::count(count)) };
+                indices[at] = arg;
+            }
+        }
+    }
+    Ok((Tensor::new(values, out_shape.clone(), layout)?, Tensor::new(indices, out_shape, layout)?))
+}
+
+/// LP pooling with ONNX's formula, plainly: `(Σ |x|^p)^(1/p)` over each window's valid taps.
+pub fn lp_pool_onnx<T: Element>(x: &TensorView<'_, T>, geometry: &PoolGeometry, p: f64) -> Result<Tensor<T>> {
+    let layout = x.layout();
+    let out_shape = Shape::new(x.shape().batch, x.shape().channels, &geometry.output_spatial(&x.shape().spatial)?);
+    let mut values = vec![T::zero(); out_shape.numel()?];
+    for_each_output(x, geometry, |n, c, o, window| {
+        let sum: f64 = window.iter().filter_map(|t| t.cell).map(|cell| x.data()[offset(x.shape(), layout, n, c, cell)].to_f64().abs().powf(p)).sum();
+        values[offset(&out_shape, layout, n, c, o)] = T::from_f64(sum.powf(1.0 / p));
+    })?;
+    Tensor::new(values, out_shape, layout)
+}
