@@ -204,7 +204,12 @@ def family_case(name, op, spatial, layout, dtype, rng, fn, extra, positive=False
         ggx = torch.from_numpy(rng.standard_normal(tuple(x.shape))).to(tdtype)
         gg = g.clone().requires_grad_(True)
         (gx2,) = torch.autograd.grad(y, x, gg, create_graph=True)
-        (ggy,) = torch.autograd.grad(gx2, gg, ggx)
+        if op == "lp" and extra["norm_type"] != "inf":
+            # LP's backward depends on x too: record both parts of the double backward.
+            ggy, ggx_x = torch.autograd.grad(gx2, (gg, x), ggx)
+            case["double_backward_input"] = tensor_list(ggx_x, layout, dtype)
+        else:
+            (ggy,) = torch.autograd.grad(gx2, gg, ggx)
         case["grad_grad_input"] = tensor_list(ggx, layout, dtype)
         case["grad_grad_output"] = tensor_list(ggy, layout, dtype)
     else:

@@ -29,6 +29,22 @@ fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y || (x - y).abs() <= tol * (1.0 + y.abs()))
 }
 
+/// LP's `double_backward_input(x, g, v)` against `(b(x + εv) − b(x − εv)) / 2ε`, with
+/// `b` the backward for the grad-output `g`.
+fn check_lp_hessian(op: &LpPool, x: &Tensor<f64>, seed: u64) -> Result<f64> {
+    let out_shape = op.output_shape(x.shape())?;
+    let g = Tensor::new(distinct(out_shape.numel()?, seed ^ 11, -0.7), out_shape, x.layout())?;
+    let v = Tensor::new(distinct(x.data().len(), seed ^ 5, -0.5), x.shape().clone(), x.layout())?;
+    let hv = op.double_backward_input(&x.view(), &g.view(), &v.view())?;
+    let eps = 1e-6;
+    let shifted = |sign: f64| -> Result<Tensor<f64>> {
+        let data: Vec<f64> = x.data().iter().zip(v.data()).map(|(a, b)| a + sign * eps * b).collect();
+        op.backward(&Tensor::new(data, x.shape().clone(), x.layout())?.view(), &g.view())
+    };
+    let (up, down) = (shifted(1.0)?, shifted(-1.0)?);
+    Ok(hv.data().iter().zip(up.data().iter().zip(down.data())).map(|(h, (u, d))| (h - (u - d) / (2.0 * eps)).abs()).fold(0.0, f64::max))
+}
+
 /// `double_backward(x, v)` against `(f(x + εv) − f(x − εv)) / 2ε`.
 fn check_double_backward<P: Pooling>(op: &P, x: &Tensor<f64>, seed: u64) -> Result<f64> {
     let v = Tensor::new(distinct(x.data().len(), seed ^ 5, -0.5), x.shape().clone(), x.layout())?;
@@ -42,12 +58,13 @@ fn check_double_backward<P: Pooling>(op: &P, x: &Tensor<f64>, seed: u64) -> Resu
     Ok(jv.data().iter().zip(up.data().iter().zip(down.data())).map(|(j, (u, d))| (j - (u - d) / (2.0 * eps)).abs()).fold(0.0, f64::max))
 }
 
+/// Spatial shapes; 4-D ones stay small (gradcheck runs two forwards per element).
 fn spatial(rank: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Vec<usize>> {
-    rank.prop_flat_map(|r| prop::collection::vec(1..=7usize, r))
+    rank.prop_flat_map(|r| prop::collection::vec(1..=(if r >= 4 { 3usize } else { 7 }), r))
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 150, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 150, max_shrink_iters: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn adaptive_matches_reference(sp in spatial(1..=4), out in prop::collection::vec(1..=8usize, 4), c in 1..=3usize, last in any::<bool>(), seed in any::<u64>()) {
@@ -92,6 +109,7 @@ proptest! {
                 let r = gradcheck(&onnx, &x.view(), 1e-7).unwrap();
                 prop_assert!(r.max_abs_error < 1e-5, "{:?}", r);
                 prop_assert!(check_double_backward(&onnx, &x, seed).unwrap() < 1e-5);
+                prop_assert!(check_lp_hessian(&onnx, &x, seed).unwrap() < 1e-4);
             }
         }
         // PyTorch's formula (no padding, no dilation) on positive inputs.
@@ -101,6 +119,7 @@ proptest! {
             let r = gradcheck(&torch, &positive.view(), 1e-7).unwrap();
             prop_assert!(r.max_abs_error < 1e-5, "{:?}", r);
             prop_assert!(check_double_backward(&torch, &positive, seed).unwrap() < 1e-5);
+            prop_assert!(check_lp_hessian(&torch, &positive, seed).unwrap() < 1e-4);
         }
     }
 

@@ -78,7 +78,7 @@ fn same_bits(a: &[f64], b: &[f64]) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 400, max_shrink_iters: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn max_pool_matches_reference(req in request(5), seed in any::<u64>(), specials in any::<bool>()) {

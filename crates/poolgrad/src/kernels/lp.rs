@@ -179,3 +179,70 @@ pub(crate) fn jvp<T: Element>(
         })
     })
 }
+
+/// Double backward, the input part: `H · v` where `H` is the Hessian of `Σ g ⊙ y` w.r.t.
+/// the input (the derivative of the backward along `v`), in the accumulation type.
+/// `out` starts zero-filled.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn hvp<T: Element>(
+    x: &[T],
+    grad_out: &[T],
+    v: &[T],
+    blocking: Blocking,
+    windows: &Windows,
+    p: f64,
+    formula: Formula,
+    out: &mut [T],
+) -> Result<()> {
+    let lanes = blocking.lanes;
+    let (in_block, out_block) = (windows.input_volume * lanes, windows.output_volume * lanes);
+    let (pa, a) = (acc::<T>(p), acc::<T>(1.0 / p - 1.0));
+    let one = T::Acc::one();
+    par_blocks(out, in_block, |b, hv| {
+        let x = &x[b * in_block..][..in_block];
+        let v = &v[b * in_block..][..in_block];
+        let g = &grad_out[b * out_block..][..out_block];
+        let mut acc_hv = vec![T::Acc::zero(); in_block];
+        windows.for_each(|o, window| {
+            for lane in 0..lanes {
+                let at = |s: usize| x[s * lanes + lane].to_acc();
+                let gv = g[o * lanes + lane].to_acc();
+                // Both formulas: y = (c·S)^(1/p), S = Σ ψ(x_i), with ψ' = p·φ:
+                // PyTorch: ψ(x) = x^p, c = K / count; ONNX: ψ(x) = |x|^p, c = 1.
+                let (c, psi, phi, dphi): (T::Acc, Box<dyn Fn(T::Acc) -> T::Acc>, Box<dyn Fn(T::Acc) -> T::Acc>, Box<dyn Fn(T::Acc) -> T::Acc>) = match formula {
+                    Formula::Torch { kernel_volume } => (
+                        T::count(kernel_volume) / T::count(window.padded_count),
+                        Box::new(move |x: T::Acc| x.powf(pa)),
+                        Box::new(move |x: T::Acc| x.powf(pa - one)),
+                        Box::new(move |x: T::Acc| (pa - one) * x.powf(pa - one - one)),
+                    ),
+                    Formula::Onnx => (
+                        one,
+                        Box::new(move |x: T::Acc| x.abs().powf(pa)),
+                        Box::new(move |x: T::Acc| x.abs().powf(pa - one) * x.signum()),
+                        Box::new(move |x: T::Acc| (pa - one) * x.abs().powf(pa - one - one)),
+                    ),
+                };
+                let sum = window.cells.iter().fold(T::Acc::zero(), |s, &cell| s + psi(at(cell)));
+                if sum == T::Acc::zero() {
+                    continue;
+                }
+                let cs = c * sum;
+                // gx_i = g·c·(cS)^a·φ(x_i)  ⇒  (H v)_i = g·c·[a·(cS)^(a−1)·c·p·φ(x_i)·Σ_j φ(x_j) v_j + (cS)^a·φ'(x_i)·v_i]
+                let dot = window.cells.iter().fold(T::Acc::zero(), |s, &cell| s + phi(at(cell)) * v[cell * lanes + lane].to_acc());
+                let first = a * cs.powf(a - one) * c * pa * dot;
+                let second = cs.powf(a);
+                for &cell in window.cells {
+                    let xi = at(cell);
+                    acc_hv[cell * lanes + lane] = acc_hv[cell * lanes + lane]
+                        + gv * c * (first * phi(xi) + second * dphi(xi) * v[cell * lanes + lane].to_acc());
+                }
+            }
+            Ok(())
+        })?;
+        for (o, a) in hv.iter_mut().zip(acc_hv) {
+            *o = T::from_acc(a);
+        }
+        Ok(())
+    })
+}

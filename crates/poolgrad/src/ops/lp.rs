@@ -119,6 +119,28 @@ impl LpPool {
     }
 }
 
+impl LpPool {
+    /// Double backward, the input part: the derivative of the backward along
+    /// `grad_grad_input`, i.e. `H · v` with `H` the Hessian of `Σ grad_output ⊙ y`.
+    /// Zero for `p = ±∞` (piecewise linear), as for max pooling.
+    pub fn double_backward_input<T: Element>(
+        &self,
+        x: &TensorView<'_, T>,
+        grad_output: &TensorView<'_, T>,
+        grad_grad_input: &TensorView<'_, T>,
+    ) -> Result<Tensor<T>> {
+        super::expect_shape("grad_grad_input", grad_grad_input, x.shape(), x.layout())?;
+        let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
+        plan.expect_output("grad_output", grad_output, x.layout())?;
+        let mut out = filled(x.shape(), T::zero())?;
+        if let Resolved::Finite(formula) = self.resolve()? {
+            let blocking = Blocking::of(x.shape(), x.layout());
+            kernels::lp::hvp(x.data(), grad_output.data(), grad_grad_input.data(), blocking, &plan.windows, self.norm_type, formula, &mut out)?;
+        }
+        Tensor::new(out, x.shape().clone(), x.layout())
+    }
+}
+
 fn sign<T: Element>(v: T) -> T::Acc {
     let a = v.to_acc();
     if a.is_zero() { a } else { a.signum() }
@@ -167,8 +189,8 @@ impl Pooling for LpPool {
         }
     }
 
-    /// The directional derivative `J · v`. The backward's own gradient w.r.t. the input
-    /// (non-zero for finite `p`) is not provided yet.
+    /// The directional derivative `J · v`. For finite `p` the backward also depends on
+    /// the input: that part is [`LpPool::double_backward_input`].
     fn double_backward<T: Element>(&self, x: &TensorView<'_, T>, grad_grad_input: &TensorView<'_, T>) -> Result<Tensor<T>> {
         super::expect_shape("grad_grad_input", grad_grad_input, x.shape(), x.layout())?;
         let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
