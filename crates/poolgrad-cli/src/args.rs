@@ -344,6 +344,26 @@ impl PoolArgs {
 }
 
 impl Operator {
+    /// Forward (values only).
+    pub fn forward<T: poolgrad::Element>(&self, x: &poolgrad::Tensor<T>) -> Result<poolgrad::Tensor<T>> {
+        use poolgrad::Pooling;
+        Ok(match self {
+            Operator::Max(p) => p.forward(&x.view())?,
+            Operator::Avg(p) => p.forward(&x.view())?,
+            Operator::Lp(p) => p.forward(&x.view())?,
+        })
+    }
+
+    /// Backward from the input and the output gradient.
+    pub fn backward<T: poolgrad::Element>(&self, x: &poolgrad::Tensor<T>, g: &poolgrad::Tensor<T>) -> Result<poolgrad::Tensor<T>> {
+        use poolgrad::Pooling;
+        Ok(match self {
+            Operator::Max(p) => p.backward(&x.view(), &g.view())?,
+            Operator::Avg(p) => p.backward(&x.view(), &g.view())?,
+            Operator::Lp(p) => p.backward(&x.view(), &g.view())?,
+        })
+    }
+
     /// The output's logical shape.
     pub fn output_shape(&self, input: &Shape) -> Result<Shape> {
         use poolgrad::Pooling;

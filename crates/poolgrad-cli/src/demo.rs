@@ -1,28 +1,40 @@
 //! `poolgrad demo`: backpropagation through pooling on built-in examples, printed so a
-//! learner can follow where every gradient goes, each step checked.
+//! learner can follow where every gradient goes, drawn as pictures, each step checked.
 
+use crate::args::Operator;
+use crate::explain::{self, model};
 use anyhow::{bail, Result};
 use clap::Args;
 use poolgrad::{gradcheck, AvgPool, Layout, MaxPool, Padding, PoolGeometry, Pooling, Shape, Tensor};
+use std::path::PathBuf;
 
-/// Arguments of `poolgrad demo` (none needed).
+/// Arguments of `poolgrad demo`.
 #[derive(Args, Debug)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// Folder for the pictures (SVG and PNG). [default: poolgrad-demo]
+    #[arg(long, value_name = "DIR", default_value = "poolgrad-demo", hide_default_value = true)]
+    pub out: PathBuf,
 
-/// One 2-D example: a geometry, an operator kind, an input grid and a δ grid.
+    /// Print only; write no pictures.
+    #[arg(long)]
+    pub no_pictures: bool,
+
+    /// No colour in the terminal.
+    #[arg(long)]
+    pub plain: bool,
+}
+
+/// One 2-D example.
 struct Example {
+    stem: &'static str,
     title: &'static str,
     rule: &'static str,
-    max: bool,
-    geometry: PoolGeometry,
+    op: Operator,
     x: Vec<Vec<f64>>,
     delta: Vec<f64>,
 }
 
-pub fn demo(_: &DemoArgs) -> Result<()> {
-    println!("poolgrad demo: backpropagation through pooling, step by step.");
-    println!("Notation: x is the input, y = pool(x) the output, δ = ∂L/∂y the gradient arriving");
-    println!("from the loss L, and ∂L/∂x the gradient poolgrad sends back to the input.\n");
+fn examples() -> Vec<Example> {
     let seed_x = vec![
         vec![1.0, 3.0, 2.0, 1.0],
         vec![4.0, 6.0, 5.0, 2.0],
@@ -33,164 +45,93 @@ pub fn demo(_: &DemoArgs) -> Result<()> {
     let overlap_x: Vec<Vec<f64>> =
         (0..5).map(|i| (0..5).map(|j| ((i * 7 + j * 3) % 11) as f64 + 0.5 * (i as f64)).collect()).collect();
     let overlap = PoolGeometry::new(&[3]).stride(&[2]).padding(Padding::Symmetric(vec![1]));
-    let examples = [
+    vec![
         Example {
+            stem: "1-max-2x2-stride2",
             title: "1. Max pooling, 2x2 window, stride 2 (the seed's Figure 1)",
             rule: "each δ goes to the one cell that was its window's maximum; every other cell gets 0",
-            max: true,
-            geometry: seed.clone(),
+            op: Operator::Max(MaxPool::new(seed.clone())),
             x: seed_x.clone(),
             delta: vec![1.0, 2.0, 3.0, 4.0],
         },
         Example {
+            stem: "2-avg-2x2-stride2",
             title: "2. Average pooling, 2x2 window, stride 2 (the seed's Figure 2)",
             rule: "every cell of a window gets δ / (k1·k2) = δ / 4",
-            max: false,
-            geometry: seed,
+            op: Operator::Avg(AvgPool::new(seed)),
             x: seed_x,
             delta: vec![1.0, 2.0, 3.0, 4.0],
         },
         Example {
+            stem: "3-max-3x3-stride2-pad1",
             title: "3. Overlapping windows: max pooling, 3x3 window, stride 2, padding 1",
             rule: "windows overlap, so a cell can be the maximum of several windows: its gradient is the sum",
-            max: true,
-            geometry: overlap.clone(),
+            op: Operator::Max(MaxPool::new(overlap.clone())),
             x: overlap_x.clone(),
             delta: (1..=9).map(f64::from).collect(),
         },
         Example {
+            stem: "4-avg-3x3-stride2-pad1",
             title: "4. Overlapping windows: average pooling, 3x3 window, stride 2, padding 1",
             rule: "each window sends δ / 9 to each of its cells (count_include_pad: padding counts in the\n   divisor but receives nothing); cells shared by windows add up their shares",
-            max: false,
-            geometry: overlap,
+            op: Operator::Avg(AvgPool::new(overlap)),
             x: overlap_x,
             delta: (1..=9).map(f64::from).collect(),
         },
-    ];
-    for ex in &examples {
-        show(ex)?;
-    }
-    show_tie()
+        Example {
+            stem: "5-max-tie",
+            title: "5. A tie: two cells share a window's maximum",
+            rule: "the whole δ goes to the first maximum in row-major order (PyTorch's rule)",
+            op: Operator::Max(MaxPool::new(PoolGeometry::new(&[2]))),
+            x: vec![vec![7.0, 2.0], vec![3.0, 7.0]],
+            delta: vec![1.0],
+        },
+    ]
 }
 
-fn number(v: f64) -> String {
-    if v == v.trunc() && v.abs() < 1e9 {
-        format!("{v:.0}")
-    } else {
-        let s = format!("{v:.3}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
-}
-
-/// Renders grids side by side under their captions.
-fn side_by_side(grids: &[(&str, &[f64], usize)]) -> String {
-    let cell = 7;
-    let blocks: Vec<Vec<String>> = grids
-        .iter()
-        .map(|(caption, data, width)| {
-            let mut lines = vec![caption.to_string()];
-            for row in data.chunks(*width) {
-                lines.push(row.iter().map(|v| format!("{:>cell$}", number(*v))).collect());
-            }
-            lines
-        })
-        .collect();
-    let widths: Vec<usize> = blocks.iter().map(|b| b.iter().map(|l| l.chars().count()).max().unwrap_or(0) + 4).collect();
-    let height = blocks.iter().map(Vec::len).max().unwrap_or(0);
-    (0..height)
-        .map(|i| {
-            let line: String = blocks
-                .iter()
-                .zip(&widths)
-                .map(|(b, &w)| {
-                    let s = b.get(i).map_or("", String::as_str);
-                    format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())))
-                })
-                .collect();
-            format!("   {}", line.trim_end())
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Every contribution `(input cell, output cell, amount)` of the backward pass, derived
-/// from the window geometry (avg) or the saved argmax (max).
-fn contributions(ex: &Example, shape: &Shape, indices: Option<&[i64]>) -> Result<Vec<(usize, usize, f64, usize)>> {
-    let axes = ex.geometry.resolve(&shape.spatial)?;
-    let (oh, ow, iw) = (axes[0].output, axes[1].output, shape.spatial[1]);
-    let mut list = Vec::new();
-    for u in 0..oh {
-        for v in 0..ow {
-            let o = u * ow + v;
-            match indices {
-                Some(idx) if idx[o] >= 0 => list.push((idx[o] as usize, o, ex.delta[o], 1)),
-                Some(_) => {}
-                None => {
-                    let divisor = axes[0].padded_tap_count(u) * axes[1].padded_tap_count(v);
-                    for (_, i) in axes[0].valid_taps(u) {
-                        for (_, j) in axes[1].valid_taps(v) {
-                            list.push((i * iw + j, o, ex.delta[o] / divisor as f64, divisor));
-                        }
-                    }
-                }
+pub fn demo(args: &DemoArgs) -> Result<()> {
+    let style = explain::style(args.plain);
+    println!("poolgrad demo: backpropagation through pooling, step by step.");
+    println!("Notation: x is the input, y = pool(x) the output, δ = ∂L/∂y the gradient arriving");
+    println!("from the loss L, and ∂L/∂x the gradient poolgrad sends back to the input.\n");
+    let mut pictures = Vec::new();
+    for ex in examples() {
+        let (h, w) = (ex.x.len(), ex.x[0].len());
+        println!("== {} ==", ex.title);
+        println!(" rule: {}", ex.rule);
+        let explanation = model::explain(&ex.op, ex.title[3..].to_string(), &[h, w], ex.x.concat(), Some(ex.delta.clone()))?;
+        explain::print(&explanation, style);
+        // The parts listed add up to the library's gradient.
+        for i in 0..explanation.x.len() {
+            let total: f64 = explanation.contributions(i).iter().map(|&(o, c)| c * explanation.delta[o]).sum();
+            if (total - explanation.grad[i]).abs() > 1e-12 {
+                bail!("demo self-check failed at x{}: {total} vs {}", explanation.index_name(i, false), explanation.grad[i]);
             }
         }
+        if ex.stem == "5-max-tie" {
+            tie_note(&ex)?;
+        } else {
+            check(&ex, h, w)?;
+        }
+        if !args.no_pictures {
+            pictures.extend(explain::write_pictures(&explanation, &args.out, ex.stem, true)?);
+        }
     }
-    Ok(list)
+    if !pictures.is_empty() {
+        println!("Pictures of every step ({} files) are in {}/", pictures.len(), args.out.display());
+    }
+    println!("Try your own: poolgrad explain --help");
+    Ok(())
 }
 
-fn show(ex: &Example) -> Result<()> {
-    let (h, w) = (ex.x.len(), ex.x[0].len());
-    let shape = Shape::new(1, 1, &[h, w]);
-    let x = Tensor::new(ex.x.concat(), shape.clone(), Layout::ChannelsFirst)?;
-    let max = MaxPool::new(ex.geometry.clone());
-    let avg = AvgPool::new(ex.geometry.clone());
-    let out_shape = max.output_shape(&shape)?;
-    let (oh, ow) = (out_shape.spatial[0], out_shape.spatial[1]);
-    let delta = Tensor::new(ex.delta.clone(), out_shape.clone(), Layout::ChannelsFirst)?;
-    println!("== {} ==", ex.title);
-    let (y, indices, grad) = if ex.max {
-        let f = max.forward_with_indices(&x.view())?;
-        let g = max.backward_with_indices(&shape, &delta.view(), &f.indices.view())?;
-        (f.output, Some(f.indices.data().to_vec()), g)
-    } else {
-        (avg.forward_values(&x.view())?, None, avg.backward_from_shape(&shape, &delta.view())?)
+/// Central finite differences against the backward.
+fn check(ex: &Example, h: usize, w: usize) -> Result<()> {
+    let x = Tensor::new(ex.x.concat(), Shape::new(1, 1, &[h, w]), Layout::ChannelsFirst)?;
+    let report = match &ex.op {
+        Operator::Max(p) => gradcheck(p, &x.view(), 1e-6)?,
+        Operator::Avg(p) => gradcheck(p, &x.view(), 1e-6)?,
+        Operator::Lp(p) => gradcheck(p, &x.view(), 1e-6)?,
     };
-    let forward = if ex.max { "y = max of each window" } else { "y = mean of each window" };
-    println!(" forward ({forward}):");
-    println!("{}\n", side_by_side(&[(&format!("x ({h}x{w})"), x.data(), w), (&format!("y ({oh}x{ow})"), y.data(), ow)]));
-    if let Some(idx) = &indices {
-        let cells: Vec<String> = idx.iter().map(|&i| format!("x[{}][{}]", i as usize / w, i as usize % w)).collect();
-        println!(" argmax of each window (saved for the backward): {}\n", cells.join(", "));
-    }
-    println!(" backward: {}:", ex.rule);
-    println!(
-        "{}\n",
-        side_by_side(&[(&format!("δ ({oh}x{ow})"), delta.data(), ow), (&format!("∂L/∂x ({h}x{w})"), grad.data(), w)])
-    );
-    // Where each input gradient comes from, and a check that the parts add up.
-    let parts = contributions(ex, &shape, indices.as_deref())?;
-    println!(" where each nonzero gradient comes from:");
-    for cell in 0..h * w {
-        let from: Vec<&(usize, usize, f64, usize)> = parts.iter().filter(|p| p.0 == cell).collect();
-        if from.is_empty() {
-            continue;
-        }
-        let terms: Vec<String> = from
-            .iter()
-            .map(|(_, o, _, d)| {
-                let name = format!("δ[{}][{}]", o / ow, o % ow);
-                if ex.max { name } else { format!("{name}/{d}") }
-            })
-            .collect();
-        let total: f64 = from.iter().map(|p| p.2).sum();
-        if (total - grad.data()[cell]).abs() > 1e-12 {
-            bail!("demo self-check failed at x[{}][{}]: {total} vs {}", cell / w, cell % w, grad.data()[cell]);
-        }
-        println!("   ∂L/∂x[{}][{}] = {} = {}", cell / w, cell % w, terms.join(" + "), number(grad.data()[cell]));
-    }
-    let report =
-        if ex.max { gradcheck(&max, &x.view(), 1e-6)? } else { gradcheck(&avg, &x.view(), 1e-6)? };
     println!(
         " check: central finite differences agree with the backward on all {} cells (max |error| = {:.1e})\n",
         report.checked, report.max_abs_error
@@ -201,17 +142,11 @@ fn show(ex: &Example) -> Result<()> {
     Ok(())
 }
 
-fn show_tie() -> Result<()> {
-    println!("== 5. A tie: two cells share a window's maximum ==");
+/// At a tie the max is not differentiable: show the central differences and the rule.
+fn tie_note(ex: &Example) -> Result<()> {
+    let Operator::Max(pool) = &ex.op else { bail!("the tie example is max pooling") };
+    let values = ex.x.concat();
     let shape = Shape::new(1, 1, &[2, 2]);
-    let values = vec![7.0, 2.0, 3.0, 7.0];
-    let x = Tensor::new(values.clone(), shape.clone(), Layout::ChannelsFirst)?;
-    let pool = MaxPool::new(PoolGeometry::new(&[2]));
-    let f = pool.forward_with_indices(&x.view())?;
-    let delta = Tensor::new(vec![1.0], f.output.shape().clone(), Layout::ChannelsFirst)?;
-    let g = pool.backward_with_indices(&shape, &delta.view(), &f.indices.view())?;
-    println!("{}\n", side_by_side(&[("x (2x2)", x.data(), 2), ("δ", delta.data(), 1), ("∂L/∂x", g.data(), 2)]));
-    // Central differences at the two tied cells.
     let eps = 1e-6;
     let numeric = |cell: usize| -> Result<f64> {
         let mut probe = values.clone();
@@ -223,16 +158,8 @@ fn show_tie() -> Result<()> {
     };
     let (a, b) = (numeric(0)?, numeric(3)?);
     println!(" x[0][0] and x[1][1] are both 7. The max is not differentiable here: central differences");
-    println!(" give {} and {} (each one-sided derivative is 1 or 0). poolgrad, like PyTorch, sends all", number(a), number(b));
+    println!(" give {} and {} (each one-sided derivative is 1 or 0). poolgrad, like PyTorch, sends all", model::number(a), model::number(b));
     println!(" of δ to the first maximum in row-major order, x[0][0]: a valid subgradient, and the total");
-    println!(
-        " δ = {} reaching the input is conserved (sum of ∂L/∂x = {}).\n",
-        number(delta.data()[0]),
-        number(g.data().iter().sum())
-    );
-    if g.data() != [1.0, 0.0, 0.0, 0.0] {
-        bail!("demo self-check failed: tie gradient {:?}", g.data());
-    }
-    println!("Try your own: poolgrad run --help");
+    println!(" δ reaching the input is conserved.\n");
     Ok(())
 }

@@ -3,6 +3,7 @@
 mod args;
 mod bench;
 mod demo;
+mod explain;
 mod npy;
 mod run;
 
@@ -28,8 +29,12 @@ enum Command {
     /// Example: poolgrad run --op max --kernel 3 --stride 2 --padding 1 --input x.npy
     /// --output y.npy --indices i.npy --grad-output gy.npy --grad-input gx.npy
     Run(run::RunArgs),
-    /// Walk through backpropagation through pooling on built-in examples.
+    /// Walk through backpropagation through pooling on built-in examples, with pictures.
     Demo(demo::DemoArgs),
+    /// Draw where every gradient goes for your configuration (terminal, SVG, PNG).
+    ///
+    /// Example: poolgrad explain --op max --kernel 3 --stride 2 --padding 1 --shape 1,1,5,5 --png
+    Explain(explain::ExplainArgs),
     /// Time one operator (forward and/or backward) and report the median.
     Bench(bench::BenchArgs),
 }
@@ -39,6 +44,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Run(a) => run::run(a),
         Command::Demo(a) => demo::demo(a),
+        Command::Explain(a) => explain::explain(a),
         Command::Bench(a) => bench::bench(a),
     };
     match result {

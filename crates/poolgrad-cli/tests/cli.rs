@@ -383,12 +383,16 @@ fn integer_and_half_inputs() {
 
 #[test]
 fn demo_runs_and_checks_itself() {
-    let out = poolgrad(&["demo"]);
+    let d = Dir::new();
+    let out = poolgrad(&["demo", "--plain", "--out", &d.s("pictures")]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.matches(" check: central finite differences agree").count(), 4, "{text}");
     assert!(text.contains("∂L/∂x[1][1] = δ[0][0] + δ[0][1] + δ[1][1] = 8"), "{text}");
     assert!(text.contains("A tie"));
+    // Forward and backward pictures, SVG and PNG, for each of the 5 examples.
+    let pictures = std::fs::read_dir(d.p("pictures")).unwrap().count();
+    assert_eq!(pictures, 5 * 2 * 2);
 }
 
 #[test]
