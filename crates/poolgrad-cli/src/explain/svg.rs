@@ -216,7 +216,8 @@ pub fn backward(ex: &Explanation) -> String {
     let h = values_grid(&mut svg, x0, TOP, out, "incoming gradient δ = ∂L/∂y", "delta", &ex.delta, |o| ex.index_name(o, true), |o| tint(o));
     let _ = h;
     // The input-gradient grid: the value, then the coloured terms it sums.
-    let x1 = x0 + out[2] as f64 * CELL + 90.0;
+    // Leave room for the δ grid's caption too.
+    let x1 = x0 + (out[2] as f64 * CELL).max(215.0) + 80.0;
     let dims = ex.in_dims();
     let terms: Vec<Vec<(usize, String, f64)>> =
         (0..ex.x.len()).map(|i| ex.contributions(i).into_iter().map(|(o, c)| (o, ex.term(o, c), c)).collect()).collect();
