@@ -41,6 +41,16 @@ pub(crate) fn forward<T: Element>(x: &[T], blocking: Blocking, windows: &Windows
         let x = &x[b * in_block..][..in_block];
         let mut sums = vec![T::Acc::zero(); lanes];
         windows.for_each(|o, window| {
+            if lanes == 1 {
+                // Channels-first: one plane, a plain gather-sum.
+                out[o] = if window.cells.is_empty() {
+                    T::zero()
+                } else {
+                    let sum = window.cells.iter().fold(T::Acc::zero(), |acc, &s| acc + x[s].to_acc());
+                    T::from_acc(divisor.apply::<T>(sum, window))
+                };
+                return Ok(());
+            }
             let out = &mut out[o * lanes..][..lanes];
             if window.cells.is_empty() {
                 out.fill(T::zero());
@@ -69,6 +79,13 @@ pub(crate) fn backward<T: Element>(grad_out: &[T], blocking: Blocking, windows: 
         let g = &grad_out[b * out_block..][..out_block];
         windows.for_each(|o, window| {
             if window.cells.is_empty() {
+                return Ok(());
+            }
+            if lanes == 1 {
+                let share = T::from_acc(divisor.apply::<T>(g[o].to_acc(), window));
+                for &s in window.cells {
+                    grad_in[s] = grad_in[s].add(share);
+                }
                 return Ok(());
             }
             for (lane, &gv) in g[o * lanes..][..lanes].iter().enumerate() {

@@ -67,10 +67,24 @@ impl AxisWindows {
     }
 }
 
+/// Every window of a plane, enumerated once: `cells[bounds[o]..bounds[o + 1]]` are
+/// output `o`'s taps. Shared by all planes, so the enumeration is paid once per call.
+#[derive(Debug, Clone)]
+struct Table {
+    bounds: Vec<usize>,
+    cells: Vec<usize>,
+    padded_counts: Vec<usize>,
+    axis_counts: Vec<usize>,
+}
+
+/// Tables larger than this many taps are not kept (the windows are enumerated per plane).
+const TABLE_LIMIT: usize = 1 << 24;
+
 /// All windows of an N-D pooling of one plane.
 #[derive(Debug, Clone)]
 pub(crate) struct Windows {
     axes: Vec<AxisWindows>,
+    table: Option<Table>,
     /// Row-major stride of each input dim within the plane.
     strides: Vec<usize>,
     /// Cells in one input plane.
@@ -99,7 +113,31 @@ impl Windows {
         for d in (0..axes.len().saturating_sub(1)).rev() {
             strides[d] = strides[d + 1] * input_spatial[d + 1];
         }
-        Ok(Windows { axes, strides, input_volume, output_volume })
+        let mut windows = Windows { axes, table: None, strides, input_volume, output_volume };
+        let taps = windows
+            .axes
+            .iter()
+            .map(|a| a.coords.len())
+            .try_fold(1usize, |acc, n| acc.checked_mul(n.max(1)));
+        if taps.is_some_and(|t| t <= TABLE_LIMIT) {
+            let rank = windows.axes.len();
+            let mut table = Table {
+                bounds: Vec::with_capacity(output_volume + 1),
+                cells: Vec::new(),
+                padded_counts: Vec::with_capacity(output_volume),
+                axis_counts: Vec::with_capacity(output_volume * rank),
+            };
+            table.bounds.push(0);
+            windows.enumerate(|_, w| {
+                table.cells.extend_from_slice(w.cells);
+                table.bounds.push(table.cells.len());
+                table.padded_counts.push(w.padded_count);
+                table.axis_counts.extend_from_slice(w.axis_counts);
+                Ok(())
+            })?;
+            windows.table = Some(table);
+        }
+        Ok(windows)
     }
 
     /// The output plane's shape.
@@ -119,6 +157,21 @@ impl Windows {
     /// Calls `f(output_index, window)` for every output cell of one plane, in row-major
     /// order.
     pub fn for_each(&self, mut f: impl FnMut(usize, &Window<'_>) -> Result<()>) -> Result<()> {
+        let Some(t) = &self.table else { return self.enumerate(f) };
+        let rank = self.axes.len();
+        for out in 0..self.output_volume {
+            let window = Window {
+                cells: &t.cells[t.bounds[out]..t.bounds[out + 1]],
+                padded_count: t.padded_counts[out],
+                axis_counts: &t.axis_counts[out * rank..(out + 1) * rank],
+            };
+            f(out, &window)?;
+        }
+        Ok(())
+    }
+
+    /// The enumeration itself: the Cartesian product of the per-dim tap lists.
+    fn enumerate(&self, mut f: impl FnMut(usize, &Window<'_>) -> Result<()>) -> Result<()> {
         let rank = self.axes.len();
         let cap = self.max_cells()?;
         let mut cells = Vec::with_capacity(cap);
