@@ -364,3 +364,9 @@ impl CustomOp2 for LpHessian {
         }
     }
 }
+
+/// The README's Rust examples (poolgrad's and this crate's) run as doctests here, where
+/// both crates are in reach, so the front door stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -53,8 +53,3 @@ pub use ops::{Pooling, WindowSpec};
 pub use tensor::{Element, Layout, MaxElement, Shape, Tensor, TensorView};
 /// Half-precision types (re-exported from the `half` crate).
 pub use half::{bf16, f16};
-
-/// The README's Rust example runs as a doctest, so the front door stays true.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeDoctests;
