@@ -8,25 +8,7 @@ use common::assert_close;
 use poolgrad::{AvgPool, Element, Layout, MaxPool, Padding, PoolGeometry, Shape, Tensor};
 use serde_json::Value;
 
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| match x {
-            Value::String(s) => match s.as_str() {
-                "nan" => f64::NAN,
-                "inf" => f64::INFINITY,
-                "-inf" => f64::NEG_INFINITY,
-                other => panic!("bad float {other}"),
-            },
-            n => n.as_f64().unwrap(),
-        })
-        .collect()
-}
-
-fn usizes(v: &Value) -> Vec<usize> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect()
-}
+use common::{json_floats as floats, json_usizes as usizes};
 
 /// Runs one case in `T`, demanding bitwise equality with PyTorch (same taps, same
 /// summation order, same divisor).

@@ -53,3 +53,25 @@ pub fn assert_close(what: &str, got: &[f64], want: &[f64], rel: f64) {
         panic!("{what}: element {i}: got {} want {} (rel tol {rel})", got[i], want[i]);
     }
 }
+
+/// A JSON array of floats, where NaN and infinities are the strings "nan", "inf", "-inf".
+pub fn json_floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| match x {
+            serde_json::Value::String(s) => match s.as_str() {
+                "nan" => f64::NAN,
+                "inf" => f64::INFINITY,
+                "-inf" => f64::NEG_INFINITY,
+                other => panic!("bad float {other}"),
+            },
+            n => n.as_f64().unwrap(),
+        })
+        .collect()
+}
+
+/// A JSON array of sizes.
+pub fn json_usizes(v: &serde_json::Value) -> Vec<usize> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect()
+}
