@@ -34,6 +34,7 @@ impl Svg {
         self.height = self.height.max(y);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn text(&mut self, x: f64, y: f64, size: f64, anchor: &str, fill: &str, weight: &str, text: &str, data: &str) {
         let _ = writeln!(
             self.body,
@@ -199,7 +200,7 @@ pub fn forward(ex: &Explanation) -> String {
         x1 - 35.0,
         TOP + (rows_total as f64 * CELL) / 2.0 + 8.0
     );
-    values_grid(&mut svg, x1, TOP, ex.out_dims(), "output y", "y", &ex.y, |o| ex.index_name(o, true), |o| tint(o));
+    values_grid(&mut svg, x1, TOP, ex.out_dims(), "output y", "y", &ex.y, |o| ex.index_name(o, true), tint);
     let subtitle = match ex.formula {
         Formula::Max => "y = the maximum of each window (dots: the winning cell; ties go to the first in row-major order)",
         Formula::Avg => "y = the sum of each window over its divisor",
@@ -213,7 +214,7 @@ pub fn backward(ex: &Explanation) -> String {
     let mut svg = Svg::new();
     let x0 = MARGIN;
     let out = ex.out_dims();
-    let h = values_grid(&mut svg, x0, TOP, out, "incoming gradient δ = ∂L/∂y", "delta", &ex.delta, |o| ex.index_name(o, true), |o| tint(o));
+    let h = values_grid(&mut svg, x0, TOP, out, "incoming gradient δ = ∂L/∂y", "delta", &ex.delta, |o| ex.index_name(o, true), tint);
     let _ = h;
     // The input-gradient grid: the value, then the coloured terms it sums.
     // Leave room for the δ grid's caption too.

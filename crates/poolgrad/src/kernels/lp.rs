@@ -22,6 +22,33 @@ pub(crate) enum Formula {
     Onnx,
 }
 
+impl Formula {
+    /// The per-tap power: `x^p` (PyTorch) or `|x|^p` (ONNX).
+    fn psi<A: Float>(self, x: A, p: A) -> A {
+        match self {
+            Formula::Torch { .. } => x.powf(p),
+            Formula::Onnx => x.abs().powf(p),
+        }
+    }
+
+    /// `ψ'(x) / p`.
+    fn phi<A: Float>(self, x: A, p: A) -> A {
+        match self {
+            Formula::Torch { .. } => x.powf(p - A::one()),
+            Formula::Onnx => x.abs().powf(p - A::one()) * x.signum(),
+        }
+    }
+
+    /// `φ'(x)`.
+    fn dphi<A: Float>(self, x: A, p: A) -> A {
+        let two = A::one() + A::one();
+        match self {
+            Formula::Torch { .. } => (p - A::one()) * x.powf(p - two),
+            Formula::Onnx => (p - A::one()) * x.abs().powf(p - two),
+        }
+    }
+}
+
 /// `v` rounded to `T` and widened back.
 fn round<T: Element>(v: T::Acc) -> T::Acc {
     T::from_acc(v).to_acc()
@@ -209,20 +236,11 @@ pub(crate) fn hvp<T: Element>(
                 let gv = g[o * lanes + lane].to_acc();
                 // Both formulas: y = (c·S)^(1/p), S = Σ ψ(x_i), with ψ' = p·φ:
                 // PyTorch: ψ(x) = x^p, c = K / count; ONNX: ψ(x) = |x|^p, c = 1.
-                let (c, psi, phi, dphi): (T::Acc, Box<dyn Fn(T::Acc) -> T::Acc>, Box<dyn Fn(T::Acc) -> T::Acc>, Box<dyn Fn(T::Acc) -> T::Acc>) = match formula {
-                    Formula::Torch { kernel_volume } => (
-                        T::count(kernel_volume) / T::count(window.padded_count),
-                        Box::new(move |x: T::Acc| x.powf(pa)),
-                        Box::new(move |x: T::Acc| x.powf(pa - one)),
-                        Box::new(move |x: T::Acc| (pa - one) * x.powf(pa - one - one)),
-                    ),
-                    Formula::Onnx => (
-                        one,
-                        Box::new(move |x: T::Acc| x.abs().powf(pa)),
-                        Box::new(move |x: T::Acc| x.abs().powf(pa - one) * x.signum()),
-                        Box::new(move |x: T::Acc| (pa - one) * x.abs().powf(pa - one - one)),
-                    ),
+                let c = match formula {
+                    Formula::Torch { kernel_volume } => T::count(kernel_volume) / T::count(window.padded_count),
+                    Formula::Onnx => one,
                 };
+                let (psi, phi, dphi) = (|x| formula.psi(x, pa), |x| formula.phi(x, pa), |x| formula.dphi(x, pa));
                 let sum = window.cells.iter().fold(T::Acc::zero(), |s, &cell| s + psi(at(cell)));
                 if sum == T::Acc::zero() {
                     continue;
