@@ -77,6 +77,7 @@ pub(crate) fn backward<T: Element>(grad_out: &[T], blocking: Blocking, windows: 
     let out_block = windows.output_volume * lanes;
     par_blocks(grad_in, windows.input_volume * lanes, |b, grad_in| {
         let g = &grad_out[b * out_block..][..out_block];
+        let mut shares = vec![T::zero(); lanes];
         windows.for_each(|o, window| {
             if window.cells.is_empty() {
                 return Ok(());
@@ -88,10 +89,12 @@ pub(crate) fn backward<T: Element>(grad_out: &[T], blocking: Blocking, windows: 
                 }
                 return Ok(());
             }
-            for (lane, &gv) in g[o * lanes..][..lanes].iter().enumerate() {
-                let share = T::from_acc(divisor.apply::<T>(gv.to_acc(), window));
-                for &s in window.cells {
-                    let cell = &mut grad_in[s * lanes + lane];
+            // Channels-last: the shares of all lanes, then one contiguous sweep per tap.
+            for (share, &gv) in shares.iter_mut().zip(&g[o * lanes..][..lanes]) {
+                *share = T::from_acc(divisor.apply::<T>(gv.to_acc(), window));
+            }
+            for &s in window.cells {
+                for (cell, &share) in grad_in[s * lanes..][..lanes].iter_mut().zip(&shares) {
                     *cell = cell.add(share);
                 }
             }
