@@ -23,11 +23,17 @@ pub(crate) enum Divisor {
 impl Divisor {
     /// `value / divisor` for this window.
     pub fn apply<T: Element>(self, value: T::Acc, window: &Window<'_>) -> T::Acc {
+        self.apply_counts::<T>(value, window.cells.len(), window.axis_counts)
+    }
+
+    /// The same from counts: `valid` taps, and the padded count per dim.
+    #[inline]
+    pub fn apply_counts<T: Element>(self, value: T::Acc, valid: usize, axis_counts: &[usize]) -> T::Acc {
         match self {
-            Divisor::Padded => value / T::count(window.padded_count),
-            Divisor::Valid => value / T::count(window.cells.len()),
+            Divisor::Padded => value / T::count(axis_counts.iter().product()),
+            Divisor::Valid => value / T::count(valid),
             Divisor::Fixed(n) => value / T::count(n),
-            Divisor::PerAxis => window.axis_counts.iter().fold(value, |v, &c| v / T::count(c)),
+            Divisor::PerAxis => axis_counts.iter().fold(value, |v, &c| v / T::count(c)),
         }
     }
 }
@@ -37,8 +43,35 @@ impl Divisor {
 pub(crate) fn forward<T: Element>(x: &[T], blocking: Blocking, windows: &Windows, divisor: Divisor, out: &mut [T]) -> Result<()> {
     let lanes = blocking.lanes;
     let in_block = windows.input_volume * lanes;
+    let planar = if lanes == 1 { windows.planar() } else { None };
     par_blocks(out, windows.output_volume * lanes, |b, out| {
         let x = &x[b * in_block..][..in_block];
+        if let Some(p) = &planar {
+            // Channels-first 1-D/2-D: direct loops, taps summed in row-major order.
+            let ow = p.out_cols();
+            for orow in 0..p.out_rows() {
+                let (rows, row_count) = p.row_window(orow);
+                for ocol in 0..ow {
+                    let (cols, col_count) = p.cols.window(ocol);
+                    let valid = rows.len() * cols.len();
+                    out[orow * ow + ocol] = if valid == 0 {
+                        T::zero()
+                    } else {
+                        let mut sum = T::Acc::zero();
+                        for &r in rows {
+                            let line = &x[r * p.width..][..p.width];
+                            for &c in cols {
+                                sum = sum + line[c].to_acc();
+                            }
+                        }
+                        let counts = [row_count, col_count];
+                        let counts = if p.rows.is_some() { &counts[..] } else { &counts[1..] };
+                        T::from_acc(divisor.apply_counts::<T>(sum, valid, counts))
+                    };
+                }
+            }
+            return Ok(());
+        }
         let mut sums = vec![T::Acc::zero(); lanes];
         windows.for_each(|o, window| {
             if lanes == 1 {

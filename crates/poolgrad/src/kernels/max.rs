@@ -34,8 +34,38 @@ pub(crate) fn forward<T: MaxElement>(
 ) -> Result<()> {
     let lanes = blocking.lanes;
     let in_block = windows.input_volume * lanes;
+    let planar = if lanes == 1 { windows.planar() } else { None };
     par_blocks2(out, indices, windows.output_volume * lanes, |b, out, indices| {
         let x = &x[b * in_block..][..in_block];
+        if let Some(p) = &planar {
+            // Channels-first 1-D/2-D: direct loops over each window's rows and columns,
+            // in the same row-major tap order as the general path.
+            let ow = p.out_cols();
+            for orow in 0..p.out_rows() {
+                let (rows, _) = p.row_window(orow);
+                for ocol in 0..ow {
+                    let (cols, _) = p.cols.window(ocol);
+                    let mut best = T::lowest();
+                    let mut arg = match (rows.first(), cols.first()) {
+                        (Some(&r), Some(&c)) => (r * p.width + c) as i64,
+                        _ => -1,
+                    };
+                    for &r in rows {
+                        let line = &x[r * p.width..][..p.width];
+                        for &c in cols {
+                            let v = line[c];
+                            if v > best || v.is_nan() {
+                                best = v;
+                                arg = (r * p.width + c) as i64;
+                            }
+                        }
+                    }
+                    out[orow * ow + ocol] = best;
+                    indices[orow * ow + ocol] = arg;
+                }
+            }
+            return Ok(());
+        }
         windows.for_each(|o, window| {
             if lanes == 1 {
                 (out[o], indices[o]) = reduce(window, |s| x[s]);

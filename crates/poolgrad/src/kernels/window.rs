@@ -65,6 +65,42 @@ impl AxisWindows {
     fn output(&self) -> usize {
         self.padded_counts.len()
     }
+
+    /// Window `o`'s valid coordinates and padded tap count.
+    #[inline]
+    pub fn window(&self, o: usize) -> (&[usize], usize) {
+        (&self.coords[self.bounds[o]..self.bounds[o + 1]], self.padded_counts[o])
+    }
+}
+
+/// The windows of a 1-D or 2-D pooling as (rows, cols, row length): the direct loops of
+/// the channels-first fast paths walk these instead of the flattened table. A 1-D
+/// pooling is one row.
+pub(crate) struct Planar<'a> {
+    pub rows: Option<&'a AxisWindows>,
+    pub cols: &'a AxisWindows,
+    pub width: usize,
+}
+
+impl Planar<'_> {
+    /// Output rows.
+    pub fn out_rows(&self) -> usize {
+        self.rows.map_or(1, AxisWindows::output)
+    }
+
+    /// Output columns.
+    pub fn out_cols(&self) -> usize {
+        self.cols.output()
+    }
+
+    /// Window `o` of the rows (the single row 0 for 1-D).
+    #[inline]
+    pub fn row_window(&self, o: usize) -> (&[usize], usize) {
+        match self.rows {
+            Some(r) => r.window(o),
+            None => (&[0], 1),
+        }
+    }
 }
 
 /// Every window of a plane, enumerated once: `cells[bounds[o]..bounds[o + 1]]` are
@@ -138,6 +174,15 @@ impl Windows {
             windows.table = Some(table);
         }
         Ok(windows)
+    }
+
+    /// The 1-D or 2-D view of these windows, for the direct-loop fast paths.
+    pub fn planar(&self) -> Option<Planar<'_>> {
+        match self.axes.as_slice() {
+            [cols] => Some(Planar { rows: None, cols, width: cols.input }),
+            [rows, cols] => Some(Planar { rows: Some(rows), cols, width: cols.input }),
+            _ => None,
+        }
     }
 
     /// The output plane's shape.
