@@ -189,6 +189,19 @@ macro_rules! dispatch {
     };
 }
 
+/// Runs `f` on two storages of the same element type (f32, f64, f16, bf16).
+macro_rules! dispatch2 {
+    ($what:literal, ($s1:expr, $l1:expr), ($s2:expr, $l2:expr), |$a:ident, $b:ident| $body:expr) => {
+        match ($s1, $s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(y)) => { let ($a, $b) = (contiguous(x, $l1)?, contiguous(y, $l2)?); $body }
+            (CpuStorage::F64(x), CpuStorage::F64(y)) => { let ($a, $b) = (contiguous(x, $l1)?, contiguous(y, $l2)?); $body }
+            (CpuStorage::F16(x), CpuStorage::F16(y)) => { let ($a, $b) = (contiguous(x, $l1)?, contiguous(y, $l2)?); $body }
+            (CpuStorage::BF16(x), CpuStorage::BF16(y)) => { let ($a, $b) = (contiguous(x, $l1)?, contiguous(y, $l2)?); $body }
+            (a, b) => Err(err(format!(concat!($what, ": dtypes {:?} and {:?} (f32, f64, f16, bf16, matching)"), a.dtype(), b.dtype()))),
+        }
+    };
+}
+
 /// Moves a poolgrad result into candle storage.
 trait Store: Element {
     fn store(v: Vec<Self>) -> CpuStorage;
@@ -286,14 +299,7 @@ impl CustomOp2 for Backward {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &CandleLayout, s2: &CpuStorage, l2: &CandleLayout) -> Result<(CpuStorage, CandleShape)> {
-        let g_dims = l2.dims();
-        match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(g)) => self.0.run_backward(contiguous(x, l1)?, l1.dims(), contiguous(g, l2)?, g_dims),
-            (CpuStorage::F64(x), CpuStorage::F64(g)) => self.0.run_backward(contiguous(x, l1)?, l1.dims(), contiguous(g, l2)?, g_dims),
-            (CpuStorage::F16(x), CpuStorage::F16(g)) => self.0.run_backward(contiguous(x, l1)?, l1.dims(), contiguous(g, l2)?, g_dims),
-            (CpuStorage::BF16(x), CpuStorage::BF16(g)) => self.0.run_backward(contiguous(x, l1)?, l1.dims(), contiguous(g, l2)?, g_dims),
-            (a, b) => Err(err(format!("backward: dtypes {:?} and {:?} (f32, f64, f16, bf16, matching)", a.dtype(), b.dtype()))),
-        }
+        dispatch2!("backward", (s1, l1), (s2, l2), |x, g| self.0.run_backward(x, l1.dims(), g, l2.dims()))
     }
 
     /// Second order: w.r.t. the grad-output, the forward's directional derivative
@@ -322,13 +328,7 @@ impl CustomOp2 for DoubleBackward {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &CandleLayout, s2: &CpuStorage, l2: &CandleLayout) -> Result<(CpuStorage, CandleShape)> {
-        match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(v)) => self.0.run_double_backward(contiguous(x, l1)?, l1.dims(), contiguous(v, l2)?),
-            (CpuStorage::F64(x), CpuStorage::F64(v)) => self.0.run_double_backward(contiguous(x, l1)?, l1.dims(), contiguous(v, l2)?),
-            (CpuStorage::F16(x), CpuStorage::F16(v)) => self.0.run_double_backward(contiguous(x, l1)?, l1.dims(), contiguous(v, l2)?),
-            (CpuStorage::BF16(x), CpuStorage::BF16(v)) => self.0.run_double_backward(contiguous(x, l1)?, l1.dims(), contiguous(v, l2)?),
-            (a, b) => Err(err(format!("double backward: dtypes {:?} and {:?}", a.dtype(), b.dtype()))),
-        }
+        dispatch2!("double backward", (s1, l1), (s2, l2), |x, v| self.0.run_double_backward(x, l1.dims(), v))
     }
 }
 
@@ -355,13 +355,7 @@ impl CustomOp2 for LpHessian {
             let hv = lp.double_backward_input(&xv, &g, &v).map_err(err)?;
             Ok((T::store(hv.into_data()), CandleShape::from(dims)))
         }
-        match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(p)) => run(&self.0, &self.1, contiguous(x, l1)?, l1.dims(), contiguous(p, l2)?),
-            (CpuStorage::F64(x), CpuStorage::F64(p)) => run(&self.0, &self.1, contiguous(x, l1)?, l1.dims(), contiguous(p, l2)?),
-            (CpuStorage::F16(x), CpuStorage::F16(p)) => run(&self.0, &self.1, contiguous(x, l1)?, l1.dims(), contiguous(p, l2)?),
-            (CpuStorage::BF16(x), CpuStorage::BF16(p)) => run(&self.0, &self.1, contiguous(x, l1)?, l1.dims(), contiguous(p, l2)?),
-            (a, b) => Err(err(format!("LP Hessian: dtypes {:?} and {:?}", a.dtype(), b.dtype()))),
-        }
+        dispatch2!("LP Hessian", (s1, l1), (s2, l2), |x, p| run(&self.0, &self.1, x, l1.dims(), p))
     }
 }
 

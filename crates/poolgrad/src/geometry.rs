@@ -193,7 +193,7 @@ impl PoolGeometry {
 }
 
 /// Expands a per-dim parameter: one value for every dim, or exactly one per dim.
-fn per_dim(name: &'static str, values: &[usize], rank: usize) -> Result<Vec<usize>> {
+pub(crate) fn per_dim(name: &'static str, values: &[usize], rank: usize) -> Result<Vec<usize>> {
     match values.len() {
         1 => Ok(vec![values[0]; rank]),
         n if n == rank => Ok(values.to_vec()),

@@ -3,7 +3,7 @@
 use super::max::MaxPoolOutput;
 use super::{expect_shape, filled};
 use crate::error::{PoolError, Result};
-use crate::geometry::fractional_starts;
+use crate::geometry::{fractional_starts, per_dim};
 use crate::kernels;
 use crate::kernels::indexed::Sides;
 use crate::kernels::window::{AxisWindows, Windows};
@@ -40,22 +40,14 @@ impl FractionalMaxPool {
         FractionalMaxPool { kernel_size: kernel_size.to_vec(), output_size: output_size.to_vec() }
     }
 
-    fn per_dim(name: &'static str, v: &[usize], rank: usize) -> Result<Vec<usize>> {
-        match v.len() {
-            1 => Ok(vec![v[0]; rank]),
-            n if n == rank => Ok(v.to_vec()),
-            got => Err(PoolError::RankMismatch { name, got, spatial_dims: rank }),
-        }
-    }
-
     /// Checks the request and returns (kernel, output, output shape).
     fn plan<T>(&self, shape: &Shape, samples: &[T]) -> Result<(Vec<usize>, Vec<usize>, Shape)> {
         let rank = shape.spatial.len();
         if rank != 2 && rank != 3 {
             return Err(PoolError::InvalidShape { what: "input", reason: format!("fractional max pooling is 2-D or 3-D, got {rank} spatial dims") });
         }
-        let kernel = Self::per_dim("kernel_size", &self.kernel_size, rank)?;
-        let output = Self::per_dim("output_size", &self.output_size, rank)?;
+        let kernel = per_dim("kernel_size", &self.kernel_size, rank)?;
+        let output = per_dim("output_size", &self.output_size, rank)?;
         let planes = shape.batch.checked_mul(shape.channels).ok_or(PoolError::Overflow { what: "planes" })?;
         if samples.len() != planes * rank {
             return Err(PoolError::DataLength { what: "random_samples", shape: vec![shape.batch, shape.channels, rank], expected: planes * rank, got: samples.len() });
@@ -114,7 +106,7 @@ impl FractionalMaxPool {
 
     fn sides(&self, input_shape: &Shape, layout: Layout) -> Result<(Sides, Shape)> {
         let rank = input_shape.spatial.len();
-        let output = Self::per_dim("output_size", &self.output_size, rank)?;
+        let output = per_dim("output_size", &self.output_size, rank)?;
         let out_shape = Shape::new(input_shape.batch, input_shape.channels, &output);
         let sides = Sides { blocking: Blocking::of(input_shape, layout), wide: input_shape.spatial_volume()?, narrow: out_shape.spatial_volume()? };
         Ok((sides, out_shape))

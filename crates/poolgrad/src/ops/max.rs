@@ -93,11 +93,7 @@ impl MaxPool {
         let layout = narrow.layout();
         plan.expect_output("grad_output", narrow, layout)?;
         plan.expect_output("indices", indices, layout)?;
-        let sides = Sides {
-            blocking: Blocking::of(input_shape, layout),
-            wide: plan.windows.input_volume,
-            narrow: plan.windows.output_volume,
-        };
+        let sides = plan.sides(input_shape, layout);
         Ok((plan, sides))
     }
 
@@ -125,11 +121,7 @@ impl MaxPool {
         let plan = self.windows.plan(grad_grad_input.shape())?;
         let layout = grad_grad_input.layout();
         plan.expect_output("indices", indices, layout)?;
-        let sides = Sides {
-            blocking: Blocking::of(grad_grad_input.shape(), layout),
-            wide: plan.windows.input_volume,
-            narrow: plan.windows.output_volume,
-        };
+        let sides = plan.sides(grad_grad_input.shape(), layout);
         let mut out = filled(&plan.output, T::zero())?;
         kernels::indexed::gather(sides, grad_grad_input.data(), indices.data(), &mut out)?;
         Tensor::new(out, plan.output, layout)

@@ -13,7 +13,7 @@ pub mod max;
 pub mod unpool;
 
 use crate::error::{PoolError, Result};
-use crate::geometry::PoolGeometry;
+use crate::geometry::{per_dim, PoolGeometry};
 use crate::kernels::window::{AxisWindows, Windows};
 use crate::tensor::{Element, Layout, Shape, Tensor, TensorView};
 
@@ -58,34 +58,28 @@ impl WindowSpec {
     pub(crate) fn plan(&self, input: &Shape) -> Result<Plan> {
         input.numel()?;
         let rank = input.spatial.len();
+        // Regular windows check their input in `resolve`; the others need the same.
+        if !matches!(self, WindowSpec::Regular(_)) {
+            if rank == 0 {
+                return Err(PoolError::InvalidShape { what: "input", reason: "needs at least one spatial dim".into() });
+            }
+            if let Some(d) = input.spatial.iter().position(|&s| s == 0) {
+                return Err(PoolError::InvalidShape { what: "input", reason: format!("spatial dim {d} has length 0") });
+            }
+        }
         let axes: Vec<AxisWindows> = match self {
             WindowSpec::Regular(g) => g.resolve(&input.spatial)?.iter().map(AxisWindows::regular).collect(),
             WindowSpec::Adaptive(sizes) => {
-                let sizes = match sizes.len() {
-                    1 => vec![sizes[0]; rank],
-                    n if n == rank => sizes.clone(),
-                    got => return Err(PoolError::RankMismatch { name: "output_size", got, spatial_dims: rank }),
-                };
+                let sizes = per_dim("output_size", sizes, rank)?;
                 if let Some(d) = sizes.iter().position(|&s| s == 0) {
                     return Err(PoolError::InvalidParameter {
                         name: "output_size",
                         reason: format!("value 0 in spatial dim {d}; every value must be >= 1"),
                     });
                 }
-                if let Some(d) = input.spatial.iter().position(|&s| s == 0) {
-                    return Err(PoolError::InvalidShape { what: "input", reason: format!("spatial dim {d} has length 0") });
-                }
                 input.spatial.iter().zip(&sizes).map(|(&i, &o)| AxisWindows::adaptive(i, o)).collect()
             }
-            WindowSpec::Global => {
-                if rank == 0 {
-                    return Err(PoolError::InvalidShape { what: "input", reason: "needs at least one spatial dim".into() });
-                }
-                if let Some(d) = input.spatial.iter().position(|&s| s == 0) {
-                    return Err(PoolError::InvalidShape { what: "input", reason: format!("spatial dim {d} has length 0") });
-                }
-                input.spatial.iter().map(|&i| AxisWindows::adaptive(i, 1)).collect()
-            }
+            WindowSpec::Global => input.spatial.iter().map(|&i| AxisWindows::adaptive(i, 1)).collect(),
         };
         let windows = Windows::new(axes)?;
         let output = Shape::new(input.batch, input.channels, &windows.output_spatial());
@@ -95,6 +89,15 @@ impl WindowSpec {
 }
 
 impl Plan {
+    /// The two sides of an index-driven kernel (input planes wide, output planes narrow).
+    pub fn sides(&self, input: &Shape, layout: Layout) -> crate::kernels::indexed::Sides {
+        crate::kernels::indexed::Sides {
+            blocking: crate::tensor::Blocking::of(input, layout),
+            wide: self.windows.input_volume,
+            narrow: self.windows.output_volume,
+        }
+    }
+
     /// Checks that `t` has this plan's output shape in `layout`.
     pub fn expect_output<T>(&self, what: &'static str, t: &TensorView<'_, T>, layout: Layout) -> Result<()> {
         expect_shape(what, t, &self.output, layout)

@@ -2,6 +2,7 @@
 
 use super::{expect_shape, filled};
 use crate::error::{PoolError, Result};
+use crate::geometry::per_dim;
 use crate::kernels;
 use crate::kernels::indexed::Sides;
 use crate::tensor::{Blocking, Element, Layout, Shape, Tensor, TensorView};
@@ -33,14 +34,6 @@ pub struct MaxUnpool {
     pub pad_begin: Vec<usize>,
     /// Padding at the end of each dim.
     pub pad_end: Vec<usize>,
-}
-
-fn per_dim(name: &'static str, v: &[usize], rank: usize) -> Result<Vec<usize>> {
-    match v.len() {
-        1 => Ok(vec![v[0]; rank]),
-        n if n == rank => Ok(v.to_vec()),
-        got => Err(PoolError::RankMismatch { name, got, spatial_dims: rank }),
-    }
 }
 
 impl MaxUnpool {
