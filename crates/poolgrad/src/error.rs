@@ -70,6 +70,14 @@ pub enum PoolError {
         /// Elements the buffer has.
         got: usize,
     },
+    /// The allocator could not provide an output buffer.
+    #[error("out of memory: could not allocate {bytes} bytes for {what}")]
+    OutOfMemory {
+        /// What was being allocated.
+        what: &'static str,
+        /// Its size in bytes.
+        bytes: usize,
+    },
     /// A size computation would overflow `usize`.
     #[error("size overflow while computing {what}")]
     Overflow {

@@ -11,6 +11,7 @@
 //! - [`tensor`]: shapes, layouts and element types;
 //! - [`ops`]: what each operator computes, forward and backward;
 //! - `kernels`: how it is computed (per-block loops, in parallel with rayon);
+//! - [`simd`]: which vector instruction set the kernels run (chosen at run time);
 //! - [`gradcheck`] and [`reference`]: finite-difference checks and a plain reference.
 //!
 //! ```
@@ -39,6 +40,7 @@ pub mod gradcheck;
 mod kernels;
 pub mod ops;
 pub mod reference;
+pub mod simd;
 pub mod tensor;
 
 pub use error::{PoolError, Result};

@@ -115,7 +115,7 @@ pub(crate) fn checked_product(values: &[usize], what: &'static str) -> Result<us
 /// An element type max pooling can compare: the floats and the integers.
 ///
 /// Comparisons follow PyTorch (`v > m || v.is_nan()`), never `f32::max`, which drops NaN.
-pub trait MaxElement: Copy + PartialOrd + Debug + Send + Sync + 'static {
+pub trait MaxElement: Copy + PartialOrd + Debug + Send + Sync + bytemuck::Zeroable + 'static {
     /// The type's name as `numpy` spells it.
     const NAME: &'static str;
     /// The identity of max: `-inf` for floats, the minimum for integers.

@@ -1,7 +1,8 @@
 //! Average pooling kernels: sums in the accumulation type, PyTorch's divisors.
 
-use super::par_blocks;
-use super::window::{Window, Windows};
+use super::{par_blocks, par_blocks_accumulating};
+use super::window::{chunk_starts, split_phases, Rows, Window, Windows, RUN_CHUNK};
+use crate::simd;
 use crate::error::Result;
 use crate::tensor::{Blocking, Element};
 use num_traits::Zero;
@@ -26,6 +27,23 @@ impl Divisor {
         self.apply_counts::<T>(value, window.cells.len(), window.axis_counts)
     }
 
+    /// `values[i] / divisor` for every `i`, all for the same window: the divisor is
+    /// worked out once, so the division vectorises (bitwise the same as [`Self::apply`]
+    /// per value).
+    #[inline(always)]
+    pub fn apply_all<T: Element>(self, values: &mut [T::Acc], valid: usize, axis_counts: &[usize]) {
+        let mut divide_by = |n: usize| {
+            let n = T::count(n);
+            values.iter_mut().for_each(|v| *v = *v / n);
+        };
+        match self {
+            Divisor::Padded => divide_by(axis_counts.iter().product()),
+            Divisor::Valid => divide_by(valid),
+            Divisor::Fixed(n) => divide_by(n),
+            Divisor::PerAxis => axis_counts.iter().for_each(|&c| divide_by(c)),
+        }
+    }
+
     /// The same from counts: `valid` taps, and the padded count per dim.
     #[inline]
     pub fn apply_counts<T: Element>(self, value: T::Acc, valid: usize, axis_counts: &[usize]) -> T::Acc {
@@ -38,69 +56,146 @@ impl Divisor {
     }
 }
 
-/// Forward: the window sum (taps in row-major order) over the divisor; 0 for a window
-/// with no valid tap.
+/// Forward: the window sum (taps in row-major order, starting from zero) over the
+/// divisor; 0 for a window with no valid tap.
+///
+/// Paths, each covered by the reference tests: channels-first ([`plane_rows`]) sums the
+/// complete windows of an output row [`RUN_CHUNK`] outputs at a time; channels-last
+/// ([`lane_chunks`]) sums [`LANE_CHUNK`] channels at a time; both add the taps of each
+/// output in the same order as the plain loop, so the results are bitwise the same.
 pub(crate) fn forward<T: Element>(x: &[T], blocking: Blocking, windows: &Windows, divisor: Divisor, out: &mut [T]) -> Result<()> {
     let lanes = blocking.lanes;
     let in_block = windows.input_volume * lanes;
-    let planar = if lanes == 1 { windows.planar() } else { None };
+    let isa = simd::current();
+    let rows = if lanes == 1 { Some(windows.rows()?) } else { None };
     par_blocks(out, windows.output_volume * lanes, |b, out| {
         let x = &x[b * in_block..][..in_block];
-        if let Some(p) = &planar {
-            // Channels-first 1-D/2-D: direct loops, taps summed in row-major order.
-            let ow = p.out_cols();
-            for orow in 0..p.out_rows() {
-                let (rows, row_count) = p.row_window(orow);
-                for ocol in 0..ow {
-                    let (cols, col_count) = p.cols.window(ocol);
-                    let valid = rows.len() * cols.len();
-                    out[orow * ow + ocol] = if valid == 0 {
-                        T::zero()
-                    } else {
-                        let mut sum = T::Acc::zero();
-                        for &r in rows {
-                            let line = &x[r * p.width..][..p.width];
-                            for &c in cols {
-                                sum = sum + line[c].to_acc();
-                            }
-                        }
-                        let counts = [row_count, col_count];
-                        let counts = if p.rows.is_some() { &counts[..] } else { &counts[1..] };
-                        T::from_acc(divisor.apply_counts::<T>(sum, valid, counts))
-                    };
-                }
-            }
-            return Ok(());
+        match &rows {
+            Some(rows) => isa.run(
+                #[inline(always)]
+                || plane_rows(x, rows, divisor, out),
+            ),
+            None => isa.run(
+                #[inline(always)]
+                || lane_chunks(x, lanes, windows, divisor, out),
+            ),
         }
-        let mut sums = vec![T::Acc::zero(); lanes];
-        windows.for_each(|o, window| {
-            if lanes == 1 {
-                // Channels-first: one plane, a plain gather-sum.
-                out[o] = if window.cells.is_empty() {
-                    T::zero()
-                } else {
-                    let sum = window.cells.iter().fold(T::Acc::zero(), |acc, &s| acc + x[s].to_acc());
-                    T::from_acc(divisor.apply::<T>(sum, window))
-                };
-                return Ok(());
+    })
+}
+
+/// The sum of `taps` in order, from zero.
+#[inline(always)]
+fn window_sum<T: Element>(taps: impl Iterator<Item = T>) -> T::Acc {
+    taps.fold(T::Acc::zero(), |acc, v| acc + v.to_acc())
+}
+
+/// One channels-first plane, row by row of the output.
+#[inline(always)]
+fn plane_rows<T: Element>(x: &[T], rows: &Rows, divisor: Divisor, out: &mut [T]) -> Result<()> {
+    let (ow, width) = (rows.out_cols, rows.width);
+    let mut phases = Vec::new();
+    if rows.phased {
+        split_phases(x, width, 2, &mut phases);
+    }
+    let mut counts = Vec::new();
+    rows.outer.for_each(|orow, outer| {
+        let lines = outer.cells;
+        let out = &mut out[orow * ow..][..ow];
+        counts.clear();
+        counts.extend_from_slice(outer.axis_counts);
+        counts.push(0);
+        let last = counts.len() - 1;
+        let run = rows.run_of(orow);
+        let (lo, hi) = run.map_or((ow, ow), |(r, _)| (r.first, r.end));
+        for ocol in (0..lo).chain(hi..ow) {
+            let (cols, col_count) = rows.cols.window(ocol);
+            let valid = lines.len() * cols.len();
+            out[ocol] = if valid == 0 {
+                T::zero()
+            } else {
+                let sum = window_sum(lines.iter().flat_map(|&r| cols.iter().map(move |&c| x[r * width + c])));
+                counts[last] = col_count;
+                T::from_acc(divisor.apply_counts::<T>(sum, valid, &counts))
+            };
+        }
+        let Some((run, taps)) = run else { return Ok(()) };
+        counts[last] = run.kernel;
+        let out = &mut out[run.first..run.end];
+        let finish = |sums: &mut [T::Acc]| divisor.apply_all::<T>(sums, taps.len(), &counts);
+        match run.stride {
+            1 => run_chunks::<T, 1>(x, taps, 1, finish, out),
+            2 => run_chunks::<T, 1>(&phases, taps, 1, finish, out),
+            s => run_chunks::<T, 0>(x, taps, s, finish, out),
+        }
+        Ok(())
+    })
+}
+
+/// Means of a run of at least [`RUN_CHUNK`] complete windows: sums divided in place by
+/// `finish`: output `i` adds `source[position + i·source_step]` for each tap
+/// position in order. `STEP` fixes `source_step` at compile time (0: use the argument).
+#[inline(always)]
+fn run_chunks<T: Element, const STEP: usize>(
+    source: &[T],
+    taps: &[(usize, u32)],
+    source_step: usize,
+    finish: impl Fn(&mut [T::Acc]),
+    out: &mut [T],
+) {
+    let step = if STEP == 0 { source_step } else { STEP };
+    let span = (RUN_CHUNK - 1) * step + 1;
+    for start in chunk_starts(out.len(), RUN_CHUNK) {
+        let shift = start * step;
+        let mut sums = [T::Acc::zero(); RUN_CHUNK];
+        for &(position, _) in taps {
+            let values = &source[position + shift..][..span];
+            for i in 0..RUN_CHUNK {
+                sums[i] = sums[i] + values[i * step].to_acc();
             }
+        }
+        finish(&mut sums);
+        for (o, &mean) in out[start..start + RUN_CHUNK].iter_mut().zip(&sums) {
+            *o = T::from_acc(mean);
+        }
+    }
+}
+
+/// Channels per block of the channels-last path.
+const LANE_CHUNK: usize = 16;
+
+/// One channels-last block: each window's channels in blocks of [`LANE_CHUNK`].
+#[inline(always)]
+fn lane_chunks<T: Element>(x: &[T], lanes: usize, windows: &Windows, divisor: Divisor, out: &mut [T]) -> Result<()> {
+    windows.for_each(
+        #[inline(always)]
+        |o, window: &Window<'_>| {
             let out = &mut out[o * lanes..][..lanes];
             if window.cells.is_empty() {
                 out.fill(T::zero());
                 return Ok(());
             }
-            sums.fill(T::Acc::zero());
-            for &s in window.cells {
-                for (acc, &v) in sums.iter_mut().zip(&x[s * lanes..][..lanes]) {
-                    *acc = *acc + v.to_acc();
+            let mut c0 = 0;
+            while c0 + LANE_CHUNK <= lanes {
+                let mut sums = [T::Acc::zero(); LANE_CHUNK];
+                for &s in window.cells {
+                    let taps: &[T; LANE_CHUNK] = x[s * lanes + c0..][..LANE_CHUNK].try_into().expect("chunk length");
+                    for l in 0..LANE_CHUNK {
+                        sums[l] = sums[l] + taps[l].to_acc();
+                    }
                 }
+                divisor.apply_all::<T>(&mut sums, window.cells.len(), window.axis_counts);
+                for (o, &mean) in out[c0..c0 + LANE_CHUNK].iter_mut().zip(&sums) {
+                    *o = T::from_acc(mean);
+                }
+                c0 += LANE_CHUNK;
             }
-            for (o, &sum) in out.iter_mut().zip(&sums) {
-                *o = T::from_acc(divisor.apply::<T>(sum, window));
+            for lane in c0..lanes {
+                let sum = window_sum(window.cells.iter().map(|&s| x[s * lanes + lane]));
+                out[lane] = T::from_acc(divisor.apply::<T>(sum, window));
             }
             Ok(())
-        })
-    })
+        },
+    )
 }
 
 /// Backward: every valid tap of a window receives `grad_output / divisor`, in output
@@ -108,7 +203,7 @@ pub(crate) fn forward<T: Element>(x: &[T], blocking: Blocking, windows: &Windows
 pub(crate) fn backward<T: Element>(grad_out: &[T], blocking: Blocking, windows: &Windows, divisor: Divisor, grad_in: &mut [T]) -> Result<()> {
     let lanes = blocking.lanes;
     let out_block = windows.output_volume * lanes;
-    par_blocks(grad_in, windows.input_volume * lanes, |b, grad_in| {
+    par_blocks_accumulating(grad_in, windows.input_volume * lanes, |b, grad_in| {
         let g = &grad_out[b * out_block..][..out_block];
         let mut shares = vec![T::zero(); lanes];
         windows.for_each(|o, window| {

@@ -5,7 +5,7 @@
 //! input cell) moves nothing. Each block is handled serially in index order, so the
 //! result does not depend on the thread count.
 
-use super::par_blocks;
+use super::{par_blocks, par_blocks_accumulating};
 use crate::error::{PoolError, Result};
 use crate::tensor::{Blocking, Element};
 
@@ -33,13 +33,16 @@ fn check(i: i64, wide: usize, position: usize) -> Result<Option<usize>> {
 pub(crate) fn scatter<T: Element>(sides: Sides, narrow: &[T], indices: &[i64], wide: &mut [T], accumulate: bool) -> Result<()> {
     let lanes = sides.blocking.lanes;
     let narrow_block = sides.narrow * lanes;
-    par_blocks(wide, sides.wide * lanes, |b, wide_block| {
+    par_blocks_accumulating(wide, sides.wide * lanes, |b, wide_block| {
         let values = &narrow[b * narrow_block..][..narrow_block];
         let idx = &indices[b * narrow_block..][..narrow_block];
-        for (p, (&v, &i)) in values.iter().zip(idx).enumerate() {
-            if let Some(i) = check(i, sides.wide, b * narrow_block + p)? {
-                let cell = &mut wide_block[i * lanes + p % lanes];
-                *cell = if accumulate { cell.add(v) } else { v };
+        // Position by position, each position's lanes in order (the flat order).
+        for (o, (values, idx)) in values.chunks_exact(lanes).zip(idx.chunks_exact(lanes)).enumerate() {
+            for (lane, (&v, &i)) in values.iter().zip(idx).enumerate() {
+                if let Some(i) = check(i, sides.wide, b * narrow_block + o * lanes + lane)? {
+                    let cell = &mut wide_block[i * lanes + lane];
+                    *cell = if accumulate { cell.add(v) } else { v };
+                }
             }
         }
         Ok(())
@@ -54,11 +57,13 @@ pub(crate) fn gather<T: Element>(sides: Sides, wide: &[T], indices: &[i64], narr
     par_blocks(narrow, narrow_block, |b, out| {
         let source = &wide[b * wide_block..][..wide_block];
         let idx = &indices[b * narrow_block..][..narrow_block];
-        for (p, (o, &i)) in out.iter_mut().zip(idx).enumerate() {
-            *o = match check(i, sides.wide, b * narrow_block + p)? {
-                Some(i) => source[i * lanes + p % lanes],
-                None => T::zero(),
-            };
+        for (o, (out, idx)) in out.chunks_exact_mut(lanes).zip(idx.chunks_exact(lanes)).enumerate() {
+            for (lane, (out, &i)) in out.iter_mut().zip(idx).enumerate() {
+                *out = match check(i, sides.wide, b * narrow_block + o * lanes + lane)? {
+                    Some(i) => source[i * lanes + lane],
+                    None => T::zero(),
+                };
+            }
         }
         Ok(())
     })

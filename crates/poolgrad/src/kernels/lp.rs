@@ -7,7 +7,7 @@
 //! define the gradient as 0 where the window's power sum is 0.
 
 use super::avg::{self, Divisor};
-use super::par_blocks;
+use super::{par_blocks, par_blocks_accumulating};
 use super::window::{Window, Windows};
 use crate::error::Result;
 use crate::tensor::{Blocking, Element};
@@ -130,7 +130,7 @@ pub(crate) fn backward<T: Element>(
             }
             Ok(())
         }
-        Formula::Onnx => par_blocks(grad_in, in_block, |b, gx| {
+        Formula::Onnx => par_blocks_accumulating(grad_in, in_block, |b, gx| {
             let x = &x[b * in_block..][..in_block];
             let g = &grad_out[b * out_block..][..out_block];
             windows.for_each(|o, window| {
@@ -225,7 +225,7 @@ pub(crate) fn hvp<T: Element>(
     let (in_block, out_block) = (windows.input_volume * lanes, windows.output_volume * lanes);
     let (pa, a) = (acc::<T>(p), acc::<T>(1.0 / p - 1.0));
     let one = T::Acc::one();
-    par_blocks(out, in_block, |b, hv| {
+    par_blocks_accumulating(out, in_block, |b, hv| {
         let x = &x[b * in_block..][..in_block];
         let v = &v[b * in_block..][..in_block];
         let g = &grad_out[b * out_block..][..out_block];

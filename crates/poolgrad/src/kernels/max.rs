@@ -3,18 +3,28 @@
 //! PyTorch's rule: start at the type's lowest value with the index of the first valid
 //! tap, and take any tap with `v > max || isnan(v)`; so ties go to the first tap and a
 //! NaN to the last NaN. A window with no valid tap gives the lowest value and index -1.
+//!
+//! Starting from the first valid tap itself instead gives the same value and index (a
+//! first tap that does not beat the lowest value *is* the lowest value), which is what
+//! the vectorised paths do. Three paths, each covered by the reference tests:
+//! - channels-first 1-D/2-D ([`plane_rows`]): per output row, the complete windows
+//!   ([`Interior`](super::window::Interior)) are computed for many outputs at once, one tap at a time; the
+//!   windows at the edges go through [`reduce`];
+//! - channels-last ([`lane_chunks`]): per window, blocks of [`LANE_CHUNK`] channels at once;
+//! - anything else (N-D channels-first, planes over 2^32 cells): [`reduce`] per window.
 
 use super::par_blocks2;
-use super::window::{Window, Windows};
+use super::window::{chunk_starts, split_phases, Rows, Window, Windows, RUN_CHUNK};
 use crate::error::Result;
+use crate::simd;
 use crate::tensor::{Blocking, MaxElement};
 
 /// Reduces one window of one lane; `at(s)` reads spatial cell `s`.
-#[inline]
-fn reduce<T: MaxElement>(window: &Window<'_>, at: impl Fn(usize) -> T) -> (T, i64) {
+#[inline(always)]
+fn reduce<T: MaxElement>(cells: &[usize], at: impl Fn(usize) -> T) -> (T, i64) {
     let mut best = T::lowest();
-    let mut arg = window.cells.first().map_or(-1, |&s| s as i64);
-    for &s in window.cells {
+    let mut arg = cells.first().map_or(-1, |&s| s as i64);
+    for &s in cells {
         let v = at(s);
         if v > best || v.is_nan() {
             best = v;
@@ -34,59 +44,167 @@ pub(crate) fn forward<T: MaxElement>(
 ) -> Result<()> {
     let lanes = blocking.lanes;
     let in_block = windows.input_volume * lanes;
-    let planar = if lanes == 1 { windows.planar() } else { None };
+    let isa = simd::current();
+    // The vectorised paths keep argmax indices as u32 until they store them.
+    let narrow = u32::try_from(windows.input_volume).is_ok();
+    let rows = if lanes == 1 && narrow { Some(windows.rows()?) } else { None };
     par_blocks2(out, indices, windows.output_volume * lanes, |b, out, indices| {
         let x = &x[b * in_block..][..in_block];
-        if let Some(p) = &planar {
-            // Channels-first 1-D/2-D: direct loops over each window's rows and columns,
-            // in the same row-major tap order as the general path.
-            let ow = p.out_cols();
-            for orow in 0..p.out_rows() {
-                let (rows, _) = p.row_window(orow);
-                for ocol in 0..ow {
-                    let (cols, _) = p.cols.window(ocol);
-                    let mut best = T::lowest();
-                    let mut arg = match (rows.first(), cols.first()) {
-                        (Some(&r), Some(&c)) => (r * p.width + c) as i64,
-                        _ => -1,
-                    };
-                    for &r in rows {
-                        let line = &x[r * p.width..][..p.width];
-                        for &c in cols {
-                            let v = line[c];
-                            if v > best || v.is_nan() {
-                                best = v;
-                                arg = (r * p.width + c) as i64;
-                            }
-                        }
-                    }
-                    out[orow * ow + ocol] = best;
-                    indices[orow * ow + ocol] = arg;
+        if let Some(rows) = &rows {
+            isa.run(
+                #[inline(always)]
+                || plane_rows(x, rows, out, indices),
+            )
+        } else if lanes > 1 && narrow {
+            isa.run(
+                #[inline(always)]
+                || lane_chunks(x, lanes, windows, out, indices),
+            )
+        } else {
+            windows.for_each(|o, window| {
+                for lane in 0..lanes {
+                    let at = o * lanes + lane;
+                    (out[at], indices[at]) = reduce(window.cells, |s| x[s * lanes + lane]);
                 }
-            }
-            return Ok(());
+                Ok(())
+            })
         }
-        windows.for_each(|o, window| {
-            if lanes == 1 {
-                (out[o], indices[o]) = reduce(window, |s| x[s]);
-                return Ok(());
+    })
+}
+
+/// One channels-first plane, row by row of the output.
+#[inline(always)]
+fn plane_rows<T: MaxElement>(x: &[T], rows: &Rows, out: &mut [T], indices: &mut [i64]) -> Result<()> {
+    let (ow, width) = (rows.out_cols, rows.width);
+    let mut phases = Vec::new();
+    if rows.phased {
+        split_phases(x, width, 2, &mut phases);
+    }
+    rows.outer.for_each(|orow, outer| {
+        let lines = outer.cells;
+        let out = &mut out[orow * ow..][..ow];
+        let indices = &mut indices[orow * ow..][..ow];
+        let run = rows.run_of(orow);
+        let (lo, hi) = run.map_or((ow, ow), |(r, _)| (r.first, r.end));
+        for ocol in (0..lo).chain(hi..ow) {
+            let (cols, _) = rows.cols.window(ocol);
+            let mut window = (T::lowest(), -1);
+            if let (Some(&r), Some(&c)) = (lines.first(), cols.first()) {
+                window.1 = (r * width + c) as i64;
             }
-            // Channels-last: all lanes of a tap are contiguous, so sweep lanes innermost.
-            let best = &mut out[o * lanes..][..lanes];
-            let arg = &mut indices[o * lanes..][..lanes];
-            best.fill(T::lowest());
-            arg.fill(window.cells.first().map_or(-1, |&s| s as i64));
-            for &s in window.cells {
-                for ((m, i), &v) in best.iter_mut().zip(arg.iter_mut()).zip(&x[s * lanes..][..lanes]) {
-                    if v > *m || v.is_nan() {
-                        *m = v;
-                        *i = s as i64;
+            for &r in lines {
+                let line = &x[r * width..][..width];
+                for &c in cols {
+                    let v = line[c];
+                    if v > window.0 || v.is_nan() {
+                        window = (v, (r * width + c) as i64);
                     }
                 }
+            }
+            (out[ocol], indices[ocol]) = window;
+        }
+        let Some((run, taps)) = run else { return Ok(()) };
+        let (out, indices) = (&mut out[run.first..run.end], &mut indices[run.first..run.end]);
+        match run.stride {
+            1 => run_chunks::<T, 1>(x, taps, 1, 1, out, indices),
+            2 => run_chunks::<T, 1>(&phases, taps, 1, 2, out, indices),
+            s => run_chunks::<T, 0>(x, taps, s, s, out, indices),
+        }
+        Ok(())
+    })
+}
+
+/// Max and argmax of a run of at least [`RUN_CHUNK`] complete windows. Each tap is
+/// `(position in source, flat index)` for the run's first output; output `i` reads
+/// `source[position + i·source_step]`, whose flat index is `flat + i·flat_step`.
+/// `STEP` fixes `source_step` at compile time (0: use the argument), so the
+/// contiguous case vectorises. The last chunk overlaps the one before it rather than
+/// falling back to scalar code (recomputing an output gives the same value).
+#[inline(always)]
+fn run_chunks<T: MaxElement, const STEP: usize>(
+    source: &[T],
+    taps: &[(usize, u32)],
+    source_step: usize,
+    flat_step: usize,
+    out: &mut [T],
+    indices: &mut [i64],
+) {
+    let step = if STEP == 0 { source_step } else { STEP };
+    let Some((&(first, first_flat), rest)) = taps.split_first() else { return };
+    let n = out.len().min(indices.len());
+    if n < RUN_CHUNK {
+        return;
+    }
+    let span = (RUN_CHUNK - 1) * step + 1;
+    let mut lanes_flat = [0u32; RUN_CHUNK];
+    for (i, f) in lanes_flat.iter_mut().enumerate() {
+        *f = (i * flat_step) as u32;
+    }
+    for start in chunk_starts(n, RUN_CHUNK) {
+        let shift = start * step;
+        let flat_shift = (start * flat_step) as u32;
+        let mut best = [T::lowest(); RUN_CHUNK];
+        let mut arg = [0u32; RUN_CHUNK];
+        let values = &source[first + shift..][..span];
+        for i in 0..RUN_CHUNK {
+            best[i] = values[i * step];
+            arg[i] = first_flat + flat_shift + lanes_flat[i];
+        }
+        for &(position, flat) in rest {
+            let values = &source[position + shift..][..span];
+            let base = flat + flat_shift;
+            for i in 0..RUN_CHUNK {
+                let v = values[i * step];
+                // Non-short-circuit `|`: a select, not a branch, so the loop vectorises.
+                let take = (v > best[i]) | v.is_nan();
+                best[i] = if take { v } else { best[i] };
+                arg[i] = if take { base + lanes_flat[i] } else { arg[i] };
+            }
+        }
+        out[start..start + RUN_CHUNK].copy_from_slice(&best);
+        for (index, &a) in indices[start..start + RUN_CHUNK].iter_mut().zip(&arg) {
+            *index = i64::from(a);
+        }
+    }
+}
+
+/// Channels per block of the channels-last path.
+const LANE_CHUNK: usize = 16;
+
+/// One channels-last block: each window's channels in blocks of [`LANE_CHUNK`].
+#[inline(always)]
+fn lane_chunks<T: MaxElement>(x: &[T], lanes: usize, windows: &Windows, out: &mut [T], indices: &mut [i64]) -> Result<()> {
+    windows.for_each(
+        #[inline(always)]
+        |o, window: &Window<'_>| {
+            let out = &mut out[o * lanes..][..lanes];
+            let indices = &mut indices[o * lanes..][..lanes];
+            let first = window.cells.first().map_or(0, |&s| s as u32);
+            let mut c0 = 0;
+            while c0 + LANE_CHUNK <= lanes {
+                let mut best = [T::lowest(); LANE_CHUNK];
+                let mut arg = [first; LANE_CHUNK];
+                for &s in window.cells {
+                    let taps: &[T; LANE_CHUNK] = x[s * lanes + c0..][..LANE_CHUNK].try_into().expect("chunk length");
+                    for l in 0..LANE_CHUNK {
+                        let v = taps[l];
+                        let take = (v > best[l]) | v.is_nan();
+                        best[l] = if take { v } else { best[l] };
+                        arg[l] = if take { s as u32 } else { arg[l] };
+                    }
+                }
+                out[c0..c0 + LANE_CHUNK].copy_from_slice(&best);
+                for (i, &a) in indices[c0..c0 + LANE_CHUNK].iter_mut().zip(&arg) {
+                    *i = if window.cells.is_empty() { -1 } else { i64::from(a) };
+                }
+                c0 += LANE_CHUNK;
+            }
+            for lane in c0..lanes {
+                (out[lane], indices[lane]) = reduce(window.cells, |s| x[s * lanes + lane]);
             }
             Ok(())
-        })
-    })
+        },
+    )
 }
 
 /// Forward with windows that differ per plane (fractional max pooling):
@@ -106,7 +224,7 @@ pub(crate) fn forward_per_plane<T: MaxElement>(
         let x = &x[b * in_block..][..in_block];
         for lane in 0..lanes {
             windows_of(b, lane)?.for_each(|o, window| {
-                (out[o * lanes + lane], indices[o * lanes + lane]) = reduce(window, |s| x[s * lanes + lane]);
+                (out[o * lanes + lane], indices[o * lanes + lane]) = reduce(window.cells, |s| x[s * lanes + lane]);
                 Ok(())
             })?;
         }

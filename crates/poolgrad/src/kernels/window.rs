@@ -19,6 +19,37 @@ pub(crate) struct AxisWindows {
     coords: Vec<usize>,
     /// Taps inside the input or its padding (the `count_include_pad` divisor).
     padded_counts: Vec<usize>,
+    /// The run of complete, evenly spaced windows, if these windows have one.
+    pub interior: Option<Interior>,
+}
+
+/// A run of outputs `first..end` along one axis whose windows are complete (every tap
+/// inside the input) and evenly spaced: output `o` reads the coordinates
+/// `o·stride + offset + j·dilation` for `j` in `0..kernel`, with `first·stride + offset >= 0`.
+/// The vectorised kernels compute such a run for many outputs at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Interior {
+    pub first: usize,
+    pub end: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub dilation: usize,
+    pub offset: isize,
+}
+
+impl Interior {
+    /// The input coordinate of tap `j` of the run's first output.
+    #[inline]
+    pub fn first_coordinate(&self, j: usize) -> usize {
+        // In range by construction: first·stride + offset >= 0.
+        (self.first as isize * self.stride as isize + self.offset) as usize + j * self.dilation
+    }
+
+    /// Number of outputs in the run.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.end - self.first
+    }
 }
 
 impl AxisWindows {
@@ -29,6 +60,22 @@ impl AxisWindows {
             w.coords.extend(axis.valid_taps(o).map(|(_, i)| i));
             w.bounds.push(w.coords.len());
             w.padded_counts.push(axis.padded_tap_count(o));
+        }
+        let complete = |o: usize| w.coords.len() > 0 && w.bounds[o + 1] - w.bounds[o] == axis.kernel;
+        let first = (0..axis.output).find(|&o| complete(o));
+        if let (Some(first), Ok(pad)) = (first, isize::try_from(axis.pad_begin)) {
+            let end = (first..axis.output).find(|&o| !complete(o)).unwrap_or(axis.output);
+            let fits = isize::try_from(axis.input).is_ok() && isize::try_from(axis.stride.saturating_mul(axis.output)).is_ok();
+            if fits {
+                w.interior = Some(Interior {
+                    first,
+                    end,
+                    kernel: axis.kernel,
+                    stride: axis.stride,
+                    dilation: axis.dilation,
+                    offset: -pad,
+                });
+            }
         }
         w
     }
@@ -41,6 +88,11 @@ impl AxisWindows {
             w.coords.extend(start..end);
             w.bounds.push(w.coords.len());
             w.padded_counts.push(end - start);
+        }
+        if input % output == 0 && isize::try_from(input).is_ok() {
+            // Equal windows tiling the input: regular with kernel = stride = input / output.
+            let k = input / output;
+            w.interior = Some(Interior { first: 0, end: output, kernel: k, stride: k, dilation: 1, offset: 0 });
         }
         w
     }
@@ -59,7 +111,7 @@ impl AxisWindows {
     fn empty(input: usize, output: usize) -> Self {
         let mut bounds = Vec::with_capacity(output + 1);
         bounds.push(0);
-        AxisWindows { input, bounds, coords: Vec::new(), padded_counts: Vec::with_capacity(output) }
+        AxisWindows { input, bounds, coords: Vec::new(), padded_counts: Vec::with_capacity(output), interior: None }
     }
 
     fn output(&self) -> usize {
@@ -73,32 +125,101 @@ impl AxisWindows {
     }
 }
 
-/// The windows of a 1-D or 2-D pooling as (rows, cols, row length): the direct loops of
-/// the channels-first fast paths walk these instead of the flattened table. A 1-D
-/// pooling is one row.
-pub(crate) struct Planar<'a> {
-    pub rows: Option<&'a AxisWindows>,
-    pub cols: &'a AxisWindows,
+/// The windows of a channels-first plane seen as rows: a row is a line along the last
+/// spatial dim, and the windows over the dims before it ("outer" windows) say which rows,
+/// in order, each output row reads. A 1-D plane is one row. The vectorised
+/// channels-first kernels walk these instead of the flattened table.
+///
+/// The complete, evenly spaced windows of each output row (its run, see [`Interior`])
+/// are laid out once per call as tap lists, the same for every plane.
+pub(crate) struct Rows {
+    /// Windows over the outer dims; their cells are row numbers.
+    pub outer: Windows,
+    /// Windows along the row.
+    pub cols: AxisWindows,
+    /// Row length.
     pub width: usize,
+    /// Outputs per row.
+    pub out_cols: usize,
+    /// The run of complete windows along the row, when it is long enough to vectorise.
+    pub run: Option<Interior>,
+    /// Whether runs read the stride-2 phase-split copy of the plane ([`split_phases`]).
+    pub phased: bool,
+    /// `run_taps[run_bounds[o]..run_bounds[o + 1]]`: output row `o`'s run taps.
+    run_bounds: Vec<usize>,
+    run_taps: Vec<(usize, u32)>,
 }
 
-impl Planar<'_> {
-    /// Output rows.
-    pub fn out_rows(&self) -> usize {
-        self.rows.map_or(1, AxisWindows::output)
+impl Rows {
+    fn new(outer: Windows, cols: AxisWindows, input_volume: usize) -> Result<Self> {
+        let width = cols.input;
+        let plane_rows = input_volume / width.max(1);
+        let run = cols.interior.filter(|r| r.len() >= RUN_CHUNK && u32::try_from(input_volume).is_ok());
+        let phased = run.is_some_and(|r| r.stride == 2);
+        let phase_width = width.div_ceil(2);
+        let mut run_bounds = vec![0];
+        let mut run_taps = Vec::new();
+        if let Some(run) = run {
+            outer.for_each(|_, window| {
+                for &r in window.cells {
+                    run_taps.extend((0..run.kernel).map(|j| {
+                        let c = run.first_coordinate(j);
+                        let flat = r * width + c;
+                        // Phase c % 2, row r, column c / 2 of the phase-split copy.
+                        let position = if phased { (c % 2) * plane_rows * phase_width + r * phase_width + c / 2 } else { flat };
+                        (position, flat as u32)
+                    }));
+                }
+                run_bounds.push(run_taps.len());
+                Ok(())
+            })?;
+        }
+        Ok(Rows { outer, out_cols: cols.output(), cols, width, run, phased, run_bounds, run_taps })
     }
 
-    /// Output columns.
-    pub fn out_cols(&self) -> usize {
-        self.cols.output()
-    }
-
-    /// Window `o` of the rows (the single row 0 for 1-D).
+    /// Output row `o`'s run, if it has one, and its taps in row-major tap order as
+    /// `(position in the source, flat index in the plane)` for the run's first output:
+    /// output `run.first + i` reads `source[position + i·step]`, flat index
+    /// `flat + i·stride`, where the source is the phase-split copy (step 1) when
+    /// [`Self::phased`], else the plane (step = stride).
     #[inline]
-    pub fn row_window(&self, o: usize) -> (&[usize], usize) {
-        match self.rows {
-            Some(r) => r.window(o),
-            None => (&[0], 1),
+    pub fn run_of(&self, o: usize) -> Option<(Interior, &[(usize, u32)])> {
+        let run = self.run?;
+        let taps = &self.run_taps[self.run_bounds[o]..self.run_bounds[o + 1]];
+        (!taps.is_empty()).then_some((run, taps))
+    }
+}
+
+/// Outputs per chunk of the channels-first vectorised paths: the running state of a
+/// chunk stays in registers while all its taps are folded in.
+pub(crate) const RUN_CHUNK: usize = 16;
+
+/// The starts of `chunk`-sized chunks covering `0..n` (`n >= chunk`): every `chunk`-th
+/// position, the last one moved back to end at `n`, overlapping the one before it
+/// (recomputing an output gives the same value), so no output needs scalar code.
+pub(crate) fn chunk_starts(n: usize, chunk: usize) -> impl Iterator<Item = usize> {
+    let full = if chunk == 0 || n < chunk { 0 } else { n.div_ceil(chunk) };
+    (0..full).map(move |c| (c * chunk).min(n - chunk))
+}
+
+/// A copy of a plane with each row split into its `phases` interleaved phases: row `r`,
+/// phase `q` holds `row[q], row[q + phases], ...`, so taps at stride `phases` become
+/// contiguous. Phase rows are `ceil(width / phases)` long.
+pub(crate) fn split_phases<T: Copy>(plane: &[T], width: usize, phases: usize, out: &mut Vec<T>) {
+    let phase_width = width.div_ceil(phases);
+    let rows = plane.len() / width.max(1);
+    out.clear();
+    if width == 0 {
+        return;
+    }
+    out.reserve(rows * phases * phase_width);
+    for q in 0..phases {
+        for row in plane.chunks_exact(width) {
+            let start = out.len();
+            out.extend(row[q..].iter().step_by(phases));
+            // Pad short phases so every phase row has the same length.
+            let pad = row[row.len() - 1];
+            out.resize(start + phase_width, pad);
         }
     }
 }
@@ -176,13 +297,13 @@ impl Windows {
         Ok(windows)
     }
 
-    /// The 1-D or 2-D view of these windows, for the direct-loop fast paths.
-    pub fn planar(&self) -> Option<Planar<'_>> {
-        match self.axes.as_slice() {
-            [cols] => Some(Planar { rows: None, cols, width: cols.input }),
-            [rows, cols] => Some(Planar { rows: Some(rows), cols, width: cols.input }),
-            _ => None,
-        }
+    /// The row view of these windows (see [`Rows`]).
+    pub fn rows(&self) -> Result<Rows> {
+        let (cols, outer) = self.axes.split_last().ok_or(PoolError::InvalidShape {
+            what: "input",
+            reason: "needs at least one spatial dim".into(),
+        })?;
+        Rows::new(Windows::new(outer.to_vec())?, cols.clone(), self.input_volume)
     }
 
     /// The output plane's shape.
@@ -201,6 +322,7 @@ impl Windows {
 
     /// Calls `f(output_index, window)` for every output cell of one plane, in row-major
     /// order.
+    #[inline(always)]
     pub fn for_each(&self, mut f: impl FnMut(usize, &Window<'_>) -> Result<()>) -> Result<()> {
         let Some(t) = &self.table else { return self.enumerate(f) };
         let rank = self.axes.len();

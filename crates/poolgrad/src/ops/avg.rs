@@ -1,6 +1,6 @@
 //! Average pooling — regular, adaptive and global.
 
-use super::{filled, Pooling, WindowSpec};
+use super::{zeroed, Pooling, WindowSpec};
 use crate::error::{PoolError, Result};
 use crate::geometry::PoolGeometry;
 use crate::kernels;
@@ -85,7 +85,7 @@ impl AvgPool {
     pub fn forward_values<T: Element>(&self, x: &TensorView<'_, T>) -> Result<Tensor<T>> {
         let divisor = self.divisor()?;
         let plan = self.windows.plan(x.shape())?;
-        let mut out = filled(&plan.output, T::zero())?;
+        let mut out = zeroed::<T>(&plan.output)?;
         kernels::avg::forward(x.data(), Blocking::of(x.shape(), x.layout()), &plan.windows, divisor, &mut out)?;
         Tensor::new(out, plan.output, x.layout())
     }
@@ -96,7 +96,7 @@ impl AvgPool {
         let plan = self.windows.plan(input_shape)?;
         let layout = grad_output.layout();
         plan.expect_output("grad_output", grad_output, layout)?;
-        let mut grad_in = filled(input_shape, T::zero())?;
+        let mut grad_in = zeroed::<T>(input_shape)?;
         kernels::avg::backward(grad_output.data(), Blocking::of(input_shape, layout), &plan.windows, divisor, &mut grad_in)?;
         Tensor::new(grad_in, input_shape.clone(), layout)
     }

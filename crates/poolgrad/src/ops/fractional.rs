@@ -1,7 +1,7 @@
 //! Fractional max pooling (PyTorch's `fractional_max_pool2d/3d`).
 
 use super::max::MaxPoolOutput;
-use super::{expect_shape, filled};
+use super::{expect_shape, zeroed};
 use crate::error::{PoolError, Result};
 use crate::geometry::{fractional_starts, per_dim};
 use crate::kernels;
@@ -86,8 +86,8 @@ impl FractionalMaxPool {
             Layout::ChannelsFirst => block,
             Layout::ChannelsLast => block * shape.channels + lane,
         };
-        let mut out = filled(&out_shape, T::lowest())?;
-        let mut indices = filled(&out_shape, 0i64)?;
+        let mut out = zeroed::<T>(&out_shape)?;
+        let mut indices = zeroed::<i64>(&out_shape)?;
         let (in_volume, out_volume) = (shape.spatial_volume()?, out_shape.spatial_volume()?);
         kernels::max::forward_per_plane(
             x.data(),
@@ -118,7 +118,7 @@ impl FractionalMaxPool {
         let (sides, out_shape) = self.sides(input_shape, layout)?;
         expect_shape("grad_output", grad_output, &out_shape, layout)?;
         expect_shape("indices", indices, &out_shape, layout)?;
-        let mut grad_in = filled(input_shape, T::zero())?;
+        let mut grad_in = zeroed::<T>(input_shape)?;
         kernels::indexed::scatter(sides, grad_output.data(), indices.data(), &mut grad_in, true)?;
         Tensor::new(grad_in, input_shape.clone(), layout)
     }
@@ -128,7 +128,7 @@ impl FractionalMaxPool {
         let layout = grad_grad_input.layout();
         let (sides, out_shape) = self.sides(grad_grad_input.shape(), layout)?;
         expect_shape("indices", indices, &out_shape, layout)?;
-        let mut out = filled(&out_shape, T::zero())?;
+        let mut out = zeroed::<T>(&out_shape)?;
         kernels::indexed::gather(sides, grad_grad_input.data(), indices.data(), &mut out)?;
         Tensor::new(out, out_shape, layout)
     }

@@ -1,7 +1,7 @@
 //! LP (power-average) pooling.
 
 use super::max::MaxPool;
-use super::{filled, Pooling, WindowSpec};
+use super::{zeroed, Pooling, WindowSpec};
 use crate::error::{PoolError, Result};
 use crate::geometry::{Padding, PoolGeometry};
 use crate::kernels;
@@ -132,7 +132,7 @@ impl LpPool {
         super::expect_shape("grad_grad_input", grad_grad_input, x.shape(), x.layout())?;
         let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
         plan.expect_output("grad_output", grad_output, x.layout())?;
-        let mut out = filled(x.shape(), T::zero())?;
+        let mut out = zeroed::<T>(x.shape())?;
         if let Resolved::Finite(formula) = self.resolve()? {
             let blocking = Blocking::of(x.shape(), x.layout());
             kernels::lp::hvp(x.data(), grad_output.data(), grad_grad_input.data(), blocking, &plan.windows, self.norm_type, formula, &mut out)?;
@@ -155,7 +155,7 @@ impl Pooling for LpPool {
         match self.resolve()? {
             Resolved::Finite(formula) => {
                 let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
-                let mut out = filled(&plan.output, T::zero())?;
+                let mut out = zeroed::<T>(&plan.output)?;
                 kernels::lp::forward(x.data(), Blocking::of(x.shape(), x.layout()), &plan.windows, self.norm_type, formula, &mut out)?;
                 Tensor::new(out, plan.output, x.layout())
             }
@@ -173,7 +173,7 @@ impl Pooling for LpPool {
         plan.expect_output("grad_output", grad_output, x.layout())?;
         match self.resolve()? {
             Resolved::Finite(formula) => {
-                let mut grad_in = filled(x.shape(), T::zero())?;
+                let mut grad_in = zeroed::<T>(x.shape())?;
                 let blocking = Blocking::of(x.shape(), x.layout());
                 kernels::lp::backward(x.data(), grad_output.data(), blocking, &plan.windows, self.norm_type, formula, &mut grad_in)?;
                 Tensor::new(grad_in, x.shape().clone(), x.layout())
@@ -196,7 +196,7 @@ impl Pooling for LpPool {
         let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
         match self.resolve()? {
             Resolved::Finite(formula) => {
-                let mut out = filled(&plan.output, T::zero())?;
+                let mut out = zeroed::<T>(&plan.output)?;
                 let blocking = Blocking::of(x.shape(), x.layout());
                 kernels::lp::jvp(x.data(), grad_grad_input.data(), blocking, &plan.windows, self.norm_type, formula, &mut out)?;
                 Tensor::new(out, plan.output, x.layout())

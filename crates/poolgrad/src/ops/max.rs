@@ -1,7 +1,7 @@
 //! Max pooling — regular, adaptive and global — with argmax indices; backward and
 //! double backward along the indices.
 
-use super::{filled, Plan, Pooling, WindowSpec};
+use super::{zeroed, Plan, Pooling, WindowSpec};
 use crate::error::{PoolError, Result};
 use crate::geometry::PoolGeometry;
 use crate::kernels;
@@ -79,8 +79,8 @@ impl MaxPool {
     pub fn forward_with_indices<T: MaxElement>(&self, x: &TensorView<'_, T>) -> Result<MaxPoolOutput<T>> {
         let plan = self.windows.plan(x.shape())?;
         let layout = x.layout();
-        let mut out = filled(&plan.output, T::lowest())?;
-        let mut indices = filled(&plan.output, 0i64)?;
+        let mut out = zeroed::<T>(&plan.output)?;
+        let mut indices = zeroed::<i64>(&plan.output)?;
         kernels::max::forward(x.data(), Blocking::of(x.shape(), layout), &plan.windows, &mut out, &mut indices)?;
         Ok(MaxPoolOutput {
             output: Tensor::new(out, plan.output.clone(), layout)?,
@@ -106,7 +106,7 @@ impl MaxPool {
         indices: &TensorView<'_, i64>,
     ) -> Result<Tensor<T>> {
         let (_, sides) = self.checked_plan(input_shape, grad_output, indices)?;
-        let mut grad_in = filled(input_shape, T::zero())?;
+        let mut grad_in = zeroed::<T>(input_shape)?;
         kernels::indexed::scatter(sides, grad_output.data(), indices.data(), &mut grad_in, true)?;
         Tensor::new(grad_in, input_shape.clone(), grad_output.layout())
     }
@@ -122,7 +122,7 @@ impl MaxPool {
         let layout = grad_grad_input.layout();
         plan.expect_output("indices", indices, layout)?;
         let sides = plan.sides(grad_grad_input.shape(), layout);
-        let mut out = filled(&plan.output, T::zero())?;
+        let mut out = zeroed::<T>(&plan.output)?;
         kernels::indexed::gather(sides, grad_grad_input.data(), indices.data(), &mut out)?;
         Tensor::new(out, plan.output, layout)
     }

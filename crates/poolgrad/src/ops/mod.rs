@@ -118,14 +118,8 @@ pub(crate) fn expect_shape<T>(what: &'static str, t: &TensorView<'_, T>, shape: 
     Ok(())
 }
 
-/// A buffer of `shape`'s size filled with `value` (the allocation every operator starts from).
-///
-/// Written eagerly, never left to a lazily zeroed allocation: otherwise the parallel
-/// kernels take the first-touch page faults together and contend in the kernel (measured:
-/// 2 threads slower than 1 on the backward).
-pub(crate) fn filled<T: Clone>(shape: &Shape, value: T) -> Result<Vec<T>> {
-    let n = shape.numel()?;
-    let mut buffer = Vec::with_capacity(n);
-    buffer.resize(n, value);
-    Ok(buffer)
+/// A zeroed buffer of `shape`'s size (the allocation every operator starts from; see
+/// [`crate::kernels::buffer`]).
+pub(crate) fn zeroed<T: bytemuck::Zeroable + Clone>(shape: &Shape) -> Result<Vec<T>> {
+    crate::kernels::buffer::zeroed(shape.numel()?)
 }

@@ -1,6 +1,6 @@
 //! Max unpooling (PyTorch `max_unpool{1,2,3}d`, ONNX `MaxUnpool`).
 
-use super::{expect_shape, filled};
+use super::{expect_shape, zeroed};
 use crate::error::{PoolError, Result};
 use crate::geometry::per_dim;
 use crate::kernels;
@@ -107,7 +107,7 @@ impl MaxUnpool {
         };
         let out_shape = Shape::new(shape.batch, shape.channels, &spatial);
         let sides = Sides { blocking: Blocking::of(shape, x.layout()), wide: out_shape.spatial_volume()?, narrow: shape.spatial_volume()? };
-        let mut out = filled(&out_shape, T::zero())?;
+        let mut out = zeroed::<T>(&out_shape)?;
         kernels::indexed::scatter(sides, x.data(), indices.data(), &mut out, accumulate)?;
         Tensor::new(out, out_shape, x.layout())
     }
@@ -171,7 +171,7 @@ impl MaxUnpool {
             return Err(PoolError::InvalidParameter { name: "layout", reason: "grad_output and indices differ in layout".into() });
         }
         let sides = Sides { blocking: Blocking::of(is, indices.layout()), wide: gs.spatial_volume()?, narrow: is.spatial_volume()? };
-        let mut out = filled(is, T::zero())?;
+        let mut out = zeroed::<T>(is)?;
         kernels::indexed::gather(sides, grad_output.data(), indices.data(), &mut out)?;
         Tensor::new(out, is.clone(), indices.layout())
     }

@@ -1,0 +1,97 @@
+//! Which vector instruction set the kernels are compiled for, chosen at run time.
+//!
+//! The hot loops are plain Rust written so that the compiler vectorises them; each is
+//! compiled twice on x86-64 — for the baseline (SSE2, any x86-64 CPU) and for AVX2+FMA —
+//! and the widest one the CPU supports runs. Other targets (aarch64: NEON is baseline)
+//! use the portable build. Every instruction set gives bitwise the same results: the
+//! loops only compare, select and add in a fixed order.
+//!
+//! [`with_isa`] forces a narrower set on the calling thread, so tests can check each
+//! build and benchmarks can compare them:
+//!
+//! ```
+//! use poolgrad::simd::{available, detected, with_isa, Isa};
+//! assert!(available().contains(&Isa::Portable));
+//! assert!(available().contains(&detected()));
+//! let portable = with_isa(Isa::Portable, || poolgrad::simd::current());
+//! assert_eq!(portable, Isa::Portable);
+//! ```
+
+use std::cell::Cell;
+
+/// An instruction set the kernels are built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isa {
+    /// The target's baseline (SSE2 on x86-64, NEON on aarch64).
+    Portable,
+    /// x86-64 AVX2 with FMA.
+    Avx2,
+}
+
+impl Isa {
+    /// The name used in reports (`portable`, `avx2`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "portable",
+            Isa::Avx2 => "avx2",
+        }
+    }
+
+    /// Runs `f` compiled for this instruction set. `f` should be an `#[inline(always)]`
+    /// closure that calls `#[inline(always)]` loops, so that they are compiled into the
+    /// feature-enabled wrapper.
+    #[inline(always)]
+    pub(crate) fn run<R>(self, f: impl FnOnce() -> R) -> R {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+                    f()
+                }
+                debug_assert!(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
+                // SAFETY: an `Isa::Avx2` only comes from `current()`, which never yields
+                // a set the CPU lacks (`with_isa` clamps to `detected()`).
+                unsafe { avx2(f) }
+            }
+            _ => f(),
+        }
+    }
+}
+
+/// The widest instruction set this CPU supports.
+pub fn detected() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        return Isa::Avx2;
+    }
+    Isa::Portable
+}
+
+/// Every instruction set this CPU can run, narrowest first.
+pub fn available() -> Vec<Isa> {
+    [Isa::Portable, Isa::Avx2].into_iter().filter(|&i| i <= detected()).collect()
+}
+
+thread_local! {
+    static FORCED: Cell<Option<Isa>> = const { Cell::new(None) };
+}
+
+/// The instruction set kernels started on this thread use now.
+pub fn current() -> Isa {
+    let detected = detected();
+    FORCED.with(|f| f.get()).map_or(detected, |forced| forced.min(detected))
+}
+
+/// Runs `f` with the kernels it starts on this thread using at most `isa` (a set the CPU
+/// lacks is narrowed to [`detected`]).
+pub fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Isa>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FORCED.with(|f| f.set(self.0));
+        }
+    }
+    let _restore = Restore(FORCED.with(|forced| forced.replace(Some(isa))));
+    f()
+}

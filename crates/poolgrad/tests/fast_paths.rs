@@ -1,0 +1,140 @@
+//! The vectorised paths against the plain reference, under every instruction set this
+//! CPU runs (`poolgrad::simd::available`): rows long enough for the channels-first
+//! runs (strides 1, 2 — the phase-split copy — and 3, chunk remainders, edges) and
+//! channel counts that give the channels-last chunks and their remainders. Bitwise,
+//! with ties, NaN and infinities in the data.
+
+use poolgrad::simd::{available, with_isa};
+use poolgrad::{reference, AvgPool, Layout, MaxPool, Padding, PoolGeometry, Pooling, Shape, Tensor};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+struct Request {
+    shape: Shape,
+    layout: Layout,
+    geometry: PoolGeometry,
+}
+
+/// Rank 1–3, last dim 16–90 (channels-first runs of 16+ outputs), 1–40 channels
+/// (channels-last chunks of 16 and remainders).
+fn request() -> impl Strategy<Value = Request> {
+    (1..=3usize)
+        .prop_flat_map(|rank| {
+            (
+                1..=2usize,
+                1..=40usize,
+                prop::collection::vec(1..=6usize, rank - 1),
+                16..=90usize,
+                prop::collection::vec(1..=5usize, rank),
+                prop::collection::vec(1..=3usize, rank),
+                prop::collection::vec(1..=2usize, rank),
+                prop::collection::vec(0..=2usize, 2 * rank),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+            )
+        })
+        .prop_map(|(n, c, outer, width, kernel, stride, dilation, pads, explicit, ceil, last)| {
+            let rank = kernel.len();
+            let mut spatial = outer;
+            spatial.push(width);
+            let padding = if explicit {
+                Padding::Explicit { begin: pads[..rank].to_vec(), end: pads[rank..].to_vec() }
+            } else {
+                Padding::Symmetric(pads[..rank].iter().zip(&kernel).map(|(p, k)| p % (k / 2 + 1)).collect())
+            };
+            Request {
+                // Channels-first tests use few channels: the rows are what matters there.
+                shape: Shape::new(n, if last { c } else { 1 + c % 3 }, &spatial),
+                layout: if last { Layout::ChannelsLast } else { Layout::ChannelsFirst },
+                geometry: PoolGeometry::new(&kernel).stride(&stride).dilation(&dilation).padding(padding).ceil_mode(ceil),
+            }
+        })
+}
+
+/// Small integers (many ties), with NaN and infinities sprinkled in when `specials`.
+fn values(len: usize, seed: u64, specials: bool) -> Vec<f32> {
+    let mut s = seed;
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            match (s >> 33) % 50 {
+                0 if specials => f32::NAN,
+                1 if specials => f32::INFINITY,
+                2 if specials => f32::NEG_INFINITY,
+                3 => -0.0,
+                r => (r % 7) as f32 - 3.0 + ((s >> 20) % 4) as f32 * 0.1,
+            }
+        })
+        .collect()
+}
+
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 150, max_shrink_iters: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn max_forward_every_isa(req in request(), seed in any::<u64>(), specials in any::<bool>()) {
+        let x = Tensor::new(values(req.shape.numel().unwrap(), seed, specials), req.shape.clone(), req.layout).unwrap();
+        let Ok((want, want_idx)) = reference::max_pool(&x.view(), &req.geometry) else { return Ok(()) };
+        for isa in available() {
+            let got = with_isa(isa, || MaxPool::new(req.geometry.clone()).forward_with_indices(&x.view())).unwrap();
+            prop_assert!(same_bits(got.output.data(), want.data()), "{}", isa.name());
+            prop_assert_eq!(got.indices.data(), want_idx.data(), "{}", isa.name());
+        }
+    }
+
+    #[test]
+    fn avg_forward_every_isa(
+        req in request(), seed in any::<u64>(), include in any::<bool>(), divisor in prop::option::of(1..10usize),
+        specials in any::<bool>(),
+    ) {
+        let x = Tensor::new(values(req.shape.numel().unwrap(), seed, specials), req.shape.clone(), req.layout).unwrap();
+        let Ok(want) = reference::avg_pool(&x.view(), &req.geometry, include, divisor) else { return Ok(()) };
+        for isa in available() {
+            let pool = AvgPool::new(req.geometry.clone()).count_include_pad(include).divisor_override(divisor);
+            let got = with_isa(isa, || pool.forward(&x.view())).unwrap();
+            prop_assert!(same_bits(got.data(), want.data()), "{}", isa.name());
+        }
+    }
+
+    /// Adaptive windows that tile the input evenly take the run path too. Average:
+    /// the kernel divides one dim at a time as PyTorch does, the reference by the
+    /// window size at once, so they agree to rounding; every build agrees bitwise with
+    /// the portable one.
+    #[test]
+    fn adaptive_every_isa(
+        req in request(), seed in any::<u64>(), divisors in prop::collection::vec(1..=4usize, 3), max in any::<bool>(),
+    ) {
+        let x = Tensor::new(values(req.shape.numel().unwrap(), seed, true), req.shape.clone(), req.layout).unwrap();
+        // Output sizes that divide the input when possible (the regular run), else not.
+        let output: Vec<usize> = req.shape.spatial.iter().zip(&divisors).map(|(&i, &d)| (i / d).max(1)).collect();
+        let (want, want_idx) = reference::adaptive_pool(&x.view(), &output, max).unwrap();
+        let portable = with_isa(poolgrad::simd::Isa::Portable, || AvgPool::adaptive(&output).forward(&x.view())).unwrap();
+        for isa in available() {
+            if max {
+                let got = with_isa(isa, || MaxPool::adaptive(&output).forward_with_indices(&x.view())).unwrap();
+                prop_assert!(same_bits(got.output.data(), want.data()), "{}", isa.name());
+                prop_assert_eq!(got.indices.data(), want_idx.data(), "{}", isa.name());
+            } else {
+                let got = with_isa(isa, || AvgPool::adaptive(&output).forward(&x.view())).unwrap();
+                prop_assert!(same_bits(got.data(), portable.data()), "{}", isa.name());
+                let close = got.data().iter().zip(want.data()).all(|(a, b)| {
+                    (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-6 * a.abs().max(1.0)
+                });
+                prop_assert!(close, "{} vs reference", isa.name());
+            }
+        }
+    }
+}
+
+#[test]
+fn this_cpu_runs_at_least_the_portable_build() {
+    let isas = available();
+    assert_eq!(isas[0], poolgrad::simd::Isa::Portable);
+    // On x86-64 CI machines AVX2 is there; say which builds these tests covered.
+    eprintln!("instruction sets tested: {:?}", isas.iter().map(|i| i.name()).collect::<Vec<_>>());
+}
