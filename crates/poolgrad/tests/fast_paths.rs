@@ -1,8 +1,9 @@
 //! The vectorised paths against the plain reference, under every instruction set this
 //! CPU runs (`poolgrad::simd::available`): rows long enough for the channels-first
-//! runs (strides 1, 2 — the phase-split copy — and 3, chunk remainders, edges) and
-//! channel counts that give the channels-last chunks and their remainders. Bitwise,
-//! with ties, NaN and infinities in the data.
+//! runs (strides 1, 2 — the phase-split copy — and 3, chunk remainders, edges), rows too
+//! short for runs (interleaved plane groups of 16, and partial groups), and channel
+//! counts that give the channels-last chunks and their remainders. Bitwise, with ties,
+//! NaN and infinities in the data.
 
 use poolgrad::simd::{available, with_isa};
 use poolgrad::{reference, AvgPool, Layout, MaxPool, Padding, PoolGeometry, Pooling, Shape, Tensor};
@@ -44,8 +45,8 @@ fn request() -> impl Strategy<Value = Request> {
                 Padding::Symmetric(pads[..rank].iter().zip(&kernel).map(|(p, k)| p % (k / 2 + 1)).collect())
             };
             Request {
-                // Channels-first tests use few channels: the rows are what matters there.
-                shape: Shape::new(n, if last { c } else { 1 + c % 3 }, &spatial),
+                // Channels-first: up to 40 planes, so groups of 16 planes and partial groups.
+                shape: Shape::new(n, if last { c } else { 1 + c / 2 }, &spatial),
                 layout: if last { Layout::ChannelsLast } else { Layout::ChannelsFirst },
                 geometry: PoolGeometry::new(&kernel).stride(&stride).dilation(&dilation).padding(padding).ceil_mode(ceil),
             }
@@ -127,6 +128,30 @@ proptest! {
                 });
                 prop_assert!(close, "{} vs reference", isa.name());
             }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 60, max_shrink_iters: 256, ..ProptestConfig::default() })]
+
+    /// Global pooling: channels-first planes go through the interleaved plane groups.
+    #[test]
+    fn global_every_isa(req in request(), seed in any::<u64>()) {
+        let x = Tensor::new(values(req.shape.numel().unwrap(), seed, true), req.shape.clone(), req.layout).unwrap();
+        let (want, want_idx) = reference::adaptive_pool(&x.view(), &[1], true).unwrap();
+        let (want_sum, _) = reference::adaptive_pool(&x.view(), &[1], false).unwrap();
+        let portable = with_isa(poolgrad::simd::Isa::Portable, || AvgPool::global().forward(&x.view())).unwrap();
+        for isa in available() {
+            let got = with_isa(isa, || MaxPool::global().forward_with_indices(&x.view())).unwrap();
+            prop_assert!(same_bits(got.output.data(), want.data()), "{}", isa.name());
+            prop_assert_eq!(got.indices.data(), want_idx.data(), "{}", isa.name());
+            let avg = with_isa(isa, || AvgPool::global().forward(&x.view())).unwrap();
+            prop_assert!(same_bits(avg.data(), portable.data()), "{}", isa.name());
+            let close = avg.data().iter().zip(want_sum.data()).all(|(a, b)| {
+                (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-5 * a.abs().max(1.0)
+            });
+            prop_assert!(close, "{} vs reference", isa.name());
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Average pooling kernels: sums in the accumulation type, PyTorch's divisors.
 
-use super::{par_blocks, par_blocks_accumulating};
+use super::{par_blocks, par_blocks_accumulating, par_blocks_with};
 use super::window::{chunk_starts, split_phases, Rows, Window, Windows, RUN_CHUNK};
 use crate::simd;
+use super::{deinterleave_planes, interleave_planes, Path, PLANE_GROUP};
 use crate::error::Result;
 use crate::tensor::{Blocking, Element};
 use num_traits::Zero;
@@ -59,28 +60,56 @@ impl Divisor {
 /// Forward: the window sum (taps in row-major order, starting from zero) over the
 /// divisor; 0 for a window with no valid tap.
 ///
-/// Paths, each covered by the reference tests: channels-first ([`plane_rows`]) sums the
-/// complete windows of an output row [`RUN_CHUNK`] outputs at a time; channels-last
-/// ([`lane_chunks`]) sums [`LANE_CHUNK`] channels at a time; both add the taps of each
-/// output in the same order as the plain loop, so the results are bitwise the same.
+/// Paths ([`Path`]), each covered by the reference tests: channels-first rows
+/// ([`plane_rows`]) sum the complete windows of an output row [`RUN_CHUNK`] outputs at a
+/// time; channels-first planes without such runs are interleaved [`PLANE_GROUP`] at a
+/// time and summed as channels-last, which ([`lane_chunks`]) sums [`LANE_CHUNK`] channels
+/// at a time. All add the taps of each output in the same order as the plain loop, so
+/// the results are bitwise the same.
 pub(crate) fn forward<T: Element>(x: &[T], blocking: Blocking, windows: &Windows, divisor: Divisor, out: &mut [T]) -> Result<()> {
-    let lanes = blocking.lanes;
-    let in_block = windows.input_volume * lanes;
+    let (iv, ov) = (windows.input_volume, windows.output_volume);
     let isa = simd::current();
-    let rows = if lanes == 1 { Some(windows.rows()?) } else { None };
-    par_blocks(out, windows.output_volume * lanes, |b, out| {
-        let x = &x[b * in_block..][..in_block];
-        match &rows {
-            Some(rows) => isa.run(
+    match Path::choose(blocking, windows)? {
+        Path::Rows(rows) => par_blocks(out, ov, |b, out| {
+            let x = &x[b * iv..][..iv];
+            isa.run(
                 #[inline(always)]
-                || plane_rows(x, rows, divisor, out),
-            ),
-            None => isa.run(
-                #[inline(always)]
-                || lane_chunks(x, lanes, windows, divisor, out),
-            ),
+                || plane_rows(x, &rows, divisor, out),
+            )
+        }),
+        Path::PlaneGroups => par_blocks_with(
+            out,
+            PLANE_GROUP * ov,
+            || (Vec::new(), vec![T::zero(); PLANE_GROUP * ov]),
+            |(interleaved, means), g, out| {
+                let planes = out.len() / ov;
+                let x = &x[g * PLANE_GROUP * iv..][..planes * iv];
+                if planes < PLANE_GROUP {
+                    return (0..planes)
+                        .try_for_each(|p| lane_chunks(&x[p * iv..][..iv], 1, windows, divisor, &mut out[p * ov..][..ov]));
+                }
+                isa.run(
+                    #[inline(always)]
+                    || {
+                        interleave_planes(x, iv, interleaved);
+                        lane_chunks(interleaved, PLANE_GROUP, windows, divisor, means)?;
+                        deinterleave_planes(means, ov, out);
+                        Ok(())
+                    },
+                )
+            },
+        ),
+        Path::LaneChunks | Path::Plain => {
+            let lanes = blocking.lanes;
+            par_blocks(out, ov * lanes, |b, out| {
+                let x = &x[b * iv * lanes..][..iv * lanes];
+                isa.run(
+                    #[inline(always)]
+                    || lane_chunks(x, lanes, windows, divisor, out),
+                )
+            })
         }
-    })
+    }
 }
 
 /// The sum of `taps` in order, from zero.

@@ -6,15 +6,18 @@
 //!
 //! Starting from the first valid tap itself instead gives the same value and index (a
 //! first tap that does not beat the lowest value *is* the lowest value), which is what
-//! the vectorised paths do. Three paths, each covered by the reference tests:
-//! - channels-first 1-D/2-D ([`plane_rows`]): per output row, the complete windows
-//!   ([`Interior`](super::window::Interior)) are computed for many outputs at once, one tap at a time; the
-//!   windows at the edges go through [`reduce`];
+//! the vectorised paths do. The paths ([`Path`]), each covered by the reference tests:
+//! - channels-first rows ([`plane_rows`]): per output row, the complete windows
+//!   ([`Interior`](super::window::Interior)) are computed for many outputs at once, one
+//!   tap at a time; the windows at the edges go through [`reduce`];
+//! - channels-first without long runs (global, adaptive, narrow planes): groups of
+//!   [`PLANE_GROUP`] planes interleaved into a channels-last copy, then as channels-last;
 //! - channels-last ([`lane_chunks`]): per window, blocks of [`LANE_CHUNK`] channels at once;
-//! - anything else (N-D channels-first, planes over 2^32 cells): [`reduce`] per window.
+//! - planes over 2^32 cells ([`plain`]): [`reduce`] per window and lane.
 
-use super::par_blocks2;
+use super::{par_blocks2, par_blocks2_with};
 use super::window::{chunk_starts, split_phases, Rows, Window, Windows, RUN_CHUNK};
+use super::{deinterleave_planes, interleave_planes, Path, PLANE_GROUP};
 use crate::error::Result;
 use crate::simd;
 use crate::tensor::{Blocking, MaxElement};
@@ -42,34 +45,73 @@ pub(crate) fn forward<T: MaxElement>(
     out: &mut [T],
     indices: &mut [i64],
 ) -> Result<()> {
-    let lanes = blocking.lanes;
-    let in_block = windows.input_volume * lanes;
+    let (iv, ov) = (windows.input_volume, windows.output_volume);
     let isa = simd::current();
-    // The vectorised paths keep argmax indices as u32 until they store them.
-    let narrow = u32::try_from(windows.input_volume).is_ok();
-    let rows = if lanes == 1 && narrow { Some(windows.rows()?) } else { None };
-    par_blocks2(out, indices, windows.output_volume * lanes, |b, out, indices| {
-        let x = &x[b * in_block..][..in_block];
-        if let Some(rows) = &rows {
+    match Path::choose(blocking, windows)? {
+        Path::Rows(rows) => par_blocks2(out, indices, ov, |b, out, indices| {
+            let x = &x[b * iv..][..iv];
             isa.run(
                 #[inline(always)]
-                || plane_rows(x, rows, out, indices),
+                || plane_rows(x, &rows, out, indices),
             )
-        } else if lanes > 1 && narrow {
-            isa.run(
-                #[inline(always)]
-                || lane_chunks(x, lanes, windows, out, indices),
-            )
-        } else {
-            windows.for_each(|o, window| {
-                for lane in 0..lanes {
-                    let at = o * lanes + lane;
-                    (out[at], indices[at]) = reduce(window.cells, |s| x[s * lanes + lane]);
+        }),
+        Path::PlaneGroups => par_blocks2_with(
+            out,
+            indices,
+            PLANE_GROUP * ov,
+            || (Vec::new(), vec![T::lowest(); PLANE_GROUP * ov], vec![0i64; PLANE_GROUP * ov]),
+            |(interleaved, best, arg), g, out, indices| {
+                let planes = out.len() / ov;
+                let x = &x[g * PLANE_GROUP * iv..][..planes * iv];
+                if planes < PLANE_GROUP {
+                    return plain(x, 1, windows, out, indices);
                 }
-                Ok(())
+                isa.run(
+                    #[inline(always)]
+                    || {
+                        interleave_planes(x, iv, interleaved);
+                        lane_chunks(interleaved, PLANE_GROUP, windows, best, arg)?;
+                        deinterleave_planes(best, ov, out);
+                        deinterleave_planes(arg, ov, indices);
+                        Ok(())
+                    },
+                )
+            },
+        ),
+        Path::LaneChunks => {
+            let lanes = blocking.lanes;
+            par_blocks2(out, indices, ov * lanes, |b, out, indices| {
+                let x = &x[b * iv * lanes..][..iv * lanes];
+                isa.run(
+                    #[inline(always)]
+                    || lane_chunks(x, lanes, windows, out, indices),
+                )
             })
         }
-    })
+        Path::Plain => {
+            let lanes = blocking.lanes;
+            par_blocks2(out, indices, ov * lanes, |b, out, indices| {
+                plain(&x[b * iv * lanes..][..iv * lanes], lanes, windows, out, indices)
+            })
+        }
+    }
+}
+
+/// Every window of one block, one lane at a time, with [`reduce`].
+fn plain<T: MaxElement>(x: &[T], lanes: usize, windows: &Windows, out: &mut [T], indices: &mut [i64]) -> Result<()> {
+    let planes = out.len() / (windows.output_volume * lanes).max(1);
+    for plane in 0..planes {
+        let x = &x[plane * windows.input_volume * lanes..][..windows.input_volume * lanes];
+        let at = plane * windows.output_volume * lanes;
+        windows.for_each(|o, window| {
+            for lane in 0..lanes {
+                let at = at + o * lanes + lane;
+                (out[at], indices[at]) = reduce(window.cells, |s| x[s * lanes + lane]);
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
 
 /// One channels-first plane, row by row of the output.

@@ -14,7 +14,61 @@ pub(crate) mod max;
 pub(crate) mod window;
 
 use crate::error::Result;
+use crate::tensor::Blocking;
 use rayon::prelude::*;
+use window::{Rows, Windows};
+
+/// How a forward kernel walks its blocks (see `max` and `avg`).
+pub(crate) enum Path {
+    /// Channels-first, rows with runs of complete windows long enough to vectorise.
+    Rows(Rows),
+    /// Channels-first without such runs: groups of [`PLANE_GROUP`] planes, interleaved.
+    PlaneGroups,
+    /// Channels-last: channels in chunks.
+    LaneChunks,
+    /// Planes over 2^32 cells, whose indices the vectorised paths do not keep.
+    Plain,
+}
+
+impl Path {
+    pub fn choose(blocking: Blocking, windows: &Windows) -> Result<Path> {
+        if u32::try_from(windows.input_volume).is_err() {
+            return Ok(Path::Plain);
+        }
+        if blocking.lanes > 1 {
+            return Ok(Path::LaneChunks);
+        }
+        let rows = windows.rows()?;
+        Ok(if rows.has_runs() { Path::Rows(rows) } else { Path::PlaneGroups })
+    }
+}
+
+/// Planes per group of the channels-first interleaved path.
+pub(crate) const PLANE_GROUP: usize = 16;
+
+/// Interleaves [`PLANE_GROUP`] consecutive planes of `volume` cells into channels-last
+/// order: `out[cell · G + p] = planes[p · volume + cell]`.
+#[inline(always)]
+pub(crate) fn interleave_planes<T: Copy>(planes: &[T], volume: usize, out: &mut Vec<T>) {
+    out.clear();
+    let Some(&fill) = planes.first() else { return };
+    out.resize(volume * PLANE_GROUP, fill);
+    for (p, plane) in planes.chunks_exact(volume.max(1)).take(PLANE_GROUP).enumerate() {
+        for (cell, &v) in out.chunks_exact_mut(PLANE_GROUP).zip(plane) {
+            cell[p] = v;
+        }
+    }
+}
+
+/// The inverse of [`interleave_planes`]: `out[p · volume + cell] = interleaved[cell · G + p]`.
+#[inline(always)]
+pub(crate) fn deinterleave_planes<T: Copy>(interleaved: &[T], volume: usize, out: &mut [T]) {
+    for (p, plane) in out.chunks_exact_mut(volume.max(1)).take(PLANE_GROUP).enumerate() {
+        for (v, cell) in plane.iter_mut().zip(interleaved.chunks_exact(PLANE_GROUP)) {
+            *v = cell[p];
+        }
+    }
+}
 
 /// Runs `f(block_index, block)` over the `block_len`-sized blocks of `out`, in parallel.
 pub(crate) fn par_blocks<T: Send>(
@@ -45,6 +99,37 @@ pub(crate) fn par_blocks_accumulating<T: Send + bytemuck::Zeroable + Copy>(
         block.fill(T::zeroed());
         f(b, block)
     })
+}
+
+/// Like [`par_blocks`] with a scratch value per parallel job (made by `init`), reused
+/// across the blocks that job runs.
+pub(crate) fn par_blocks_with<T: Send, S>(
+    out: &mut [T],
+    block_len: usize,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, usize, &mut [T]) -> Result<()> + Sync + Send,
+) -> Result<()> {
+    if block_len == 0 || out.is_empty() {
+        return Ok(());
+    }
+    out.par_chunks_mut(block_len).enumerate().try_for_each_init(init, |scratch, (b, block)| f(scratch, b, block))
+}
+
+/// Like [`par_blocks_with`] over two outputs with matching blocks.
+pub(crate) fn par_blocks2_with<T: Send, U: Send, S>(
+    out: &mut [T],
+    out2: &mut [U],
+    block_len: usize,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, usize, &mut [T], &mut [U]) -> Result<()> + Sync + Send,
+) -> Result<()> {
+    if block_len == 0 || out.is_empty() {
+        return Ok(());
+    }
+    out.par_chunks_mut(block_len)
+        .zip(out2.par_chunks_mut(block_len))
+        .enumerate()
+        .try_for_each_init(init, |scratch, (b, (block, block2))| f(scratch, b, block, block2))
 }
 
 /// Like [`par_blocks`] over two outputs with matching blocks.

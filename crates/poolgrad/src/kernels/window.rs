@@ -177,6 +177,11 @@ impl Rows {
         Ok(Rows { outer, out_cols: cols.output(), cols, width, run, phased, run_bounds, run_taps })
     }
 
+    /// Whether any output row has a run to vectorise.
+    pub fn has_runs(&self) -> bool {
+        !self.run_taps.is_empty()
+    }
+
     /// Output row `o`'s run, if it has one, and its taps in row-major tap order as
     /// `(position in the source, flat index in the plane)` for the run's first output:
     /// output `run.first + i` reads `source[position + i·step]`, flat index
