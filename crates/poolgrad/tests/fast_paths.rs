@@ -95,10 +95,14 @@ proptest! {
     ) {
         let x = Tensor::new(values(req.shape.numel().unwrap(), seed, specials), req.shape.clone(), req.layout).unwrap();
         let Ok(want) = reference::avg_pool(&x.view(), &req.geometry, include, divisor) else { return Ok(()) };
+        let g = Tensor::new(values(want.data().len(), seed ^ 7, specials), want.shape().clone(), req.layout).unwrap();
+        let want_gx = reference::avg_pool_backward(&x.view(), &g.view(), &req.geometry, include, divisor).unwrap();
         for isa in available() {
             let pool = AvgPool::new(req.geometry.clone()).count_include_pad(include).divisor_override(divisor);
             let got = with_isa(isa, || pool.forward(&x.view())).unwrap();
             prop_assert!(same_bits(got.data(), want.data()), "{}", isa.name());
+            let gx = with_isa(isa, || pool.backward(&x.view(), &g.view())).unwrap();
+            prop_assert!(same_bits(gx.data(), want_gx.data()), "backward {}", isa.name());
         }
     }
 

@@ -1,7 +1,7 @@
 //! Average pooling kernels: sums in the accumulation type, PyTorch's divisors.
 
 use super::{par_blocks, par_blocks_accumulating, par_blocks_with};
-use super::window::{chunk_starts, split_phases, Rows, Window, Windows, RUN_CHUNK};
+use super::window::{chunk_starts, split_phases, Covering, Rows, Window, Windows, RUN_CHUNK};
 use crate::simd;
 use super::{deinterleave_planes, interleave_planes, Path, PLANE_GROUP};
 use crate::error::Result;
@@ -227,26 +227,122 @@ fn lane_chunks<T: Element>(x: &[T], lanes: usize, windows: &Windows, divisor: Di
     )
 }
 
-/// Backward: every valid tap of a window receives `grad_output / divisor`, in output
-/// order then tap order per block (PyTorch's CPU order). `grad_in` starts zero-filled.
+/// Backward: every valid tap of a window receives `grad_output / divisor`, each input
+/// cell adding its shares in output order from zero (PyTorch's CPU order).
+///
+/// Computed as a gather, one write per input cell and no zero-fill pass: each cell sums
+/// the shares of the windows that cover it ([`Covering`]), in output order, so the
+/// additions are the same as the scatter's. Channels-last sums [`LANE_CHUNK`] channels at
+/// a time; channels-first interleaves [`PLANE_GROUP`] planes to do the same. Windows too
+/// many to tabulate fall back to the scatter.
 pub(crate) fn backward<T: Element>(grad_out: &[T], blocking: Blocking, windows: &Windows, divisor: Divisor, grad_in: &mut [T]) -> Result<()> {
+    let Some(covering) = windows.covering() else { return backward_scatter(grad_out, blocking, windows, divisor, grad_in) };
+    let (iv, ov) = (windows.input_volume, windows.output_volume);
+    let isa = simd::current();
+    let lanes = blocking.lanes;
+    if lanes > 1 {
+        return par_blocks_with(
+            grad_in,
+            iv * lanes,
+            || vec![T::zero(); ov * lanes],
+            |shares, b, grad_in| {
+                let g = &grad_out[b * ov * lanes..][..ov * lanes];
+                isa.run(
+                    #[inline(always)]
+                    || {
+                        window_shares(g, lanes, windows, divisor, shares)?;
+                        gather_shares(shares, lanes, &covering, grad_in);
+                        Ok(())
+                    },
+                )
+            },
+        );
+    }
+    par_blocks_with(
+        grad_in,
+        PLANE_GROUP * iv,
+        || (Vec::new(), vec![T::zero(); PLANE_GROUP * ov], vec![T::zero(); PLANE_GROUP * iv]),
+        |(interleaved, shares, gathered), g, grad_in| {
+            let planes = grad_in.len() / iv;
+            let grad_out = &grad_out[g * PLANE_GROUP * ov..][..planes * ov];
+            if planes < PLANE_GROUP {
+                for (p, grad_in) in grad_in.chunks_exact_mut(iv).enumerate() {
+                    let shares = &mut shares[..ov];
+                    window_shares(&grad_out[p * ov..][..ov], 1, windows, divisor, shares)?;
+                    gather_shares(shares, 1, &covering, grad_in);
+                }
+                return Ok(());
+            }
+            isa.run(
+                #[inline(always)]
+                || {
+                    interleave_planes(grad_out, ov, interleaved);
+                    window_shares(interleaved, PLANE_GROUP, windows, divisor, shares)?;
+                    gather_shares(shares, PLANE_GROUP, &covering, gathered);
+                    deinterleave_planes(gathered, iv, grad_in);
+                    Ok(())
+                },
+            )
+        },
+    )
+}
+
+/// Each window's share of its gradient, `grad_output / divisor`, for every lane.
+#[inline(always)]
+fn window_shares<T: Element>(g: &[T], lanes: usize, windows: &Windows, divisor: Divisor, shares: &mut [T]) -> Result<()> {
+    let mut acc = vec![T::Acc::zero(); lanes];
+    windows.for_each(
+        #[inline(always)]
+        |o, window: &Window<'_>| {
+            let shares = &mut shares[o * lanes..][..lanes];
+            if window.cells.is_empty() {
+                shares.fill(T::zero());
+                return Ok(());
+            }
+            for (a, &gv) in acc.iter_mut().zip(&g[o * lanes..][..lanes]) {
+                *a = gv.to_acc();
+            }
+            divisor.apply_all::<T>(&mut acc, window.cells.len(), window.axis_counts);
+            for (share, &a) in shares.iter_mut().zip(&acc) {
+                *share = T::from_acc(a);
+            }
+            Ok(())
+        },
+    )
+}
+
+/// `grad_in[cell] = 0 + share[o1] + share[o2] + ...` over the windows covering each cell,
+/// in output order, [`LANE_CHUNK`] lanes at a time.
+#[inline(always)]
+fn gather_shares<T: Element>(shares: &[T], lanes: usize, covering: &Covering, grad_in: &mut [T]) {
+    for (cell, grad) in grad_in.chunks_exact_mut(lanes).enumerate() {
+        let outputs = covering.outputs(cell);
+        let mut c0 = 0;
+        while c0 + LANE_CHUNK <= lanes {
+            let mut acc = [T::zero(); LANE_CHUNK];
+            for &o in outputs {
+                let share: &[T; LANE_CHUNK] = shares[o * lanes + c0..][..LANE_CHUNK].try_into().expect("chunk length");
+                for l in 0..LANE_CHUNK {
+                    acc[l] = acc[l].add(share[l]);
+                }
+            }
+            grad[c0..c0 + LANE_CHUNK].copy_from_slice(&acc);
+            c0 += LANE_CHUNK;
+        }
+        for lane in c0..lanes {
+            grad[lane] = outputs.iter().fold(T::zero(), |acc, &o| acc.add(shares[o * lanes + lane]));
+        }
+    }
+}
+
+/// The backward as a scatter into a zeroed output: for windows too many to tabulate.
+fn backward_scatter<T: Element>(grad_out: &[T], blocking: Blocking, windows: &Windows, divisor: Divisor, grad_in: &mut [T]) -> Result<()> {
     let lanes = blocking.lanes;
     let out_block = windows.output_volume * lanes;
     par_blocks_accumulating(grad_in, windows.input_volume * lanes, |b, grad_in| {
         let g = &grad_out[b * out_block..][..out_block];
         let mut shares = vec![T::zero(); lanes];
         windows.for_each(|o, window| {
-            if window.cells.is_empty() {
-                return Ok(());
-            }
-            if lanes == 1 {
-                let share = T::from_acc(divisor.apply::<T>(g[o].to_acc(), window));
-                for &s in window.cells {
-                    grad_in[s] = grad_in[s].add(share);
-                }
-                return Ok(());
-            }
-            // Channels-last: the shares of all lanes, then one contiguous sweep per tap.
             for (share, &gv) in shares.iter_mut().zip(&g[o * lanes..][..lanes]) {
                 *share = T::from_acc(divisor.apply::<T>(gv.to_acc(), window));
             }

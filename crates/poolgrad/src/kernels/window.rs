@@ -239,6 +239,22 @@ struct Table {
     axis_counts: Vec<usize>,
 }
 
+/// For each input cell, the outputs whose windows cover it, in output order: the
+/// transpose of the window table, for backward passes computed as gathers.
+#[derive(Debug, Clone)]
+pub(crate) struct Covering {
+    bounds: Vec<usize>,
+    outputs: Vec<usize>,
+}
+
+impl Covering {
+    /// The outputs covering input cell `cell`, ascending.
+    #[inline]
+    pub fn outputs(&self, cell: usize) -> &[usize] {
+        &self.outputs[self.bounds[cell]..self.bounds[cell + 1]]
+    }
+}
+
 /// Tables larger than this many taps are not kept (the windows are enumerated per plane).
 const TABLE_LIMIT: usize = 1 << 24;
 
@@ -314,6 +330,28 @@ impl Windows {
     /// The output plane's shape.
     pub fn output_spatial(&self) -> Vec<usize> {
         self.axes.iter().map(AxisWindows::output).collect()
+    }
+
+    /// The transpose of the window table ([`Covering`]); `None` when the windows are too
+    /// many to tabulate.
+    pub fn covering(&self) -> Option<Covering> {
+        let t = self.table.as_ref()?;
+        let mut bounds = vec![0usize; self.input_volume + 1];
+        for &cell in &t.cells {
+            bounds[cell + 1] += 1;
+        }
+        for i in 0..self.input_volume {
+            bounds[i + 1] += bounds[i];
+        }
+        let mut next = bounds.clone();
+        let mut outputs = vec![0usize; t.cells.len()];
+        for o in 0..self.output_volume {
+            for &cell in &t.cells[t.bounds[o]..t.bounds[o + 1]] {
+                outputs[next[cell]] = o;
+                next[cell] += 1;
+            }
+        }
+        Some(Covering { bounds, outputs })
     }
 
     /// The largest number of valid taps of any window.
