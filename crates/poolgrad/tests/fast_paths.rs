@@ -160,6 +160,51 @@ proptest! {
     }
 }
 
+/// Large contiguous windows (the range-maximum table path): 1-D and 2-D, channels-first,
+/// kernels up to 17 (dilation 1), any stride, padding and ceil mode, short and long rows.
+fn large_windows() -> impl Strategy<Value = Request> {
+    (1..=2usize)
+        .prop_flat_map(|rank| {
+            (
+                prop::collection::vec(1..=40usize, rank),
+                prop::collection::vec(1..=17usize, rank),
+                prop::collection::vec(1..=3usize, rank),
+                prop::collection::vec(0..=8usize, rank),
+                any::<bool>(),
+                1..=20usize,
+            )
+        })
+        .prop_map(|(mut spatial, kernel, stride, pads, ceil, planes)| {
+            let rank = kernel.len();
+            if rank == 1 {
+                spatial[0] *= 20;
+            }
+            Request {
+                shape: Shape::new(1, planes, &spatial),
+                layout: Layout::ChannelsFirst,
+                geometry: PoolGeometry::new(&kernel)
+                    .stride(&stride)
+                    .padding(Padding::Symmetric(pads.iter().zip(&kernel).map(|(p, k)| p % (k / 2 + 1)).collect()))
+                    .ceil_mode(ceil),
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, max_shrink_iters: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn max_large_windows_every_isa(req in large_windows(), seed in any::<u64>(), specials in any::<bool>()) {
+        let x = Tensor::new(values(req.shape.numel().unwrap(), seed, specials), req.shape.clone(), req.layout).unwrap();
+        let Ok((want, want_idx)) = reference::max_pool(&x.view(), &req.geometry) else { return Ok(()) };
+        for isa in available() {
+            let got = with_isa(isa, || MaxPool::new(req.geometry.clone()).forward_with_indices(&x.view())).unwrap();
+            prop_assert!(same_bits(got.output.data(), want.data()), "{}", isa.name());
+            prop_assert_eq!(got.indices.data(), want_idx.data(), "{}", isa.name());
+        }
+    }
+}
+
 #[test]
 fn this_cpu_runs_at_least_the_portable_build() {
     let isas = available();

@@ -10,6 +10,8 @@
 //! - channels-first rows ([`plane_rows`]): per output row, the complete windows
 //!   ([`Interior`](super::window::Interior)) are computed for many outputs at once, one
 //!   tap at a time; the windows at the edges go through [`reduce`];
+//! - channels-first 1-D/2-D with large contiguous windows ([`sparse`]): range-maximum
+//!   tables, whose cost per output does not grow with the window;
 //! - channels-first without long runs (global, adaptive, narrow planes): groups of
 //!   [`PLANE_GROUP`] planes interleaved into a channels-last copy, then as channels-last;
 //! - channels-last ([`lane_chunks`]): per window, blocks of [`LANE_CHUNK`] channels at once;
@@ -17,7 +19,7 @@
 
 use super::{par_blocks2, par_blocks2_with};
 use super::window::{chunk_starts, split_phases, Rows, Window, Windows, RUN_CHUNK};
-use super::{deinterleave_planes, interleave_planes, Path, PLANE_GROUP};
+use super::{deinterleave_planes, interleave_planes, sparse, Path, PLANE_GROUP};
 use crate::error::Result;
 use crate::simd;
 use crate::tensor::{Blocking, MaxElement};
@@ -47,6 +49,18 @@ pub(crate) fn forward<T: MaxElement>(
 ) -> Result<()> {
     let (iv, ov) = (windows.input_volume, windows.output_volume);
     let isa = simd::current();
+    if blocking.lanes == 1 && sparse::worthwhile(windows) {
+        let rows = windows.rows()?;
+        let row_axis = windows.axes().first().filter(|_| windows.axes().len() == 2);
+        return par_blocks2_with(out, indices, ov, sparse::Scratch::new, |scratch, b, out, indices| {
+            let x = &x[b * iv..][..iv];
+            isa.run(
+                #[inline(always)]
+                || sparse::plane(x, &rows, row_axis, scratch, out, indices),
+            );
+            Ok(())
+        });
+    }
     match Path::choose(blocking, windows)? {
         Path::Rows(rows) => par_blocks2(out, indices, ov, |b, out, indices| {
             let x = &x[b * iv..][..iv];

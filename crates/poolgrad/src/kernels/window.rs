@@ -114,7 +114,8 @@ impl AxisWindows {
         AxisWindows { input, bounds, coords: Vec::new(), padded_counts: Vec::with_capacity(output), interior: None }
     }
 
-    fn output(&self) -> usize {
+    /// Number of windows (outputs) along this dim.
+    pub fn output(&self) -> usize {
         self.padded_counts.len()
     }
 
@@ -316,6 +317,11 @@ impl Windows {
             windows.table = Some(table);
         }
         Ok(windows)
+    }
+
+    /// The per-dim windows.
+    pub fn axes(&self) -> &[AxisWindows] {
+        &self.axes
     }
 
     /// The row view of these windows (see [`Rows`]).
