@@ -26,6 +26,15 @@ impl DType {
     }
 }
 
+/// The max ops' saved training state (an extension of the contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Argmax {
+    /// PyTorch's int64 flat indices (8 bytes per output).
+    Indices,
+    /// The compact window-local tap number (1 byte per output; windows <= 256 taps).
+    Compact,
+}
+
 /// Which pass to time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Pass {
@@ -64,6 +73,23 @@ pub struct BenchArgs {
     /// One JSON object per line per pass instead of a table.
     #[arg(long)]
     pub json: bool,
+
+    /// Max ops: the argmax state the training forward saves and the backward reads
+    /// (extension; JSON lines then carry "argmax": "compact"). [default: indices]
+    #[arg(long, value_enum, default_value_t = Argmax::Indices, hide_default_value = true)]
+    pub argmax: Argmax,
+
+    /// Vector instruction set to run (extension, for comparing builds): narrower than
+    /// this CPU's widest is allowed, wider is clamped. [default: the widest available]
+    #[arg(long, value_enum)]
+    pub isa: Option<IsaArg>,
+}
+
+/// `--isa` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IsaArg {
+    Portable,
+    Avx2,
 }
 
 /// Timings of one pass.
@@ -96,12 +122,20 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
     let layout: Layout = args.pool.layout.into();
-    let results = pool.install(|| match args.dtype {
-        DType::F32 => measure::<f32>(args, &op, &shape, layout),
-        DType::F64 => measure::<f64>(args, &op, &shape, layout),
-        DType::F16 => measure::<poolgrad::f16>(args, &op, &shape, layout),
-        DType::Bf16 => measure::<poolgrad::bf16>(args, &op, &shape, layout),
+    let isa = match args.isa {
+        Some(IsaArg::Portable) => poolgrad::simd::Isa::Portable,
+        Some(IsaArg::Avx2) => poolgrad::simd::Isa::Avx2,
+        None => poolgrad::simd::detected(),
+    };
+    let results = pool.install(|| {
+        poolgrad::simd::with_isa(isa, || match args.dtype {
+            DType::F32 => measure::<f32>(args, &op, &shape, layout),
+            DType::F64 => measure::<f64>(args, &op, &shape, layout),
+            DType::F16 => measure::<poolgrad::f16>(args, &op, &shape, layout),
+            DType::Bf16 => measure::<poolgrad::bf16>(args, &op, &shape, layout),
+        })
     })?;
+    let extra = if args.argmax == Argmax::Compact && matches!(op, Operator::Max(_)) { ", \"argmax\": \"compact\"" } else { "" };
     if !args.json {
         println!(
             "{:<8} {:<9} {:<22} {:<6} {:<5} {:>7} {:>12} {:>12} {:>6} {:>8}",
@@ -112,7 +146,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         let gbps = m.bytes as f64 / m.median / 1e9;
         if args.json {
             println!(
-                "{{\"op\": \"{}\", \"pass\": \"{}\", \"shape\": {:?}, \"layout\": \"{}\", \"dtype\": \"{}\", \"threads\": {}, \"median_s\": {:e}, \"min_s\": {:e}, \"runs\": {}, \"bytes\": {}, \"gbps\": {:.4}}}",
+                "{{\"op\": \"{}\", \"pass\": \"{}\", \"shape\": {:?}, \"layout\": \"{}\", \"dtype\": \"{}\", \"threads\": {}, \"median_s\": {:e}, \"min_s\": {:e}, \"runs\": {}, \"bytes\": {}, \"gbps\": {:.4}{extra}}}",
                 args.pool.op.name(), m.pass, dims, layout.name(), args.dtype.name(), threads, m.median, m.min, m.runs, m.bytes, gbps
             );
         } else {
@@ -168,6 +202,19 @@ fn measure<T: Element>(args: &BenchArgs, op: &Operator, shape: &Shape, layout: L
     let mut results = Vec::new();
     let want = |p: Pass| args.pass == p || args.pass == Pass::Both;
     match op {
+        Operator::Max(pool) if args.argmax == Argmax::Compact => {
+            let saved = pool.forward_compact(&x.view())?;
+            if want(Pass::Forward) {
+                let (median, min, runs) = time(args.min_time, || pool.forward_compact(&x.view()).map(drop).map_err(Into::into))?;
+                results.push(Measured { pass: "forward", median, min, runs, bytes: n_in * elem + n_out * (elem + 1) });
+            }
+            if want(Pass::Backward) {
+                let (median, min, runs) = time(args.min_time, || {
+                    pool.backward_compact(shape, &g.view(), &saved.taps.view()).map(drop).map_err(Into::into)
+                })?;
+                results.push(Measured { pass: "backward", median, min, runs, bytes: n_out * (elem + 1) + n_in * elem });
+            }
+        }
         Operator::Max(pool) => {
             let saved = pool.forward_with_indices(&x.view())?;
             if want(Pass::Forward) {

@@ -420,3 +420,24 @@ fn bench_json_follows_the_contract() {
         assert!((v["gbps"].as_f64().unwrap() - gbps).abs() <= 1e-3 * gbps.max(1.0));
     }
 }
+
+#[test]
+fn bench_extensions_compact_argmax_and_isa() {
+    let out = poolgrad(&[
+        "bench", "--op", "max", "--kernel", "3", "--stride", "2", "--padding", "1", "--shape", "2,4,16,16",
+        "--threads", "1", "--min-time", "0", "--json", "--argmax", "compact", "--isa", "portable",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(lines.len(), 2);
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["argmax"], "compact");
+        // One byte of state per output instead of eight.
+        assert_eq!(v["bytes"], 2048 * 4 + 512 * 5);
+    }
+    // Windows of more than 256 taps have no compact state: a clear error.
+    let out = poolgrad(&["bench", "--op", "max", "--kernel", "17", "--shape", "1,1,20,20", "--min-time", "0", "--argmax", "compact"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at most 256"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -84,6 +84,16 @@ pub enum PoolError {
         /// What was being computed.
         what: &'static str,
     },
+    /// A saved compact argmax (a window-local tap number) does not name a tap of its window.
+    #[error("invalid argmax tap {tap} at output element {position}: its window has {window_taps} valid taps")]
+    InvalidTap {
+        /// The offending tap number.
+        tap: u8,
+        /// Flat position of the output element.
+        position: usize,
+        /// Valid taps of that window.
+        window_taps: usize,
+    },
     /// A saved argmax index does not point into its plane.
     #[error("invalid max index {index} at output element {position}: must be -1 or in [0, {plane_size})")]
     InvalidIndex {

@@ -70,6 +70,27 @@ fn values(len: usize, seed: u64, specials: bool) -> Vec<f32> {
         .collect()
 }
 
+/// The compact (1-byte) argmax state under `isa`: same values, taps naming the
+/// reference's indices, and the same backward as the indices give. Skipped (an error
+/// checked) when a window has more than 256 taps.
+fn check_compact(pool: &MaxPool, x: &Tensor<f32>, want: &Tensor<f32>, want_idx: &Tensor<i64>, isa: poolgrad::simd::Isa) -> Result<(), TestCaseError> {
+    let compact = match with_isa(isa, || pool.forward_compact(&x.view())) {
+        Ok(c) => c,
+        Err(e) => {
+            prop_assert!(e.to_string().contains("at most 256"), "{e}");
+            return Ok(());
+        }
+    };
+    prop_assert!(same_bits(compact.output.data(), want.data()), "compact {}", isa.name());
+    let idx = pool.compact_to_indices(x.shape(), &compact.taps.view()).unwrap();
+    prop_assert_eq!(idx.data(), want_idx.data(), "compact taps {}", isa.name());
+    let g = Tensor::new(values(want.data().len(), 99, false), want.shape().clone(), want.layout()).unwrap();
+    let a = with_isa(isa, || pool.backward_compact(x.shape(), &g.view(), &compact.taps.view())).unwrap();
+    let b = pool.backward_with_indices(x.shape(), &g.view(), &want_idx.view()).unwrap();
+    prop_assert!(same_bits(a.data(), b.data()), "compact backward {}", isa.name());
+    Ok(())
+}
+
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
 }
@@ -82,9 +103,11 @@ proptest! {
         let x = Tensor::new(values(req.shape.numel().unwrap(), seed, specials), req.shape.clone(), req.layout).unwrap();
         let Ok((want, want_idx)) = reference::max_pool(&x.view(), &req.geometry) else { return Ok(()) };
         for isa in available() {
-            let got = with_isa(isa, || MaxPool::new(req.geometry.clone()).forward_with_indices(&x.view())).unwrap();
+            let pool = MaxPool::new(req.geometry.clone());
+            let got = with_isa(isa, || pool.forward_with_indices(&x.view())).unwrap();
             prop_assert!(same_bits(got.output.data(), want.data()), "{}", isa.name());
             prop_assert_eq!(got.indices.data(), want_idx.data(), "{}", isa.name());
+            check_compact(&pool, &x, &want, &want_idx, isa)?;
         }
     }
 
@@ -121,9 +144,11 @@ proptest! {
         let portable = with_isa(poolgrad::simd::Isa::Portable, || AvgPool::adaptive(&output).forward(&x.view())).unwrap();
         for isa in available() {
             if max {
-                let got = with_isa(isa, || MaxPool::adaptive(&output).forward_with_indices(&x.view())).unwrap();
+                let pool = MaxPool::adaptive(&output);
+                let got = with_isa(isa, || pool.forward_with_indices(&x.view())).unwrap();
                 prop_assert!(same_bits(got.output.data(), want.data()), "{}", isa.name());
                 prop_assert_eq!(got.indices.data(), want_idx.data(), "{}", isa.name());
+                check_compact(&pool, &x, &want, &want_idx, isa)?;
             } else {
                 let got = with_isa(isa, || AvgPool::adaptive(&output).forward(&x.view())).unwrap();
                 prop_assert!(same_bits(got.data(), portable.data()), "{}", isa.name());
@@ -150,6 +175,7 @@ proptest! {
             let got = with_isa(isa, || MaxPool::global().forward_with_indices(&x.view())).unwrap();
             prop_assert!(same_bits(got.output.data(), want.data()), "{}", isa.name());
             prop_assert_eq!(got.indices.data(), want_idx.data(), "{}", isa.name());
+            check_compact(&MaxPool::global(), &x, &want, &want_idx, isa)?;
             let avg = with_isa(isa, || AvgPool::global().forward(&x.view())).unwrap();
             prop_assert!(same_bits(avg.data(), portable.data()), "{}", isa.name());
             let close = avg.data().iter().zip(want_sum.data()).all(|(a, b)| {
@@ -198,11 +224,33 @@ proptest! {
         let x = Tensor::new(values(req.shape.numel().unwrap(), seed, specials), req.shape.clone(), req.layout).unwrap();
         let Ok((want, want_idx)) = reference::max_pool(&x.view(), &req.geometry) else { return Ok(()) };
         for isa in available() {
-            let got = with_isa(isa, || MaxPool::new(req.geometry.clone()).forward_with_indices(&x.view())).unwrap();
+            let pool = MaxPool::new(req.geometry.clone());
+            let got = with_isa(isa, || pool.forward_with_indices(&x.view())).unwrap();
             prop_assert!(same_bits(got.output.data(), want.data()), "{}", isa.name());
             prop_assert_eq!(got.indices.data(), want_idx.data(), "{}", isa.name());
+            check_compact(&pool, &x, &want, &want_idx, isa)?;
         }
     }
+}
+
+#[test]
+fn compact_state_rejects_bad_input() {
+    let x = Tensor::new((0..400).map(|v| v as f32).collect(), Shape::new(1, 1, &[20, 20]), Layout::ChannelsFirst).unwrap();
+    // 17x17 = 289 taps: more than one byte can number.
+    let big = MaxPool::new(PoolGeometry::new(&[17, 17]));
+    assert!(big.forward_compact(&x.view()).unwrap_err().to_string().contains("at most 256"));
+    // A tap beyond its window is an error naming it, not a panic.
+    let pool = MaxPool::new(PoolGeometry::new(&[2, 2]).stride(&[2, 2]));
+    let y = pool.forward_compact(&x.view()).unwrap();
+    let mut taps = y.taps.data().to_vec();
+    taps[3] = 4;
+    let taps = Tensor::new(taps, y.taps.shape().clone(), Layout::ChannelsFirst).unwrap();
+    let g = y.output.clone();
+    let e = pool.backward_compact(x.shape(), &g.view(), &taps.view()).unwrap_err();
+    assert!(matches!(e, poolgrad::PoolError::InvalidTap { tap: 4, position: 3, window_taps: 4 }), "{e}");
+    assert!(pool.compact_to_indices(x.shape(), &taps.view()).is_err());
+    // The state is one byte per output.
+    assert_eq!(std::mem::size_of_val(y.taps.data()), y.output.data().len());
 }
 
 #[test]

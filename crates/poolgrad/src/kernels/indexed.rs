@@ -6,6 +6,7 @@
 //! result does not depend on the thread count.
 
 use super::{par_blocks, par_blocks_accumulating};
+use super::window::{Window, Windows};
 use crate::error::{PoolError, Result};
 use crate::tensor::{Blocking, Element};
 
@@ -66,5 +67,55 @@ pub(crate) fn gather<T: Element>(sides: Sides, wide: &[T], indices: &[i64], narr
             }
         }
         Ok(())
+    })
+}
+
+/// The tap a compact argmax names (see `max::Argmax`): `None` for an empty window.
+#[inline]
+fn tap_cell(window: &Window<'_>, tap: u8, position: usize) -> Result<Option<usize>> {
+    if window.cells.is_empty() {
+        return Ok(None);
+    }
+    match window.cells.get(usize::from(tap)) {
+        Some(&cell) => Ok(Some(cell)),
+        None => Err(PoolError::InvalidTap { tap, position, window_taps: window.cells.len() }),
+    }
+}
+
+/// The max ops' backward from compact argmax taps: `wide[cells_o[tap[o]]] += narrow[o]`
+/// in output order, lanes in order (the same additions as [`scatter`] from the
+/// equivalent indices).
+pub(crate) fn scatter_taps<T: Element>(sides: Sides, windows: &Windows, narrow: &[T], taps: &[u8], wide: &mut [T]) -> Result<()> {
+    let lanes = sides.blocking.lanes;
+    let narrow_block = sides.narrow * lanes;
+    par_blocks_accumulating(wide, sides.wide * lanes, |b, wide_block| {
+        let values = &narrow[b * narrow_block..][..narrow_block];
+        let taps = &taps[b * narrow_block..][..narrow_block];
+        windows.for_each(|o, window| {
+            for lane in 0..lanes {
+                let p = o * lanes + lane;
+                if let Some(cell) = tap_cell(window, taps[p], b * narrow_block + p)? {
+                    let cell = &mut wide_block[cell * lanes + lane];
+                    *cell = cell.add(values[p]);
+                }
+            }
+            Ok(())
+        })
+    })
+}
+
+/// PyTorch-format flat indices from compact argmax taps (-1 for an empty window).
+pub(crate) fn taps_to_indices(sides: Sides, windows: &Windows, taps: &[u8], indices: &mut [i64]) -> Result<()> {
+    let lanes = sides.blocking.lanes;
+    let narrow_block = sides.narrow * lanes;
+    par_blocks(indices, narrow_block, |b, out| {
+        let taps = &taps[b * narrow_block..][..narrow_block];
+        windows.for_each(|o, window| {
+            for lane in 0..lanes {
+                let p = o * lanes + lane;
+                out[p] = tap_cell(window, taps[p], b * narrow_block + p)?.map_or(-1, |c| c as i64);
+            }
+            Ok(())
+        })
     })
 }

@@ -24,28 +24,69 @@ use crate::error::Result;
 use crate::simd;
 use crate::tensor::{Blocking, MaxElement};
 
+/// What the forward records of each window's argmax: PyTorch's flat spatial index
+/// (`i64`, -1 for a window with no valid tap) or the compact window-local tap number
+/// (`u8`: the position among the window's valid taps in row-major order, for windows of
+/// at most 256 taps; 0 for an empty window, which sends no gradient anyway).
+pub(crate) trait Argmax: Copy + Send + Sync + bytemuck::Zeroable + 'static {
+    /// Whether this records tap numbers (else flat indices).
+    const COMPACT: bool;
+    /// The record of a window with no valid tap.
+    const EMPTY: Self;
+    /// From a vectorised path's `u32`: a tap number if [`Self::COMPACT`], else a flat index.
+    fn from_u32(a: u32) -> Self;
+    /// From flat index `flat`, tap number `tap` of its window.
+    fn pick(flat: usize, tap: usize) -> Self;
+}
+
+impl Argmax for i64 {
+    const COMPACT: bool = false;
+    const EMPTY: Self = -1;
+    #[inline(always)]
+    fn from_u32(a: u32) -> Self {
+        i64::from(a)
+    }
+    #[inline(always)]
+    fn pick(flat: usize, _tap: usize) -> Self {
+        flat as i64
+    }
+}
+
+impl Argmax for u8 {
+    const COMPACT: bool = true;
+    const EMPTY: Self = 0;
+    #[inline(always)]
+    fn from_u32(a: u32) -> Self {
+        a as u8
+    }
+    #[inline(always)]
+    fn pick(_flat: usize, tap: usize) -> Self {
+        tap as u8
+    }
+}
+
 /// Reduces one window of one lane; `at(s)` reads spatial cell `s`.
 #[inline(always)]
-fn reduce<T: MaxElement>(cells: &[usize], at: impl Fn(usize) -> T) -> (T, i64) {
+fn reduce<T: MaxElement, A: Argmax>(cells: &[usize], at: impl Fn(usize) -> T) -> (T, A) {
     let mut best = T::lowest();
-    let mut arg = cells.first().map_or(-1, |&s| s as i64);
-    for &s in cells {
+    let mut arg = cells.first().map_or(A::EMPTY, |&s| A::pick(s, 0));
+    for (tap, &s) in cells.iter().enumerate() {
         let v = at(s);
         if v > best || v.is_nan() {
             best = v;
-            arg = s as i64;
+            arg = A::pick(s, tap);
         }
     }
     (best, arg)
 }
 
 /// Forward with the same windows for every plane (regular, adaptive, global).
-pub(crate) fn forward<T: MaxElement>(
+pub(crate) fn forward<T: MaxElement, A: Argmax>(
     x: &[T],
     blocking: Blocking,
     windows: &Windows,
     out: &mut [T],
-    indices: &mut [i64],
+    indices: &mut [A],
 ) -> Result<()> {
     let (iv, ov) = (windows.input_volume, windows.output_volume);
     let isa = simd::current();
@@ -56,7 +97,7 @@ pub(crate) fn forward<T: MaxElement>(
             let x = &x[b * iv..][..iv];
             isa.run(
                 #[inline(always)]
-                || sparse::plane(x, &rows, row_axis, scratch, out, indices),
+                || sparse::plane::<T, A>(x, &rows, row_axis, scratch, out, indices),
             );
             Ok(())
         });
@@ -73,7 +114,7 @@ pub(crate) fn forward<T: MaxElement>(
             out,
             indices,
             PLANE_GROUP * ov,
-            || (Vec::new(), vec![T::lowest(); PLANE_GROUP * ov], vec![0i64; PLANE_GROUP * ov]),
+            || (Vec::new(), vec![T::lowest(); PLANE_GROUP * ov], vec![A::EMPTY; PLANE_GROUP * ov]),
             |(interleaved, best, arg), g, out, indices| {
                 let planes = out.len() / ov;
                 let x = &x[g * PLANE_GROUP * iv..][..planes * iv];
@@ -112,7 +153,7 @@ pub(crate) fn forward<T: MaxElement>(
 }
 
 /// Every window of one block, one lane at a time, with [`reduce`].
-fn plain<T: MaxElement>(x: &[T], lanes: usize, windows: &Windows, out: &mut [T], indices: &mut [i64]) -> Result<()> {
+fn plain<T: MaxElement, A: Argmax>(x: &[T], lanes: usize, windows: &Windows, out: &mut [T], indices: &mut [A]) -> Result<()> {
     let planes = out.len() / (windows.output_volume * lanes).max(1);
     for plane in 0..planes {
         let x = &x[plane * windows.input_volume * lanes..][..windows.input_volume * lanes];
@@ -130,7 +171,7 @@ fn plain<T: MaxElement>(x: &[T], lanes: usize, windows: &Windows, out: &mut [T],
 
 /// One channels-first plane, row by row of the output.
 #[inline(always)]
-fn plane_rows<T: MaxElement>(x: &[T], rows: &Rows, out: &mut [T], indices: &mut [i64]) -> Result<()> {
+fn plane_rows<T: MaxElement, A: Argmax>(x: &[T], rows: &Rows, out: &mut [T], indices: &mut [A]) -> Result<()> {
     let (ow, width) = (rows.out_cols, rows.width);
     let mut phases = Vec::new();
     if rows.phased {
@@ -144,17 +185,19 @@ fn plane_rows<T: MaxElement>(x: &[T], rows: &Rows, out: &mut [T], indices: &mut 
         let (lo, hi) = run.map_or((ow, ow), |(r, _)| (r.first, r.end));
         for ocol in (0..lo).chain(hi..ow) {
             let (cols, _) = rows.cols.window(ocol);
-            let mut window = (T::lowest(), -1);
+            let mut window = (T::lowest(), A::EMPTY);
             if let (Some(&r), Some(&c)) = (lines.first(), cols.first()) {
-                window.1 = (r * width + c) as i64;
+                window.1 = A::pick(r * width + c, 0);
             }
+            let mut tap = 0;
             for &r in lines {
                 let line = &x[r * width..][..width];
                 for &c in cols {
                     let v = line[c];
                     if v > window.0 || v.is_nan() {
-                        window = (v, (r * width + c) as i64);
+                        window = (v, A::pick(r * width + c, tap));
                     }
+                    tap += 1;
                 }
             }
             (out[ocol], indices[ocol]) = window;
@@ -162,9 +205,9 @@ fn plane_rows<T: MaxElement>(x: &[T], rows: &Rows, out: &mut [T], indices: &mut 
         let Some((run, taps)) = run else { return Ok(()) };
         let (out, indices) = (&mut out[run.first..run.end], &mut indices[run.first..run.end]);
         match run.stride {
-            1 => run_chunks::<T, 1>(x, taps, 1, 1, out, indices),
-            2 => run_chunks::<T, 1>(&phases, taps, 1, 2, out, indices),
-            s => run_chunks::<T, 0>(x, taps, s, s, out, indices),
+            1 => run_chunks::<T, A, 1>(x, taps, 1, 1, out, indices),
+            2 => run_chunks::<T, A, 1>(&phases, taps, 1, 2, out, indices),
+            s => run_chunks::<T, A, 0>(x, taps, s, s, out, indices),
         }
         Ok(())
     })
@@ -177,13 +220,13 @@ fn plane_rows<T: MaxElement>(x: &[T], rows: &Rows, out: &mut [T], indices: &mut 
 /// contiguous case vectorises. The last chunk overlaps the one before it rather than
 /// falling back to scalar code (recomputing an output gives the same value).
 #[inline(always)]
-fn run_chunks<T: MaxElement, const STEP: usize>(
+fn run_chunks<T: MaxElement, A: Argmax, const STEP: usize>(
     source: &[T],
     taps: &[(usize, u32)],
     source_step: usize,
     flat_step: usize,
     out: &mut [T],
-    indices: &mut [i64],
+    indices: &mut [A],
 ) {
     let step = if STEP == 0 { source_step } else { STEP };
     let Some((&(first, first_flat), rest)) = taps.split_first() else { return };
@@ -204,9 +247,9 @@ fn run_chunks<T: MaxElement, const STEP: usize>(
         let values = &source[first + shift..][..span];
         for i in 0..RUN_CHUNK {
             best[i] = values[i * step];
-            arg[i] = first_flat + flat_shift + lanes_flat[i];
+            arg[i] = if A::COMPACT { 0 } else { first_flat + flat_shift + lanes_flat[i] };
         }
-        for &(position, flat) in rest {
+        for (tap, &(position, flat)) in rest.iter().enumerate() {
             let values = &source[position + shift..][..span];
             let base = flat + flat_shift;
             for i in 0..RUN_CHUNK {
@@ -214,12 +257,13 @@ fn run_chunks<T: MaxElement, const STEP: usize>(
                 // Non-short-circuit `|`: a select, not a branch, so the loop vectorises.
                 let take = (v > best[i]) | v.is_nan();
                 best[i] = if take { v } else { best[i] };
-                arg[i] = if take { base + lanes_flat[i] } else { arg[i] };
+                let here = if A::COMPACT { tap as u32 + 1 } else { base + lanes_flat[i] };
+                arg[i] = if take { here } else { arg[i] };
             }
         }
         out[start..start + RUN_CHUNK].copy_from_slice(&best);
         for (index, &a) in indices[start..start + RUN_CHUNK].iter_mut().zip(&arg) {
-            *index = i64::from(a);
+            *index = A::from_u32(a);
         }
     }
 }
@@ -229,29 +273,30 @@ const LANE_CHUNK: usize = 16;
 
 /// One channels-last block: each window's channels in blocks of [`LANE_CHUNK`].
 #[inline(always)]
-fn lane_chunks<T: MaxElement>(x: &[T], lanes: usize, windows: &Windows, out: &mut [T], indices: &mut [i64]) -> Result<()> {
+fn lane_chunks<T: MaxElement, A: Argmax>(x: &[T], lanes: usize, windows: &Windows, out: &mut [T], indices: &mut [A]) -> Result<()> {
     windows.for_each(
         #[inline(always)]
         |o, window: &Window<'_>| {
             let out = &mut out[o * lanes..][..lanes];
             let indices = &mut indices[o * lanes..][..lanes];
-            let first = window.cells.first().map_or(0, |&s| s as u32);
+            let first = if A::COMPACT { 0 } else { window.cells.first().map_or(0, |&s| s as u32) };
             let mut c0 = 0;
             while c0 + LANE_CHUNK <= lanes {
                 let mut best = [T::lowest(); LANE_CHUNK];
                 let mut arg = [first; LANE_CHUNK];
-                for &s in window.cells {
+                for (tap, &s) in window.cells.iter().enumerate() {
                     let taps: &[T; LANE_CHUNK] = x[s * lanes + c0..][..LANE_CHUNK].try_into().expect("chunk length");
+                    let here = if A::COMPACT { tap as u32 } else { s as u32 };
                     for l in 0..LANE_CHUNK {
                         let v = taps[l];
                         let take = (v > best[l]) | v.is_nan();
                         best[l] = if take { v } else { best[l] };
-                        arg[l] = if take { s as u32 } else { arg[l] };
+                        arg[l] = if take { here } else { arg[l] };
                     }
                 }
                 out[c0..c0 + LANE_CHUNK].copy_from_slice(&best);
                 for (i, &a) in indices[c0..c0 + LANE_CHUNK].iter_mut().zip(&arg) {
-                    *i = if window.cells.is_empty() { -1 } else { i64::from(a) };
+                    *i = if window.cells.is_empty() { A::EMPTY } else { A::from_u32(a) };
                 }
                 c0 += LANE_CHUNK;
             }

@@ -11,6 +11,7 @@
 //! vectorise. The result is exactly the plain scan's, value and index.
 
 use super::window::{AxisWindows, Rows, Windows};
+use super::max::Argmax;
 use crate::tensor::MaxElement;
 
 /// The scan rule on two partial results, `earlier` covering taps before `later`'s.
@@ -142,13 +143,13 @@ impl<T: MaxElement> Table<T> {
 /// Max pooling of one channels-first plane (see the module docs). `rows` must have
 /// contiguous windows in both dims and a plane under 2^32 cells.
 #[inline(always)]
-pub(crate) fn plane<T: MaxElement>(
+pub(crate) fn plane<T: MaxElement, A: Argmax>(
     x: &[T],
     rows: &Rows,
     row_axis: Option<&AxisWindows>,
     scratch: &mut Scratch<T>,
     out: &mut [T],
-    indices: &mut [i64],
+    indices: &mut [A],
 ) {
     let (width, ow) = (rows.width, rows.out_cols);
     let height = x.len() / width.max(1);
@@ -203,7 +204,7 @@ pub(crate) fn plane<T: MaxElement>(
         let (out, indices) = (&mut out[orow * ow..][..ow], &mut indices[orow * ow..][..ow]);
         if a == b {
             out.fill(lowest);
-            indices.fill(-1);
+            indices.fill(A::EMPTY);
             continue;
         }
         let j = level_of(b - a);
@@ -215,8 +216,17 @@ pub(crate) fn plane<T: MaxElement>(
             (best, arg),
         );
         out.copy_from_slice(best);
-        for (index, &a) in indices.iter_mut().zip(arg.iter()) {
-            *index = if a == u32::MAX { -1 } else { i64::from(a) };
+        for (oc, (index, &flat)) in indices.iter_mut().zip(arg.iter()).enumerate() {
+            *index = if flat == u32::MAX {
+                A::EMPTY
+            } else if A::COMPACT {
+                // The tap number within the window [a, b) x [c0, c1): row-major.
+                let (r, c) = (flat as usize / width, flat as usize % width);
+                let (c0, c1) = range(rows.cols.window(oc).0);
+                A::pick(0, (r - a) * (c1 - c0) + (c - c0))
+            } else {
+                A::from_u32(flat)
+            };
         }
     }
 }

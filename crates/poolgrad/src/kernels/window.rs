@@ -361,7 +361,7 @@ impl Windows {
     }
 
     /// The largest number of valid taps of any window.
-    fn max_cells(&self) -> Result<usize> {
+    pub fn max_cells(&self) -> Result<usize> {
         self.axes
             .iter()
             .map(|a| a.bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0))

@@ -49,6 +49,20 @@ pub struct MaxPoolOutput<T> {
     pub indices: Tensor<i64>,
 }
 
+/// The result of a compact training forward: values and, per output, the position of
+/// its argmax among its window's valid taps (row-major window order) in one byte — 8x
+/// less memory than PyTorch's `int64` indices. Only for windows of at most 256 taps.
+/// [`MaxPool::backward_compact`] takes it back; [`MaxPool::compact_to_indices`] gives
+/// PyTorch's indices on request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaxPoolCompactOutput<T> {
+    /// The pooled values.
+    pub output: Tensor<T>,
+    /// Argmax tap per output element, same shape and layout as `output` (0 for a window
+    /// with no valid tap, which sends no gradient).
+    pub taps: Tensor<u8>,
+}
+
 /// How ONNX flattens a spatial index (`storage_order`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StorageOrder {
@@ -88,11 +102,83 @@ impl MaxPool {
         })
     }
 
-    fn checked_plan<T>(&self, input_shape: &Shape, narrow: &TensorView<'_, T>, indices: &TensorView<'_, i64>) -> Result<(Plan, Sides)> {
+    /// Training forward with the compact 1-byte argmax state (see [`MaxPoolCompactOutput`]).
+    /// Values are the same as [`Self::forward_with_indices`]'; a geometry with a window of
+    /// more than 256 taps is an error.
+    ///
+    /// ```
+    /// use poolgrad::{MaxPool, PoolGeometry, Padding, Layout, Shape, Tensor};
+    /// let x = Tensor::new((0..25).map(|v| ((v * 7) % 11) as f32).collect(), Shape::new(1, 1, &[5, 5]), Layout::ChannelsFirst).unwrap();
+    /// let pool = MaxPool::new(PoolGeometry::new(&[3, 3]).stride(&[2, 2]).padding(Padding::Symmetric(vec![1, 1])));
+    /// let compact = pool.forward_compact(&x.view()).unwrap();
+    /// let full = pool.forward_with_indices(&x.view()).unwrap();
+    /// assert_eq!(compact.output, full.output);
+    /// // The taps name the same cells as PyTorch's indices.
+    /// assert_eq!(pool.compact_to_indices(x.shape(), &compact.taps.view()).unwrap(), full.indices);
+    /// // And the backward from them is the same.
+    /// let g = full.output.clone();
+    /// assert_eq!(
+    ///     pool.backward_compact(x.shape(), &g.view(), &compact.taps.view()).unwrap(),
+    ///     pool.backward_with_indices(x.shape(), &g.view(), &full.indices.view()).unwrap(),
+    /// );
+    /// ```
+    pub fn forward_compact<T: MaxElement>(&self, x: &TensorView<'_, T>) -> Result<MaxPoolCompactOutput<T>> {
+        let plan = self.windows.plan(x.shape())?;
+        Self::check_compact(&plan)?;
+        let layout = x.layout();
+        let mut out = zeroed::<T>(&plan.output)?;
+        let mut taps = zeroed::<u8>(&plan.output)?;
+        kernels::max::forward(x.data(), Blocking::of(x.shape(), layout), &plan.windows, &mut out, &mut taps)?;
+        Ok(MaxPoolCompactOutput { output: Tensor::new(out, plan.output.clone(), layout)?, taps: Tensor::new(taps, plan.output, layout)? })
+    }
+
+    /// Backward from the compact state: each output's gradient is added to the cell its
+    /// tap names; overlapping windows accumulate (the same sums as
+    /// [`Self::backward_with_indices`]).
+    pub fn backward_compact<T: Element>(
+        &self,
+        input_shape: &Shape,
+        grad_output: &TensorView<'_, T>,
+        taps: &TensorView<'_, u8>,
+    ) -> Result<Tensor<T>> {
+        let (plan, sides) = self.checked_plan(input_shape, grad_output, taps, ("grad_output", "taps"))?;
+        let mut grad_in = zeroed::<T>(input_shape)?;
+        kernels::indexed::scatter_taps(sides, &plan.windows, grad_output.data(), taps.data(), &mut grad_in)?;
+        Tensor::new(grad_in, input_shape.clone(), grad_output.layout())
+    }
+
+    /// PyTorch's `int64` indices from the compact state.
+    pub fn compact_to_indices(&self, input_shape: &Shape, taps: &TensorView<'_, u8>) -> Result<Tensor<i64>> {
+        let (plan, sides) = self.checked_plan(input_shape, taps, taps, ("taps", "taps"))?;
+        let mut indices = zeroed::<i64>(&plan.output)?;
+        kernels::indexed::taps_to_indices(sides, &plan.windows, taps.data(), &mut indices)?;
+        Tensor::new(indices, plan.output, taps.layout())
+    }
+
+    fn check_compact(plan: &Plan) -> Result<()> {
+        let taps = plan.windows.max_cells()?;
+        if taps > 256 {
+            return Err(PoolError::InvalidParameter {
+                name: "kernel",
+                reason: format!("windows have up to {taps} taps; the compact argmax state holds at most 256 (use forward_with_indices)"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The plan of a backward-like call: `narrow` (named `names.0`) and the argmax state
+    /// (`names.1`) must have the output's shape, in the same layout.
+    fn checked_plan<T, I>(
+        &self,
+        input_shape: &Shape,
+        narrow: &TensorView<'_, T>,
+        state: &TensorView<'_, I>,
+        names: (&'static str, &'static str),
+    ) -> Result<(Plan, Sides)> {
         let plan = self.windows.plan(input_shape)?;
         let layout = narrow.layout();
-        plan.expect_output("grad_output", narrow, layout)?;
-        plan.expect_output("indices", indices, layout)?;
+        plan.expect_output(names.0, narrow, layout)?;
+        plan.expect_output(names.1, state, layout)?;
         let sides = plan.sides(input_shape, layout);
         Ok((plan, sides))
     }
@@ -105,7 +191,7 @@ impl MaxPool {
         grad_output: &TensorView<'_, T>,
         indices: &TensorView<'_, i64>,
     ) -> Result<Tensor<T>> {
-        let (_, sides) = self.checked_plan(input_shape, grad_output, indices)?;
+        let (_, sides) = self.checked_plan(input_shape, grad_output, indices, ("grad_output", "indices"))?;
         let mut grad_in = zeroed::<T>(input_shape)?;
         kernels::indexed::scatter(sides, grad_output.data(), indices.data(), &mut grad_in, true)?;
         Tensor::new(grad_in, input_shape.clone(), grad_output.layout())
