@@ -104,9 +104,11 @@ def torch_bench(op, shape, flags, layout, dtype, threads, min_time):
     return {"forward": forward, "backward": backward}
 
 
-def poolgrad_bench(op, shape, flags, layout, dtype, threads, min_time):
+def poolgrad_bench(op, shape, flags, layout, dtype, threads, min_time, compact=False):
     args = [BINARY, "bench", "--op", op, "--shape", ",".join(map(str, shape)), "--layout", layout,
             "--dtype", dtype, "--threads", str(threads), "--min-time", str(min_time), "--json"]
+    if compact:
+        args += ["--argmax", "compact"]
     for key in ("kernel", "stride", "padding"):
         if key in flags:
             args += [f"--{key}", str(flags[key])]
@@ -123,6 +125,9 @@ def main():
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--layouts", default="ncx,nxc")
+    parser.add_argument("--compact", action="store_true",
+                        help="also time max pooling with poolgrad's 1-byte argmax state (rows 'cmp-fwd'/'cmp-bwd'; "
+                             "%% of bandwidth from its own, smaller, ideal bytes)")
     args = parser.parse_args()
     if not os.path.exists(BINARY):
         sys.exit(f"build first: cargo build --release -p poolgrad-cli ({BINARY} missing)")
@@ -150,6 +155,15 @@ def main():
                     th = theirs[p]
                     th_bw = 100 * r["bytes"] / th / 1e9 / triad[t]
                     print(f"{name:<3} {layout:<6} {t:>3} {p:<8} {pg_ms:>11.2f} {th * 1e3:>9.2f} {th / r['median_s']:>6.2f} {pg_bw:>6.0f}% {th_bw:>8.0f}%")
+                if args.compact and op == "max":
+                    compact = poolgrad_bench(op, shape, flags, layout, dtype, t, args.min_time, compact=True)
+                    for p, label in (("forward", "cmp-fwd"), ("backward", "cmp-bwd")):
+                        r = compact[p]
+                        pg_ms = r["median_s"] * 1e3
+                        pg_bw = 100 * r["bytes"] / r["median_s"] / 1e9 / triad[t]
+                        th = f"{theirs[p] * 1e3:>9.2f}" if theirs else f"{'-':>9}"
+                        ratio = f"{theirs[p] / r['median_s']:>6.2f}" if theirs else f"{'-':>6}"
+                        print(f"{name:<3} {layout:<6} {t:>3} {label:<8} {pg_ms:>11.2f} {th} {ratio} {pg_bw:>6.0f}% {'':>9}")
                 sys.stdout.flush()
 
 

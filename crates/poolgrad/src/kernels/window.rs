@@ -211,21 +211,37 @@ pub(crate) fn chunk_starts(n: usize, chunk: usize) -> impl Iterator<Item = usize
 /// A copy of a plane with each row split into its `phases` interleaved phases: row `r`,
 /// phase `q` holds `row[q], row[q + phases], ...`, so taps at stride `phases` become
 /// contiguous. Phase rows are `ceil(width / phases)` long.
+#[inline(always)]
 pub(crate) fn split_phases<T: Copy>(plane: &[T], width: usize, phases: usize, out: &mut Vec<T>) {
-    let phase_width = width.div_ceil(phases);
-    let rows = plane.len() / width.max(1);
     out.clear();
-    if width == 0 {
+    if width == 0 || phases == 0 {
         return;
     }
-    out.reserve(rows * phases * phase_width);
-    for q in 0..phases {
-        for row in plane.chunks_exact(width) {
-            let start = out.len();
-            out.extend(row[q..].iter().step_by(phases));
-            // Pad short phases so every phase row has the same length.
-            let pad = row[row.len() - 1];
-            out.resize(start + phase_width, pad);
+    let phase_width = width.div_ceil(phases);
+    let rows = plane.len() / width;
+    out.resize(rows * phases * phase_width, plane[0]);
+    let phase_len = rows * phase_width;
+    for (r, row) in plane.chunks_exact(width).enumerate() {
+        if phases == 2 {
+            // Both phases in one pass over the row (vectorises as a deinterleave).
+            let (even, odd) = out.split_at_mut(phase_len);
+            let (even, odd) = (&mut even[r * phase_width..][..phase_width], &mut odd[r * phase_width..][..phase_width]);
+            for ((pair, e), o) in row.chunks_exact(2).zip(even.iter_mut()).zip(odd.iter_mut()) {
+                *e = pair[0];
+                *o = pair[1];
+            }
+            if width % 2 == 1 {
+                // The last, unpaired cell; the odd phase is padded with it (never read).
+                even[phase_width - 1] = row[width - 1];
+                odd[phase_width - 1] = row[width - 1];
+            }
+        } else {
+            for q in 0..phases {
+                let dst = &mut out[q * phase_len + r * phase_width..][..phase_width];
+                for (d, &v) in dst.iter_mut().zip(row[q..].iter().step_by(phases)) {
+                    *d = v;
+                }
+            }
         }
     }
 }
