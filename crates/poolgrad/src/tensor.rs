@@ -122,6 +122,37 @@ pub trait MaxElement: Copy + PartialOrd + Debug + Send + Sync + bytemuck::Zeroab
     fn lowest() -> Self;
     /// Whether the value is NaN (never, for integers).
     fn is_nan(self) -> bool;
+    /// `self > other` (false when either is NaN), the comparison the max kernels use:
+    /// the half types compare through an exact, branch-free widening so that the
+    /// kernels' loops vectorise.
+    #[inline(always)]
+    fn gt(self, other: Self) -> bool {
+        self > other
+    }
+    /// `if take { a } else { b }`, written so that loops of it vectorise as blends (the
+    /// half types select on their bits).
+    #[inline(always)]
+    fn select(take: bool, a: Self, b: Self) -> Self {
+        if take {
+            a
+        } else {
+            b
+        }
+    }
+}
+
+/// `f16` to `f32` exactly as `half` converts it (NaN payload kept, quiet bit set), but
+/// branch-free so loops over it vectorise (`half` checks the CPU on every call).
+#[inline(always)]
+pub(crate) fn f16_to_f32(value: half::f16) -> f32 {
+    let h = u32::from(value.to_bits());
+    let sign = (h & 0x8000) << 16;
+    let magnitude = (h & 0x7fff) << 13;
+    // Rebias the exponent by 2^(127 − 15); exact for normal and subnormal halves alike.
+    let finite = (f32::from_bits(magnitude) * f32::from_bits(0x7780_0000)).to_bits();
+    let special = h & 0x7c00 == 0x7c00;
+    let quiet = if h & 0x03ff != 0 { 0x0040_0000 } else { 0 };
+    f32::from_bits(sign | if special { magnitude | 0x7f80_0000 | quiet } else { finite })
 }
 
 /// A floating-point element type: everything the differentiable operators compute in.
@@ -158,6 +189,110 @@ pub trait Element: MaxElement {
     }
 }
 
+/// The max kernels' comparison per float type (see [`MaxElement::gt`]).
+trait Ordered: Copy {
+    fn gt(self, other: Self) -> bool;
+    #[inline(always)]
+    fn select(take: bool, a: Self, b: Self) -> Self {
+        if take {
+            a
+        } else {
+            b
+        }
+    }
+}
+
+impl Ordered for f32 {
+    #[inline(always)]
+    fn gt(self, other: Self) -> bool {
+        self > other
+    }
+}
+
+impl Ordered for f64 {
+    #[inline(always)]
+    fn gt(self, other: Self) -> bool {
+        self > other
+    }
+}
+
+/// IEEE `a > b` on 16-bit floats with sign bit 0x8000 and magnitudes above `nan_above`
+/// being NaN, as integer arithmetic: a signed magnitude is monotone in the value and
+/// equal for -0 and +0; any NaN compares false.
+#[inline(always)]
+fn half_gt(a: u16, b: u16, nan_above: i32) -> bool {
+    let key = |bits: u16| {
+        let magnitude = i32::from(bits & 0x7fff);
+        (if bits & 0x8000 != 0 { -magnitude } else { magnitude }, magnitude > nan_above)
+    };
+    let ((ka, a_nan), (kb, b_nan)) = (key(a), key(b));
+    (ka > kb) & !a_nan & !b_nan
+}
+
+impl Ordered for half::f16 {
+    #[inline(always)]
+    fn select(take: bool, a: Self, b: Self) -> Self {
+        let mask = u16::from(take).wrapping_neg();
+        Self::from_bits((a.to_bits() & mask) | (b.to_bits() & !mask))
+    }
+    #[inline(always)]
+    fn gt(self, other: Self) -> bool {
+        half_gt(self.to_bits(), other.to_bits(), 0x7c00)
+    }
+}
+
+impl Ordered for half::bf16 {
+    #[inline(always)]
+    fn select(take: bool, a: Self, b: Self) -> Self {
+        let mask = u16::from(take).wrapping_neg();
+        Self::from_bits((a.to_bits() & mask) | (b.to_bits() & !mask))
+    }
+    #[inline(always)]
+    fn gt(self, other: Self) -> bool {
+        half_gt(self.to_bits(), other.to_bits(), 0x7f80)
+    }
+}
+
+/// `f32` to `f16` rounded to nearest-even exactly as `half` converts it (NaN: quiet,
+/// top payload bits kept), branch-free so loops over it vectorise.
+#[inline(always)]
+pub(crate) fn f32_to_f16(value: f32) -> half::f16 {
+    const F16_OVERFLOW: u32 = (127 + 16) << 23;
+    const F32_INFINITY: u32 = 255 << 23;
+    const SUBNORMAL_MAGIC: u32 = ((127 - 15) + (23 - 10) + 1) << 23;
+    let bits = value.to_bits();
+    let sign = (bits >> 16) & 0x8000;
+    let x = bits & 0x7fff_ffff;
+    // Too large: infinity; NaN: quiet NaN with the top payload bits.
+    let special = if x > F32_INFINITY { 0x7e00 | ((x >> 13) & 0x03ff) } else { 0x7c00 };
+    // Below the smallest normal half: align the 10 mantissa bits at the bottom of a
+    // float by adding a magic number (the FPU rounds to nearest-even).
+    let subnormal = (f32::from_bits(x) + f32::from_bits(SUBNORMAL_MAGIC)).to_bits().wrapping_sub(SUBNORMAL_MAGIC);
+    // Normal: rebias the exponent and round the 13 dropped bits to nearest-even.
+    let odd = (x >> 13) & 1;
+    let normal = x.wrapping_add(((15u32.wrapping_sub(127)) << 23).wrapping_add(0xfff)).wrapping_add(odd) >> 13;
+    let magnitude = if x >= F16_OVERFLOW {
+        special
+    } else if x < (113 << 23) {
+        subnormal
+    } else {
+        normal
+    };
+    half::f16::from_bits((magnitude | sign) as u16)
+}
+
+/// `f32` to `bf16` rounded to nearest-even exactly as `half` converts it (NaN: quiet,
+/// top payload bits kept), branch-free so loops over it vectorise.
+#[inline(always)]
+pub(crate) fn f32_to_bf16(value: f32) -> half::bf16 {
+    let x = value.to_bits();
+    let nan = x & 0x7fff_ffff > 0x7f80_0000;
+    // Round up when the dropped half is above a tie, or a tie with an odd kept part.
+    let round_up = (x & 0x8000 != 0) & (x & 0x1_7fff != 0);
+    let rounded = (x >> 16).wrapping_add(u32::from(round_up)) as u16;
+    half::bf16::from_bits(if nan { ((x >> 16) | 0x0040) as u16 } else { rounded })
+}
+
 macro_rules! float_element {
     ($t:ty, $name:literal, $acc:ty, $to:expr, $from:expr) => {
         impl MaxElement for $t {
@@ -165,8 +300,17 @@ macro_rules! float_element {
             fn lowest() -> Self {
                 <$t as num_traits::Float>::neg_infinity()
             }
+            #[inline(always)]
             fn is_nan(self) -> bool {
                 <$t as num_traits::Float>::is_nan(self)
+            }
+            #[inline(always)]
+            fn gt(self, other: Self) -> bool {
+                <$t as Ordered>::gt(self, other)
+            }
+            #[inline(always)]
+            fn select(take: bool, a: Self, b: Self) -> Self {
+                <$t as Ordered>::select(take, a, b)
             }
         }
         impl Element for $t {
@@ -185,8 +329,8 @@ macro_rules! float_element {
 
 float_element!(f32, "float32", f32, |v| v, |v| v);
 float_element!(f64, "float64", f64, |v| v, |v| v);
-float_element!(half::f16, "float16", f32, half::f16::to_f32, half::f16::from_f32);
-float_element!(half::bf16, "bfloat16", f32, half::bf16::to_f32, half::bf16::from_f32);
+float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16);
+float_element!(half::bf16, "bfloat16", f32, half::bf16::to_f32, f32_to_bf16);
 
 macro_rules! int_element {
     ($t:ty, $name:literal) => {
@@ -195,6 +339,7 @@ macro_rules! int_element {
             fn lowest() -> Self {
                 <$t>::MIN
             }
+            #[inline(always)]
             fn is_nan(self) -> bool {
                 false
             }
@@ -324,6 +469,76 @@ impl Blocking {
         match layout {
             Layout::ChannelsFirst => Blocking { blocks: shape.batch * shape.channels, lanes: 1 },
             Layout::ChannelsLast => Blocking { blocks: shape.batch, lanes: shape.channels },
+        }
+    }
+}
+
+#[cfg(test)]
+mod conversion_tests {
+    #[test]
+    fn half_comparisons_match_ieee_on_every_pair_of_a_sample() {
+        use super::MaxElement;
+        // Every bit pattern against a spread of others (zeros, subnormals, extremes, NaN).
+        let probes: Vec<u16> = (0..=u16::MAX).step_by(97).chain([0, 0x8000, 1, 0x8001, 0x7c00, 0xfc00, 0x7c01, 0xfe00, 0x7bff, 0x7f80, 0xff80, 0x7f81]).collect();
+        for a in 0..=u16::MAX {
+            for &b in &probes {
+                let (x, y) = (half::f16::from_bits(a), half::f16::from_bits(b));
+                assert_eq!(x.gt(y), x.to_f32() > y.to_f32(), "f16 {a:#06x} > {b:#06x}");
+                let (x, y) = (half::bf16::from_bits(a), half::bf16::from_bits(b));
+                assert_eq!(x.gt(y), x.to_f32() > y.to_f32(), "bf16 {a:#06x} > {b:#06x}");
+            }
+        }
+    }
+
+    /// Checks `f32_to_f16` against `half` on the bit patterns `bits`.
+    fn check_f32_to_f16(bits: impl Iterator<Item = u32>) {
+        for b in bits {
+            let v = f32::from_bits(b);
+            assert_eq!(super::f32_to_f16(v).to_bits(), half::f16::from_f32(v).to_bits(), "{b:#010x} ({v:e})");
+        }
+    }
+
+    #[test]
+    fn f32_to_f16_matches_half_on_a_sample_and_every_boundary() {
+        // Every 257th pattern, plus the neighbourhood of every half value (the rounding
+        // boundaries, ties included) for both signs.
+        check_f32_to_f16((0..=u32::MAX).step_by(257));
+        check_f32_to_f16((0..=u16::MAX).flat_map(|h| {
+            let center = half::f16::from_bits(h).to_f32().to_bits();
+            (0..64u32).flat_map(move |d| [center.wrapping_add(d), center.wrapping_sub(d), center.wrapping_add(d << 12), center.wrapping_sub(d << 12)])
+        }));
+    }
+
+    /// All 2^32 patterns, both conversions (about 30 s in release; passed on
+    /// 2026-11-28): `cargo test --release -- --ignored`.
+    #[test]
+    #[ignore]
+    fn f32_to_f16_matches_half_on_every_bit_pattern() {
+        check_f32_to_f16(0..=u32::MAX);
+        check_f32_to_bf16(0..=u32::MAX);
+    }
+
+    fn check_f32_to_bf16(bits: impl Iterator<Item = u32>) {
+        for b in bits {
+            let v = f32::from_bits(b);
+            assert_eq!(super::f32_to_bf16(v).to_bits(), half::bf16::from_f32(v).to_bits(), "{b:#010x} ({v:e})");
+        }
+    }
+
+    #[test]
+    fn f32_to_bf16_matches_half_on_a_sample_and_every_boundary() {
+        check_f32_to_bf16((0..=u32::MAX).step_by(257));
+        check_f32_to_bf16((0..=u16::MAX).flat_map(|h| {
+            let center = u32::from(h) << 16;
+            (0..64u32).flat_map(move |d| [center ^ 0x8000, (center ^ 0x8000).wrapping_add(d), (center ^ 0x8000).wrapping_sub(d), center.wrapping_add(d)])
+        }));
+    }
+
+    #[test]
+    fn f16_to_f32_matches_half_on_every_bit_pattern() {
+        for bits in 0..=u16::MAX {
+            let h = half::f16::from_bits(bits);
+            assert_eq!(super::f16_to_f32(h).to_bits(), h.to_f32().to_bits(), "{bits:#06x}");
         }
     }
 }

@@ -72,7 +72,7 @@ fn reduce<T: MaxElement, A: Argmax>(cells: &[usize], at: impl Fn(usize) -> T) ->
     let mut arg = cells.first().map_or(A::EMPTY, |&s| A::pick(s, 0));
     for (tap, &s) in cells.iter().enumerate() {
         let v = at(s);
-        if v > best || v.is_nan() {
+        if v.gt(best) || v.is_nan() {
             best = v;
             arg = A::pick(s, tap);
         }
@@ -194,7 +194,7 @@ fn plane_rows<T: MaxElement, A: Argmax>(x: &[T], rows: &Rows, out: &mut [T], ind
                 let line = &x[r * width..][..width];
                 for &c in cols {
                     let v = line[c];
-                    if v > window.0 || v.is_nan() {
+                    if v.gt(window.0) || v.is_nan() {
                         window = (v, A::pick(r * width + c, tap));
                     }
                     tap += 1;
@@ -255,8 +255,8 @@ fn run_chunks<T: MaxElement, A: Argmax, const STEP: usize>(
             for i in 0..RUN_CHUNK {
                 let v = values[i * step];
                 // Non-short-circuit `|`: a select, not a branch, so the loop vectorises.
-                let take = (v > best[i]) | v.is_nan();
-                best[i] = if take { v } else { best[i] };
+                let take = v.gt(best[i]) | v.is_nan();
+                best[i] = T::select(take, v, best[i]);
                 let here = if A::COMPACT { tap as u32 + 1 } else { base + lanes_flat[i] };
                 arg[i] = if take { here } else { arg[i] };
             }
@@ -289,8 +289,8 @@ fn lane_chunks<T: MaxElement, A: Argmax>(x: &[T], lanes: usize, windows: &Window
                     let here = if A::COMPACT { tap as u32 } else { s as u32 };
                     for l in 0..LANE_CHUNK {
                         let v = taps[l];
-                        let take = (v > best[l]) | v.is_nan();
-                        best[l] = if take { v } else { best[l] };
+                        let take = v.gt(best[l]) | v.is_nan();
+                        best[l] = T::select(take, v, best[l]);
                         arg[l] = if take { here } else { arg[l] };
                     }
                 }

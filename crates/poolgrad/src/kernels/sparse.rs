@@ -17,8 +17,8 @@ use crate::tensor::MaxElement;
 /// The scan rule on two partial results, `earlier` covering taps before `later`'s.
 #[inline(always)]
 fn combine<T: MaxElement>(earlier: (T, u32), later: (T, u32)) -> (T, u32) {
-    let take = (later.0 > earlier.0) | later.0.is_nan();
-    (if take { later.0 } else { earlier.0 }, if take { later.1 } else { earlier.1 })
+    let take = later.0.gt(earlier.0) | later.0.is_nan();
+    (T::select(take, later.0, earlier.0), if take { later.1 } else { earlier.1 })
 }
 
 /// Elementwise [`combine`] of two rows into `out`, in register-sized chunks (selecting
@@ -40,8 +40,8 @@ fn combine_rows<T: MaxElement>(earlier: (&[T], &[u32]), later: (&[T], &[u32]), o
         let lv: [T; CHUNK] = lv.try_into().expect("chunk");
         let li: [u32; CHUNK] = li.try_into().expect("chunk");
         for k in 0..CHUNK {
-            let take = (lv[k] > v[k]) | lv[k].is_nan();
-            v[k] = if take { lv[k] } else { v[k] };
+            let take = lv[k].gt(v[k]) | lv[k].is_nan();
+            v[k] = T::select(take, lv[k], v[k]);
             i[k] = if take { li[k] } else { i[k] };
         }
         ov.copy_from_slice(&v);
