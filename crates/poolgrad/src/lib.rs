@@ -10,7 +10,7 @@
 //! - [`geometry`]: where each window sits (output sizes, padding modes, ceil mode, dilation);
 //! - [`tensor`]: shapes, layouts and element types;
 //! - [`ops`]: what each operator computes, forward and backward;
-//! - `kernels`: how it is computed (per-block loops, in parallel with rayon);
+//! - `kernels`: how it is computed (vectorised per-block loops, in parallel with rayon);
 //! - [`simd`]: which vector instruction set the kernels run (chosen at run time);
 //! - [`gradcheck`] and [`reference`]: finite-difference checks and a plain reference.
 //!
