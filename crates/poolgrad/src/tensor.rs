@@ -229,29 +229,25 @@ fn half_gt(a: u16, b: u16, nan_above: i32) -> bool {
     (ka > kb) & !a_nan & !b_nan
 }
 
-impl Ordered for half::f16 {
-    #[inline(always)]
-    fn select(take: bool, a: Self, b: Self) -> Self {
-        let mask = u16::from(take).wrapping_neg();
-        Self::from_bits((a.to_bits() & mask) | (b.to_bits() & !mask))
-    }
-    #[inline(always)]
-    fn gt(self, other: Self) -> bool {
-        half_gt(self.to_bits(), other.to_bits(), 0x7c00)
-    }
+/// The 16-bit floats' [`Ordered`]: `$nan_above` is the largest non-NaN magnitude.
+macro_rules! half_ordered {
+    ($t:ty, $nan_above:expr) => {
+        impl Ordered for $t {
+            #[inline(always)]
+            fn select(take: bool, a: Self, b: Self) -> Self {
+                let mask = u16::from(take).wrapping_neg();
+                Self::from_bits((a.to_bits() & mask) | (b.to_bits() & !mask))
+            }
+            #[inline(always)]
+            fn gt(self, other: Self) -> bool {
+                half_gt(self.to_bits(), other.to_bits(), $nan_above)
+            }
+        }
+    };
 }
 
-impl Ordered for half::bf16 {
-    #[inline(always)]
-    fn select(take: bool, a: Self, b: Self) -> Self {
-        let mask = u16::from(take).wrapping_neg();
-        Self::from_bits((a.to_bits() & mask) | (b.to_bits() & !mask))
-    }
-    #[inline(always)]
-    fn gt(self, other: Self) -> bool {
-        half_gt(self.to_bits(), other.to_bits(), 0x7f80)
-    }
-}
+half_ordered!(half::f16, 0x7c00);
+half_ordered!(half::bf16, 0x7f80);
 
 /// `f32` to `f16` rounded to nearest-even exactly as `half` converts it (NaN: quiet,
 /// top payload bits kept), branch-free so loops over it vectorise.
@@ -490,12 +486,20 @@ mod conversion_tests {
         }
     }
 
-    /// Checks `f32_to_f16` against `half` on the bit patterns `bits`.
-    fn check_f32_to_f16(bits: impl Iterator<Item = u32>) {
+    /// Checks a conversion of ours against `half`'s on the f32 bit patterns `bits`.
+    fn check_conversion(bits: impl Iterator<Item = u32>, ours: fn(f32) -> u16, halfs: fn(f32) -> u16) {
         for b in bits {
             let v = f32::from_bits(b);
-            assert_eq!(super::f32_to_f16(v).to_bits(), half::f16::from_f32(v).to_bits(), "{b:#010x} ({v:e})");
+            assert_eq!(ours(v), halfs(v), "{b:#010x} ({v:e})");
         }
+    }
+
+    fn check_f32_to_f16(bits: impl Iterator<Item = u32>) {
+        check_conversion(bits, |v| super::f32_to_f16(v).to_bits(), |v| half::f16::from_f32(v).to_bits());
+    }
+
+    fn check_f32_to_bf16(bits: impl Iterator<Item = u32>) {
+        check_conversion(bits, |v| super::f32_to_bf16(v).to_bits(), |v| half::bf16::from_f32(v).to_bits());
     }
 
     #[test]
@@ -516,13 +520,6 @@ mod conversion_tests {
     fn f32_to_f16_matches_half_on_every_bit_pattern() {
         check_f32_to_f16(0..=u32::MAX);
         check_f32_to_bf16(0..=u32::MAX);
-    }
-
-    fn check_f32_to_bf16(bits: impl Iterator<Item = u32>) {
-        for b in bits {
-            let v = f32::from_bits(b);
-            assert_eq!(super::f32_to_bf16(v).to_bits(), half::bf16::from_f32(v).to_bits(), "{b:#010x} ({v:e})");
-        }
     }
 
     #[test]

@@ -91,6 +91,21 @@ fn check_compact(pool: &MaxPool, x: &Tensor<f32>, want: &Tensor<f32>, want_idx: 
     Ok(())
 }
 
+/// Max pooling of a random input under every instruction set: values and indices equal
+/// to the reference's, and the compact state consistent with them.
+fn check_max(req: &Request, seed: u64, specials: bool) -> Result<(), TestCaseError> {
+    let x = Tensor::new(values(req.shape.numel().unwrap(), seed, specials), req.shape.clone(), req.layout).unwrap();
+    let Ok((want, want_idx)) = reference::max_pool(&x.view(), &req.geometry) else { return Ok(()) };
+    for isa in available() {
+        let pool = MaxPool::new(req.geometry.clone());
+        let got = with_isa(isa, || pool.forward_with_indices(&x.view())).unwrap();
+        prop_assert!(same_bits(got.output.data(), want.data()), "{}", isa.name());
+        prop_assert_eq!(got.indices.data(), want_idx.data(), "{}", isa.name());
+        check_compact(&pool, &x, &want, &want_idx, isa)?;
+    }
+    Ok(())
+}
+
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
 }
@@ -100,15 +115,7 @@ proptest! {
 
     #[test]
     fn max_forward_every_isa(req in request(), seed in any::<u64>(), specials in any::<bool>()) {
-        let x = Tensor::new(values(req.shape.numel().unwrap(), seed, specials), req.shape.clone(), req.layout).unwrap();
-        let Ok((want, want_idx)) = reference::max_pool(&x.view(), &req.geometry) else { return Ok(()) };
-        for isa in available() {
-            let pool = MaxPool::new(req.geometry.clone());
-            let got = with_isa(isa, || pool.forward_with_indices(&x.view())).unwrap();
-            prop_assert!(same_bits(got.output.data(), want.data()), "{}", isa.name());
-            prop_assert_eq!(got.indices.data(), want_idx.data(), "{}", isa.name());
-            check_compact(&pool, &x, &want, &want_idx, isa)?;
-        }
+        check_max(&req, seed, specials)?;
     }
 
     #[test]
@@ -221,15 +228,7 @@ proptest! {
 
     #[test]
     fn max_large_windows_every_isa(req in large_windows(), seed in any::<u64>(), specials in any::<bool>()) {
-        let x = Tensor::new(values(req.shape.numel().unwrap(), seed, specials), req.shape.clone(), req.layout).unwrap();
-        let Ok((want, want_idx)) = reference::max_pool(&x.view(), &req.geometry) else { return Ok(()) };
-        for isa in available() {
-            let pool = MaxPool::new(req.geometry.clone());
-            let got = with_isa(isa, || pool.forward_with_indices(&x.view())).unwrap();
-            prop_assert!(same_bits(got.output.data(), want.data()), "{}", isa.name());
-            prop_assert_eq!(got.indices.data(), want_idx.data(), "{}", isa.name());
-            check_compact(&pool, &x, &want, &want_idx, isa)?;
-        }
+        check_max(&req, seed, specials)?;
     }
 }
 

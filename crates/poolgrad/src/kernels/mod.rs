@@ -77,10 +77,17 @@ pub(crate) fn par_blocks<T: Send>(
     block_len: usize,
     f: impl Fn(usize, &mut [T]) -> Result<()> + Sync + Send,
 ) -> Result<()> {
-    if block_len == 0 || out.is_empty() {
-        return Ok(());
-    }
-    out.par_chunks_mut(block_len).enumerate().try_for_each(|(b, block)| f(b, block))
+    par_blocks_with(out, block_len, || (), |(), b, block| f(b, block))
+}
+
+/// Like [`par_blocks`] over two outputs with matching blocks.
+pub(crate) fn par_blocks2<T: Send, U: Send>(
+    out: &mut [T],
+    out2: &mut [U],
+    block_len: usize,
+    f: impl Fn(usize, &mut [T], &mut [U]) -> Result<()> + Sync + Send,
+) -> Result<()> {
+    par_blocks2_with(out, out2, block_len, || (), |(), b, block, block2| f(b, block, block2))
 }
 
 /// Like [`par_blocks`] for kernels that add into their output: each block is written
@@ -133,18 +140,3 @@ pub(crate) fn par_blocks2_with<T: Send, U: Send, S>(
         .try_for_each_init(init, |scratch, (b, (block, block2))| f(scratch, b, block, block2))
 }
 
-/// Like [`par_blocks`] over two outputs with matching blocks.
-pub(crate) fn par_blocks2<T: Send, U: Send>(
-    out: &mut [T],
-    out2: &mut [U],
-    block_len: usize,
-    f: impl Fn(usize, &mut [T], &mut [U]) -> Result<()> + Sync + Send,
-) -> Result<()> {
-    if block_len == 0 || out.is_empty() {
-        return Ok(());
-    }
-    out.par_chunks_mut(block_len)
-        .zip(out2.par_chunks_mut(block_len))
-        .enumerate()
-        .try_for_each(|(b, (block, block2))| f(b, block, block2))
-}
