@@ -22,7 +22,7 @@ use window::{Rows, Windows};
 /// How a forward kernel walks its blocks (see `max` and `avg`).
 pub(crate) enum Path {
     /// Channels-first, rows with runs of complete windows long enough to vectorise.
-    Rows(Rows),
+    Rows(Box<Rows>),
     /// Channels-first without such runs: groups of [`PLANE_GROUP`] planes, interleaved.
     PlaneGroups,
     /// Channels-last: channels in chunks.
@@ -40,7 +40,7 @@ impl Path {
             return Ok(Path::LaneChunks);
         }
         let rows = windows.rows()?;
-        Ok(if rows.has_runs() { Path::Rows(rows) } else { Path::PlaneGroups })
+        Ok(if rows.has_runs() { Path::Rows(Box::new(rows)) } else { Path::PlaneGroups })
     }
 }
 

@@ -61,7 +61,7 @@ impl AxisWindows {
             w.bounds.push(w.coords.len());
             w.padded_counts.push(axis.padded_tap_count(o));
         }
-        let complete = |o: usize| w.coords.len() > 0 && w.bounds[o + 1] - w.bounds[o] == axis.kernel;
+        let complete = |o: usize| !w.coords.is_empty() && w.bounds[o + 1] - w.bounds[o] == axis.kernel;
         let first = (0..axis.output).find(|&o| complete(o));
         if let (Some(first), Ok(pad)) = (first, isize::try_from(axis.pad_begin)) {
             let end = (first..axis.output).find(|&o| !complete(o)).unwrap_or(axis.output);
