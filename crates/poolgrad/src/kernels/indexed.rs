@@ -91,12 +91,34 @@ pub(crate) fn scatter_taps<T: Element>(sides: Sides, windows: &Windows, narrow: 
     par_blocks_accumulating(wide, sides.wide * lanes, |b, wide_block| {
         let values = &narrow[b * narrow_block..][..narrow_block];
         let taps = &taps[b * narrow_block..][..narrow_block];
+        let mut add = |cell: usize, lane: usize, p: usize| {
+            let cell = &mut wide_block[cell * lanes + lane];
+            *cell = cell.add(values[p]);
+        };
+        if let Some((bounds, cells)) = windows.table_taps() {
+            // Straight from the table: two loads per output.
+            for (o, w) in bounds.windows(2).enumerate() {
+                let window = &cells[w[0]..w[1]];
+                for lane in 0..lanes {
+                    let p = o * lanes + lane;
+                    let tap = usize::from(taps[p]);
+                    match window.get(tap) {
+                        Some(&cell) => add(cell, lane, p),
+                        None if window.is_empty() => {}
+                        None => {
+                            let window_taps = window.len();
+                            return Err(PoolError::InvalidTap { tap: taps[p], position: b * narrow_block + p, window_taps });
+                        }
+                    }
+                }
+            }
+            return Ok(());
+        }
         windows.for_each(|o, window| {
             for lane in 0..lanes {
                 let p = o * lanes + lane;
                 if let Some(cell) = tap_cell(window, taps[p], b * narrow_block + p)? {
-                    let cell = &mut wide_block[cell * lanes + lane];
-                    *cell = cell.add(values[p]);
+                    add(cell, lane, p);
                 }
             }
             Ok(())

@@ -354,6 +354,12 @@ impl Windows {
         self.axes.iter().map(AxisWindows::output).collect()
     }
 
+    /// The window table's taps, when tabulated: `(bounds, cells)` with window `o`'s
+    /// taps at `cells[bounds[o]..bounds[o + 1]]`, for kernels that index single taps.
+    pub fn table_taps(&self) -> Option<(&[usize], &[usize])> {
+        self.table.as_ref().map(|t| (&t.bounds[..], &t.cells[..]))
+    }
+
     /// The transpose of the window table ([`Covering`]); `None` when the windows are too
     /// many to tabulate.
     pub fn covering(&self) -> Option<Covering> {
