@@ -65,12 +65,14 @@ impl Argmax for u8 {
     }
 }
 
-/// Reduces one window of one lane; `at(s)` reads spatial cell `s`.
+/// Reduces one window of one lane: `cells` are its valid taps' flat spatial indices in
+/// row-major window order, `at(s)` reads spatial cell `s`.
 #[inline(always)]
-fn reduce<T: MaxElement, A: Argmax>(cells: &[usize], at: impl Fn(usize) -> T) -> (T, A) {
+fn reduce<T: MaxElement, A: Argmax>(cells: impl IntoIterator<Item = usize>, at: impl Fn(usize) -> T) -> (T, A) {
+    let mut cells = cells.into_iter().peekable();
     let mut best = T::lowest();
-    let mut arg = cells.first().map_or(A::EMPTY, |&s| A::pick(s, 0));
-    for (tap, &s) in cells.iter().enumerate() {
+    let mut arg = cells.peek().map_or(A::EMPTY, |&s| A::pick(s, 0));
+    for (tap, s) in cells.enumerate() {
         let v = at(s);
         if v.gt(best) || v.is_nan() {
             best = v;
@@ -161,7 +163,7 @@ fn plain<T: MaxElement, A: Argmax>(x: &[T], lanes: usize, windows: &Windows, out
         windows.for_each(|o, window| {
             for lane in 0..lanes {
                 let at = at + o * lanes + lane;
-                (out[at], indices[at]) = reduce(window.cells, |s| x[s * lanes + lane]);
+                (out[at], indices[at]) = reduce(window.cells.iter().copied(), |s| x[s * lanes + lane]);
             }
             Ok(())
         })?;
@@ -185,22 +187,8 @@ fn plane_rows<T: MaxElement, A: Argmax>(x: &[T], rows: &Rows, out: &mut [T], ind
         let (lo, hi) = run.map_or((ow, ow), |(r, _)| (r.first, r.end));
         for ocol in (0..lo).chain(hi..ow) {
             let (cols, _) = rows.cols.window(ocol);
-            let mut window = (T::lowest(), A::EMPTY);
-            if let (Some(&r), Some(&c)) = (lines.first(), cols.first()) {
-                window.1 = A::pick(r * width + c, 0);
-            }
-            let mut tap = 0;
-            for &r in lines {
-                let line = &x[r * width..][..width];
-                for &c in cols {
-                    let v = line[c];
-                    if v.gt(window.0) || v.is_nan() {
-                        window = (v, A::pick(r * width + c, tap));
-                    }
-                    tap += 1;
-                }
-            }
-            (out[ocol], indices[ocol]) = window;
+            let cells = lines.iter().flat_map(|&r| cols.iter().map(move |&c| r * width + c));
+            (out[ocol], indices[ocol]) = reduce(cells, |s| x[s]);
         }
         let Some((run, taps)) = run else { return Ok(()) };
         let (out, indices) = (&mut out[run.first..run.end], &mut indices[run.first..run.end]);
@@ -301,7 +289,7 @@ fn lane_chunks<T: MaxElement, A: Argmax>(x: &[T], lanes: usize, windows: &Window
                 c0 += LANE_CHUNK;
             }
             for lane in c0..lanes {
-                (out[lane], indices[lane]) = reduce(window.cells, |s| x[s * lanes + lane]);
+                (out[lane], indices[lane]) = reduce(window.cells.iter().copied(), |s| x[s * lanes + lane]);
             }
             Ok(())
         },
@@ -325,7 +313,7 @@ pub(crate) fn forward_per_plane<T: MaxElement>(
         let x = &x[b * in_block..][..in_block];
         for lane in 0..lanes {
             windows_of(b, lane)?.for_each(|o, window| {
-                (out[o * lanes + lane], indices[o * lanes + lane]) = reduce(window.cells, |s| x[s * lanes + lane]);
+                (out[o * lanes + lane], indices[o * lanes + lane]) = reduce(window.cells.iter().copied(), |s| x[s * lanes + lane]);
                 Ok(())
             })?;
         }
