@@ -50,13 +50,21 @@ impl Module for Net {
 /// Images (N, 1, 8, 8) scaled to [0, 1] and labels (N).
 fn load(dev: &Device) -> Result<(Tensor, Tensor)> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits.csv");
-    let text = std::fs::read_to_string(&path).map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))?;
     let (mut pixels, mut labels) = (Vec::new(), Vec::new());
     for (n, line) in text.lines().enumerate() {
-        let fields: Vec<f32> = line.split(',').map(|v| v.trim().parse::<f32>()).collect::<std::result::Result<_, _>>()
+        let fields: Vec<f32> = line
+            .split(',')
+            .map(|v| v.trim().parse::<f32>())
+            .collect::<std::result::Result<_, _>>()
             .map_err(|e| candle_core::Error::Msg(format!("digits.csv line {}: {e}", n + 1)))?;
         if fields.len() != 65 {
-            return Err(candle_core::Error::Msg(format!("digits.csv line {}: {} fields, expected 65", n + 1, fields.len())));
+            return Err(candle_core::Error::Msg(format!(
+                "digits.csv line {}: {} fields, expected 65",
+                n + 1,
+                fields.len()
+            )));
         }
         pixels.extend(fields[..64].iter().map(|v| v / 16.0));
         labels.push(fields[64] as u32);
@@ -84,7 +92,11 @@ fn main() -> Result<()> {
     };
     let (train_x, train_y) = pick(&order[..n_train])?;
     let (test_x, test_y) = pick(&order[n_train..])?;
-    println!("UCI digits: {n_train} training and {} test images (8x8), pooling: {}", n - n_train, if candle_pooling { "candle's own" } else { "poolgrad" });
+    println!(
+        "UCI digits: {n_train} training and {} test images (8x8), pooling: {}",
+        n - n_train,
+        if candle_pooling { "candle's own" } else { "poolgrad" }
+    );
 
     let varmap = VarMap::new();
     let net = Net::new(VarBuilder::from_varmap(&varmap, DType::F32, &dev), candle_pooling)?;
@@ -101,16 +113,25 @@ fn main() -> Result<()> {
             if let Err(e) = opt.backward_step(&loss) {
                 let first = e.to_string().lines().next().unwrap_or_default().to_string();
                 println!("epoch {epoch}: the backward failed: {first}");
-                println!("candle's own pooling cannot train this network (its max-pool backward needs stride = kernel).");
+                println!(
+                    "candle's own pooling cannot train this network (its max-pool backward needs stride = kernel)."
+                );
                 std::process::exit(1);
             }
             total += loss.to_scalar::<f32>()?;
             batches += 1;
         }
-        let accuracy = net.forward(&test_x)?.argmax(D::Minus1)?.eq(&test_y)?.to_dtype(DType::F32)?.mean_all()?.to_scalar::<f32>()?;
+        let accuracy = net
+            .forward(&test_x)?
+            .argmax(D::Minus1)?
+            .eq(&test_y)?
+            .to_dtype(DType::F32)?
+            .mean_all()?
+            .to_scalar::<f32>()?;
         println!("epoch {epoch:2}: train loss {:.4}, test accuracy {:.2} %", total / batches as f32, 100.0 * accuracy);
     }
-    let accuracy = net.forward(&test_x)?.argmax(D::Minus1)?.eq(&test_y)?.to_dtype(DType::F32)?.mean_all()?.to_scalar::<f32>()?;
+    let accuracy =
+        net.forward(&test_x)?.argmax(D::Minus1)?.eq(&test_y)?.to_dtype(DType::F32)?.mean_all()?.to_scalar::<f32>()?;
     println!("test accuracy {:.2} % after {:.1} s", 100.0 * accuracy, start.elapsed().as_secs_f64());
     Ok(())
 }

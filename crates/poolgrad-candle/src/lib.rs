@@ -26,7 +26,9 @@
 //! ```
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout as CandleLayout, Module, Result, Shape as CandleShape, Tensor};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, Layout as CandleLayout, Module, Result, Shape as CandleShape, Tensor,
+};
 use poolgrad::{AvgPool, Element, Layout, LpPool, MaxPool, Padding, PoolGeometry, Pooling, Shape, WindowSpec};
 
 /// Which pooling.
@@ -180,10 +182,22 @@ fn contiguous<'a, T>(data: &'a [T], layout: &CandleLayout) -> Result<&'a [T]> {
 macro_rules! dispatch {
     ($storage:expr, $layout:expr, |$data:ident| $body:expr) => {
         match $storage {
-            CpuStorage::F32(v) => { let $data = contiguous(v, $layout)?; $body }
-            CpuStorage::F64(v) => { let $data = contiguous(v, $layout)?; $body }
-            CpuStorage::F16(v) => { let $data = contiguous(v, $layout)?; $body }
-            CpuStorage::BF16(v) => { let $data = contiguous(v, $layout)?; $body }
+            CpuStorage::F32(v) => {
+                let $data = contiguous(v, $layout)?;
+                $body
+            }
+            CpuStorage::F64(v) => {
+                let $data = contiguous(v, $layout)?;
+                $body
+            }
+            CpuStorage::F16(v) => {
+                let $data = contiguous(v, $layout)?;
+                $body
+            }
+            CpuStorage::BF16(v) => {
+                let $data = contiguous(v, $layout)?;
+                $body
+            }
             other => Err(err(format!("dtype {:?} is not supported (f32, f64, f16, bf16)", other.dtype()))),
         }
     };
@@ -193,11 +207,27 @@ macro_rules! dispatch {
 macro_rules! dispatch2 {
     ($what:literal, ($s1:expr, $l1:expr), ($s2:expr, $l2:expr), |$a:ident, $b:ident| $body:expr) => {
         match ($s1, $s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(y)) => { let ($a, $b) = (contiguous(x, $l1)?, contiguous(y, $l2)?); $body }
-            (CpuStorage::F64(x), CpuStorage::F64(y)) => { let ($a, $b) = (contiguous(x, $l1)?, contiguous(y, $l2)?); $body }
-            (CpuStorage::F16(x), CpuStorage::F16(y)) => { let ($a, $b) = (contiguous(x, $l1)?, contiguous(y, $l2)?); $body }
-            (CpuStorage::BF16(x), CpuStorage::BF16(y)) => { let ($a, $b) = (contiguous(x, $l1)?, contiguous(y, $l2)?); $body }
-            (a, b) => Err(err(format!(concat!($what, ": dtypes {:?} and {:?} (f32, f64, f16, bf16, matching)"), a.dtype(), b.dtype()))),
+            (CpuStorage::F32(x), CpuStorage::F32(y)) => {
+                let ($a, $b) = (contiguous(x, $l1)?, contiguous(y, $l2)?);
+                $body
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(y)) => {
+                let ($a, $b) = (contiguous(x, $l1)?, contiguous(y, $l2)?);
+                $body
+            }
+            (CpuStorage::F16(x), CpuStorage::F16(y)) => {
+                let ($a, $b) = (contiguous(x, $l1)?, contiguous(y, $l2)?);
+                $body
+            }
+            (CpuStorage::BF16(x), CpuStorage::BF16(y)) => {
+                let ($a, $b) = (contiguous(x, $l1)?, contiguous(y, $l2)?);
+                $body
+            }
+            (a, b) => Err(err(format!(
+                concat!($what, ": dtypes {:?} and {:?} (f32, f64, f16, bf16, matching)"),
+                a.dtype(),
+                b.dtype()
+            ))),
         }
     };
 }
@@ -245,7 +275,13 @@ impl Pool {
         Ok((T::store(y.into_data()), out))
     }
 
-    fn run_backward<T: Store>(&self, x: &[T], dims: &[usize], g: &[T], g_dims: &[usize]) -> Result<(CpuStorage, CandleShape)> {
+    fn run_backward<T: Store>(
+        &self,
+        x: &[T],
+        dims: &[usize],
+        g: &[T],
+        g_dims: &[usize],
+    ) -> Result<(CpuStorage, CandleShape)> {
         let x = poolgrad::TensorView::new(x, self.shape(dims)?, self.layout).map_err(err)?;
         let g = poolgrad::TensorView::new(g, self.shape(g_dims)?, self.layout).map_err(err)?;
         let gx = match &self.kind {
@@ -298,14 +334,26 @@ impl CustomOp2 for Backward {
         "poolgrad-pool-backward"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &CandleLayout, s2: &CpuStorage, l2: &CandleLayout) -> Result<(CpuStorage, CandleShape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &CandleLayout,
+        s2: &CpuStorage,
+        l2: &CandleLayout,
+    ) -> Result<(CpuStorage, CandleShape)> {
         dispatch2!("backward", (s1, l1), (s2, l2), |x, g| self.0.run_backward(x, l1.dims(), g, l2.dims()))
     }
 
     /// Second order: w.r.t. the grad-output, the forward's directional derivative
     /// (poolgrad's double backward); w.r.t. the input, zero for max and average pooling
     /// (piecewise linear / linear) and LP's Hessian-vector product otherwise.
-    fn bwd(&self, arg1: &Tensor, arg2: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        arg1: &Tensor,
+        arg2: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let v = grad_res.contiguous()?;
         let d_grad_output = arg1.apply_op2_no_bwd(&v, &DoubleBackward(self.0.clone()))?;
         let d_input = match &self.0.kind {
@@ -327,7 +375,13 @@ impl CustomOp2 for DoubleBackward {
         "poolgrad-pool-double-backward"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &CandleLayout, s2: &CpuStorage, l2: &CandleLayout) -> Result<(CpuStorage, CandleShape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &CandleLayout,
+        s2: &CpuStorage,
+        l2: &CandleLayout,
+    ) -> Result<(CpuStorage, CandleShape)> {
         dispatch2!("double backward", (s1, l1), (s2, l2), |x, v| self.0.run_double_backward(x, l1.dims(), v))
     }
 }
@@ -341,8 +395,20 @@ impl CustomOp2 for LpHessian {
         "poolgrad-lp-hessian"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &CandleLayout, s2: &CpuStorage, l2: &CandleLayout) -> Result<(CpuStorage, CandleShape)> {
-        fn run<T: Store>(pool: &Pool, g_dims: &[usize], x: &[T], dims: &[usize], packed: &[T]) -> Result<(CpuStorage, CandleShape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &CandleLayout,
+        s2: &CpuStorage,
+        l2: &CandleLayout,
+    ) -> Result<(CpuStorage, CandleShape)> {
+        fn run<T: Store>(
+            pool: &Pool,
+            g_dims: &[usize],
+            x: &[T],
+            dims: &[usize],
+            packed: &[T],
+        ) -> Result<(CpuStorage, CandleShape)> {
             let Kind::Lp(lp) = &pool.kind else { return Err(err("LP Hessian of a non-LP pool")) };
             let n: usize = g_dims.iter().product();
             if packed.len() != n + x.len() {

@@ -10,14 +10,26 @@ mod common;
 use common::values;
 
 /// `(candle pool, poolgrad op)` pairs covering every operator and geometry option.
-fn cases() -> Vec<(&'static str, Pool, Box<dyn Fn(&poolgrad::TensorView<'_, f64>, &poolgrad::TensorView<'_, f64>) -> (Vec<f64>, Vec<f64>)>, Vec<usize>)> {
-    fn run<P: Pooling + 'static>(p: P) -> Box<dyn Fn(&poolgrad::TensorView<'_, f64>, &poolgrad::TensorView<'_, f64>) -> (Vec<f64>, Vec<f64>)> {
+fn cases() -> Vec<(
+    &'static str,
+    Pool,
+    Box<dyn Fn(&poolgrad::TensorView<'_, f64>, &poolgrad::TensorView<'_, f64>) -> (Vec<f64>, Vec<f64>)>,
+    Vec<usize>,
+)> {
+    fn run<P: Pooling + 'static>(
+        p: P,
+    ) -> Box<dyn Fn(&poolgrad::TensorView<'_, f64>, &poolgrad::TensorView<'_, f64>) -> (Vec<f64>, Vec<f64>)> {
         Box::new(move |x, g| (p.forward(x).unwrap().into_data(), p.backward(x, g).unwrap().into_data()))
     }
     let g3 = PoolGeometry::new(&[3]).stride(&[2]).padding(Padding::Symmetric(vec![1]));
     vec![
         ("max 3x3 s2 p1", Pool::max(&[3]).stride(&[2]).padding(&[1]), run(MaxPool::new(g3.clone())), vec![2, 3, 7, 6]),
-        ("avg 3x3 s2 p1 exclude pad", Pool::avg(&[3]).stride(&[2]).padding(&[1]).count_include_pad(false), run(AvgPool::new(g3.clone()).count_include_pad(false)), vec![2, 3, 7, 6]),
+        (
+            "avg 3x3 s2 p1 exclude pad",
+            Pool::avg(&[3]).stride(&[2]).padding(&[1]).count_include_pad(false),
+            run(AvgPool::new(g3.clone()).count_include_pad(false)),
+            vec![2, 3, 7, 6],
+        ),
         (
             "avg ceil divisor override",
             Pool::avg(&[2, 3]).stride(&[2]).ceil_mode(true).divisor_override(5),
@@ -30,7 +42,12 @@ fn cases() -> Vec<(&'static str, Pool, Box<dyn Fn(&poolgrad::TensorView<'_, f64>
             run(MaxPool::new(PoolGeometry::new(&[3]).stride(&[2]).dilation(&[2]).ceil_mode(true))),
             vec![2, 2, 11],
         ),
-        ("avg 3-D", Pool::avg(&[2]).stride(&[1]), run(AvgPool::new(PoolGeometry::new(&[2]).stride(&[1]))), vec![1, 2, 3, 4, 5]),
+        (
+            "avg 3-D",
+            Pool::avg(&[2]).stride(&[1]),
+            run(AvgPool::new(PoolGeometry::new(&[2]).stride(&[1]))),
+            vec![1, 2, 3, 4, 5],
+        ),
         ("lp p=2", Pool::lp(2.0, &[2]), run(LpPool::new(PoolGeometry::new(&[2]), 2.0)), vec![2, 2, 6, 6]),
         ("adaptive max", Pool::adaptive_max(&[3, 4]), run(MaxPool::adaptive(&[3, 4])), vec![2, 2, 7, 9]),
         ("adaptive avg 1-D", Pool::adaptive_avg(&[4]), run(AvgPool::adaptive(&[4])), vec![2, 3, 10]),
@@ -91,7 +108,10 @@ fn strided_views_channels_last_and_half_types() -> Result<()> {
         let xh = Var::from_tensor(&x32.to_dtype(dtype)?)?;
         let yh = Pool::avg(&[2]).forward(xh.as_tensor())?;
         let want = Pool::avg(&[2]).forward(&xh.as_tensor().to_dtype(DType::F32)?)?.to_dtype(dtype)?;
-        assert_eq!(yh.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?, want.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?);
+        assert_eq!(
+            yh.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?,
+            want.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?
+        );
         let gh = yh.sum_all()?.backward()?.get(&xh).expect("gradient").to_dtype(DType::F64)?;
         assert_eq!(gh.flatten_all()?.to_vec1::<f64>()?, covered, "{dtype:?}");
     }
@@ -114,15 +134,22 @@ fn matches_pytorch_fixtures() -> Result<()> {
             })
             .collect()
     };
-    let usizes = |v: &serde_json::Value| -> Vec<usize> { v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect() };
-    let same = |a: &[f64], b: &[f64]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y || (x.is_nan() && y.is_nan()));
+    let usizes = |v: &serde_json::Value| -> Vec<usize> {
+        v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect()
+    };
+    let same =
+        |a: &[f64], b: &[f64]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y || (x.is_nan() && y.is_nan()));
     let mut checked = 0;
     for case in fixtures["cases"].as_array().unwrap() {
         if case["dtype"] != "float64" {
             continue;
         }
-        let mut pool = if case["op"] == "max" { Pool::max(&usizes(&case["kernel"])) } else { Pool::avg(&usizes(&case["kernel"])) };
-        pool = pool.stride(&usizes(&case["stride"])).padding(&usizes(&case["padding"])).ceil_mode(case["ceil_mode"].as_bool().unwrap());
+        let mut pool =
+            if case["op"] == "max" { Pool::max(&usizes(&case["kernel"])) } else { Pool::avg(&usizes(&case["kernel"])) };
+        pool = pool
+            .stride(&usizes(&case["stride"]))
+            .padding(&usizes(&case["padding"]))
+            .ceil_mode(case["ceil_mode"].as_bool().unwrap());
         if case["op"] == "max" {
             pool = pool.dilation(&usizes(&case["dilation"]));
         } else {
@@ -175,6 +202,9 @@ fn candles_own_pooling_gradients_are_wrong() -> Result<()> {
     assert_eq!(ca, vec![0.25f32; 25], "candle's avg-pool gradient changed: update the README");
     // Overlapping windows (3x3, stride 2): candle's backward refuses.
     let y = x.as_tensor().max_pool2d_with_stride(3, 2)?;
-    assert!(y.sum_all()?.backward().is_err(), "candle's max-pool backward now accepts stride != kernel: update the README");
+    assert!(
+        y.sum_all()?.backward().is_err(),
+        "candle's max-pool backward now accepts stride != kernel: update the README"
+    );
     Ok(())
 }

@@ -51,4 +51,3 @@ fn second_order_through_candle() -> Result<()> {
     }
     Ok(())
 }
-

@@ -199,7 +199,8 @@ impl PoolArgs {
     /// any file is read.
     pub fn validate(&self) -> Result<()> {
         let given = self.given();
-        const WINDOW: [&str; 7] = ["--kernel", "--stride", "--padding", "--pads", "--auto-pad", "--dilation", "--ceil-mode"];
+        const WINDOW: [&str; 7] =
+            ["--kernel", "--stride", "--padding", "--pads", "--auto-pad", "--dilation", "--ceil-mode"];
         let allowed: Vec<&str> = match self.op {
             Op::Max => WINDOW.to_vec(),
             Op::Avg => [&WINDOW[..], &["--count-include-pad", "--divisor-override"]].concat(),
@@ -313,7 +314,11 @@ impl PoolArgs {
         if let Some(text) = &self.pads {
             let p = parse_list("--pads", text, 0)?;
             if p.len() != 2 * rank {
-                bail!("--pads {text}: {} values, but {rank} spatial dims need {} (begins then ends)", p.len(), 2 * rank);
+                bail!(
+                    "--pads {text}: {} values, but {rank} spatial dims need {} (begins then ends)",
+                    p.len(),
+                    2 * rank
+                );
             }
             geometry.padding = Padding::Explicit { begin: p[..rank].to_vec(), end: p[rank..].to_vec() };
         }
@@ -355,7 +360,11 @@ impl Operator {
     }
 
     /// Backward from the input and the output gradient.
-    pub fn backward<T: poolgrad::Element>(&self, x: &poolgrad::Tensor<T>, g: &poolgrad::Tensor<T>) -> Result<poolgrad::Tensor<T>> {
+    pub fn backward<T: poolgrad::Element>(
+        &self,
+        x: &poolgrad::Tensor<T>,
+        g: &poolgrad::Tensor<T>,
+    ) -> Result<poolgrad::Tensor<T>> {
         use poolgrad::Pooling;
         Ok(match self {
             Operator::Max(p) => p.backward(&x.view(), &g.view())?,

@@ -135,7 +135,8 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             DType::Bf16 => measure::<poolgrad::bf16>(args, &op, &shape, layout),
         })
     })?;
-    let extra = if args.argmax == Argmax::Compact && matches!(op, Operator::Max(_)) { ", \"argmax\": \"compact\"" } else { "" };
+    let extra =
+        if args.argmax == Argmax::Compact && matches!(op, Operator::Max(_)) { ", \"argmax\": \"compact\"" } else { "" };
     if !args.json {
         println!(
             "{:<8} {:<9} {:<22} {:<6} {:<5} {:>7} {:>12} {:>12} {:>6} {:>8}",
@@ -205,7 +206,8 @@ fn measure<T: Element>(args: &BenchArgs, op: &Operator, shape: &Shape, layout: L
         Operator::Max(pool) if args.argmax == Argmax::Compact => {
             let saved = pool.forward_compact(&x.view())?;
             if want(Pass::Forward) {
-                let (median, min, runs) = time(args.min_time, || pool.forward_compact(&x.view()).map(drop).map_err(Into::into))?;
+                let (median, min, runs) =
+                    time(args.min_time, || pool.forward_compact(&x.view()).map(drop).map_err(Into::into))?;
                 results.push(Measured { pass: "forward", median, min, runs, bytes: n_in * elem + n_out * (elem + 1) });
             }
             if want(Pass::Backward) {
@@ -218,7 +220,8 @@ fn measure<T: Element>(args: &BenchArgs, op: &Operator, shape: &Shape, layout: L
         Operator::Max(pool) => {
             let saved = pool.forward_with_indices(&x.view())?;
             if want(Pass::Forward) {
-                let (median, min, runs) = time(args.min_time, || pool.forward_with_indices(&x.view()).map(drop).map_err(Into::into))?;
+                let (median, min, runs) =
+                    time(args.min_time, || pool.forward_with_indices(&x.view()).map(drop).map_err(Into::into))?;
                 results.push(Measured { pass: "forward", median, min, runs, bytes: n_in * elem + n_out * (elem + 8) });
             }
             if want(Pass::Backward) {
@@ -231,18 +234,21 @@ fn measure<T: Element>(args: &BenchArgs, op: &Operator, shape: &Shape, layout: L
         Operator::Lp(pool) => {
             use poolgrad::Pooling;
             if want(Pass::Forward) {
-                let (median, min, runs) = time(args.min_time, || pool.forward(&x.view()).map(drop).map_err(Into::into))?;
+                let (median, min, runs) =
+                    time(args.min_time, || pool.forward(&x.view()).map(drop).map_err(Into::into))?;
                 results.push(Measured { pass: "forward", median, min, runs, bytes: (n_in + n_out) * elem });
             }
             if want(Pass::Backward) {
                 // The LP backward reads the input as well as the grad-output.
-                let (median, min, runs) = time(args.min_time, || pool.backward(&x.view(), &g.view()).map(drop).map_err(Into::into))?;
+                let (median, min, runs) =
+                    time(args.min_time, || pool.backward(&x.view(), &g.view()).map(drop).map_err(Into::into))?;
                 results.push(Measured { pass: "backward", median, min, runs, bytes: (2 * n_in + n_out) * elem });
             }
         }
         Operator::Avg(pool) => {
             if want(Pass::Forward) {
-                let (median, min, runs) = time(args.min_time, || pool.forward_values(&x.view()).map(drop).map_err(Into::into))?;
+                let (median, min, runs) =
+                    time(args.min_time, || pool.forward_values(&x.view()).map(drop).map_err(Into::into))?;
                 results.push(Measured { pass: "forward", median, min, runs, bytes: (n_in + n_out) * elem });
             }
             if want(Pass::Backward) {

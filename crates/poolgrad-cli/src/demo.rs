@@ -35,12 +35,8 @@ struct Example {
 }
 
 fn examples() -> Vec<Example> {
-    let seed_x = vec![
-        vec![1.0, 3.0, 2.0, 1.0],
-        vec![4.0, 6.0, 5.0, 2.0],
-        vec![3.0, 1.0, 1.0, 0.0],
-        vec![1.0, 2.0, 2.0, 4.0],
-    ];
+    let seed_x =
+        vec![vec![1.0, 3.0, 2.0, 1.0], vec![4.0, 6.0, 5.0, 2.0], vec![3.0, 1.0, 1.0, 0.0], vec![1.0, 2.0, 2.0, 4.0]];
     let seed = PoolGeometry::new(&[2]);
     let overlap_x: Vec<Vec<f64>> =
         (0..5).map(|i| (0..5).map(|j| ((i * 7 + j * 3) % 11) as f64 + 0.5 * (i as f64)).collect()).collect();
@@ -99,13 +95,18 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
         let (h, w) = (ex.x.len(), ex.x[0].len());
         println!("== {} ==", ex.title);
         println!(" rule: {}", ex.rule);
-        let explanation = model::explain(&ex.op, ex.title[3..].to_string(), &[h, w], ex.x.concat(), Some(ex.delta.clone()))?;
+        let explanation =
+            model::explain(&ex.op, ex.title[3..].to_string(), &[h, w], ex.x.concat(), Some(ex.delta.clone()))?;
         explain::print(&explanation, style);
         // The parts listed add up to the library's gradient.
         for i in 0..explanation.x.len() {
             let total: f64 = explanation.contributions(i).iter().map(|&(o, c)| c * explanation.delta[o]).sum();
             if (total - explanation.grad[i]).abs() > 1e-12 {
-                bail!("demo self-check failed at x{}: {total} vs {}", explanation.index_name(i, false), explanation.grad[i]);
+                bail!(
+                    "demo self-check failed at x{}: {total} vs {}",
+                    explanation.index_name(i, false),
+                    explanation.grad[i]
+                );
             }
         }
         if ex.stem == "5-max-tie" {
@@ -158,7 +159,11 @@ fn tie_note(ex: &Example) -> Result<()> {
     };
     let (a, b) = (numeric(0)?, numeric(3)?);
     println!(" x[0][0] and x[1][1] are both 7. The max is not differentiable here: central differences");
-    println!(" give {} and {} (each one-sided derivative is 1 or 0). poolgrad, like PyTorch, sends all", model::number(a), model::number(b));
+    println!(
+        " give {} and {} (each one-sided derivative is 1 or 0). poolgrad, like PyTorch, sends all",
+        model::number(a),
+        model::number(b)
+    );
     println!(" of δ to the first maximum in row-major order, x[0][0]: a valid subgradient, and the total");
     println!(" δ reaching the input is conserved.\n");
     Ok(())

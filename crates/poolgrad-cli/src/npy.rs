@@ -66,9 +66,8 @@ fn dtype_name(descr: &str) -> String {
 pub fn read(path: &Path, flag: &str) -> Result<Array> {
     let context = || format!("{flag} {}", path.display());
     let bytes = std::fs::read(path).with_context(context)?;
-    let file = npyz::NpyFile::new(&bytes[..])
-        .map_err(|e| anyhow!("not a valid .npy file ({e})"))
-        .with_context(context)?;
+    let file =
+        npyz::NpyFile::new(&bytes[..]).map_err(|e| anyhow!("not a valid .npy file ({e})")).with_context(context)?;
     let descr = match file.dtype() {
         npyz::DType::Plain(t) => t.to_string(),
         other => return Err(anyhow!("structured dtype {other:?} is not supported")).with_context(context),

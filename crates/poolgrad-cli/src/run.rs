@@ -90,10 +90,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if args.indices.is_some() && !args.pool.op.is_max() {
         bail!("conflicting flags: --indices applies to the max ops only, not --op {}", args.pool.op.name());
     }
-    let named: Vec<(&str, &PathBuf)> = [("--output", &args.output), ("--indices", &args.indices), ("--grad-input", &args.grad_input)]
-        .into_iter()
-        .filter_map(|(f, p)| p.as_ref().map(|p| (f, p)))
-        .collect();
+    let named: Vec<(&str, &PathBuf)> =
+        [("--output", &args.output), ("--indices", &args.indices), ("--grad-input", &args.grad_input)]
+            .into_iter()
+            .filter_map(|(f, p)| p.as_ref().map(|p| (f, p)))
+            .collect();
     for (i, (fa, pa)) in named.iter().enumerate() {
         if let Some((fb, _)) = named[i + 1..].iter().find(|(_, pb)| pb == pa) {
             bail!("conflicting flags: {fa} and {fb} name the same file {}", pa.display());
@@ -116,7 +117,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
 }
 
 /// The `--indices` output in the requested format.
-fn indices_output(args: &RunArgs, indices: Tensor<i64>, input_spatial: &[usize]) -> Result<Option<(PathBuf, &'static str, Array)>> {
+fn indices_output(
+    args: &RunArgs,
+    indices: Tensor<i64>,
+    input_spatial: &[usize],
+) -> Result<Option<(PathBuf, &'static str, Array)>> {
     let Some(path) = &args.indices else { return Ok(None) };
     let indices = match args.indices_format {
         IndicesFormat::Pytorch => indices,
@@ -127,11 +132,24 @@ fn indices_output(args: &RunArgs, indices: Tensor<i64>, input_spatial: &[usize])
 }
 
 /// Integer inputs: the max ops' forward only.
-fn run_integer<T: MaxElement + NpyType>(args: &RunArgs, op: &Operator, x: Vec<T>, shape: &Shape, layout: Layout) -> Result<Outputs> {
+fn run_integer<T: MaxElement + NpyType>(
+    args: &RunArgs,
+    op: &Operator,
+    x: Vec<T>,
+    shape: &Shape,
+    layout: Layout,
+) -> Result<Outputs> {
     let Operator::Max(pool) = op else {
-        bail!("--input {}: dtype {} is supported by the max ops only (--op {} needs a float input)", args.input.display(), T::NAME, args.pool.op.name());
+        bail!(
+            "--input {}: dtype {} is supported by the max ops only (--op {} needs a float input)",
+            args.input.display(),
+            T::NAME,
+            args.pool.op.name()
+        );
     };
-    if let Some(flag) = [("--grad-output", &args.grad_output), ("--grad-input", &args.grad_input)].iter().find(|(_, p)| p.is_some()) {
+    if let Some(flag) =
+        [("--grad-output", &args.grad_output), ("--grad-input", &args.grad_input)].iter().find(|(_, p)| p.is_some())
+    {
         bail!("{}: gradients need a floating-point input, but --input is {}", flag.0, T::NAME);
     }
     let x = Tensor::new(x, shape.clone(), layout)?;
@@ -139,12 +157,22 @@ fn run_integer<T: MaxElement + NpyType>(args: &RunArgs, op: &Operator, x: Vec<T>
     let mut outputs: Outputs = Vec::new();
     outputs.extend(indices_output(args, fwd.indices, &shape.spatial)?);
     if let Some(path) = &args.output {
-        outputs.push((path.clone(), "--output", Array { dims: fwd.output.dims(), data: T::wrap(fwd.output.into_data()) }));
+        outputs.push((
+            path.clone(),
+            "--output",
+            Array { dims: fwd.output.dims(), data: T::wrap(fwd.output.into_data()) },
+        ));
     }
     Ok(outputs)
 }
 
-fn run_float<T: Element + NpyType>(args: &RunArgs, op: &Operator, x: Vec<T>, shape: &Shape, layout: Layout) -> Result<Outputs> {
+fn run_float<T: Element + NpyType>(
+    args: &RunArgs,
+    op: &Operator,
+    x: Vec<T>,
+    shape: &Shape,
+    layout: Layout,
+) -> Result<Outputs> {
     let x = Tensor::new(x, shape.clone(), layout)?;
     let out_shape = op.output_shape(shape)?;
     // Read and check the grad-output before computing anything.

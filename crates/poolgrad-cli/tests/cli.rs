@@ -48,7 +48,9 @@ fn read<T: npyz::Deserialize>(path: &Path) -> (Vec<usize>, Vec<T>) {
 }
 
 fn values(n: usize, seed: u32) -> Vec<f32> {
-    (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 100.0 - 5.0).collect()
+    (0..n)
+        .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 100.0 - 5.0)
+        .collect()
 }
 
 struct Dir(tempfile::TempDir);
@@ -64,8 +66,10 @@ impl Dir {
         self.p(name).to_string_lossy().into_owned()
     }
     fn files(&self) -> Vec<String> {
-        let mut v: Vec<String> =
-            std::fs::read_dir(self.0.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut v: Vec<String> = std::fs::read_dir(self.0.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         v.sort();
         v
     }
@@ -85,9 +89,27 @@ fn max_round_trip_matches_the_library() {
         let gy = values(want.output.data().len(), 7);
         write_f32(&d.p("gy.npy"), &want.output.dims(), &gy);
         let out = poolgrad(&[
-            "run", "--op", "max", "--kernel", "3", "--stride", "2", "--padding", "1", "--layout", layout,
-            "--input", &d.s("x.npy"), "--output", &d.s("y.npy"), "--indices", &d.s("i.npy"),
-            "--grad-output", &d.s("gy.npy"), "--grad-input", &d.s("gx.npy"),
+            "run",
+            "--op",
+            "max",
+            "--kernel",
+            "3",
+            "--stride",
+            "2",
+            "--padding",
+            "1",
+            "--layout",
+            layout,
+            "--input",
+            &d.s("x.npy"),
+            "--output",
+            &d.s("y.npy"),
+            "--indices",
+            &d.s("i.npy"),
+            "--grad-output",
+            &d.s("gy.npy"),
+            "--grad-input",
+            &d.s("gx.npy"),
         ]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let (yshape, y) = read::<f32>(&d.p("y.npy"));
@@ -112,8 +134,10 @@ fn avg_round_trip_in_f64_with_every_avg_flag() {
     for (flags, pool) in [
         (
             vec!["--count-include-pad", "false", "--ceil-mode"],
-            AvgPool::new(PoolGeometry::new(&[2, 3, 2]).stride(&[2]).padding(Padding::Symmetric(vec![1])).ceil_mode(true))
-                .count_include_pad(false),
+            AvgPool::new(
+                PoolGeometry::new(&[2, 3, 2]).stride(&[2]).padding(Padding::Symmetric(vec![1])).ceil_mode(true),
+            )
+            .count_include_pad(false),
         ),
         (
             vec!["--divisor-override", "5"],
@@ -126,8 +150,23 @@ fn avg_round_trip_in_f64_with_every_avg_flag() {
         let gy: Vec<f64> = values(want.data().len(), 9).into_iter().map(f64::from).collect();
         write_f64(&d.p("gy.npy"), &want.dims(), &gy);
         let mut args = vec![
-            "run", "--op", "avg", "--kernel", "2,3,2", "--stride", "2", "--padding", "1", "--input", "X", "--output", "Y",
-            "--grad-output", "GY", "--grad-input", "GX",
+            "run",
+            "--op",
+            "avg",
+            "--kernel",
+            "2,3,2",
+            "--stride",
+            "2",
+            "--padding",
+            "1",
+            "--input",
+            "X",
+            "--output",
+            "Y",
+            "--grad-output",
+            "GY",
+            "--grad-input",
+            "GX",
         ];
         args.extend(flags);
         let (xs, ys, gys, gxs) = (d.s("x.npy"), d.s("y.npy"), d.s("gy.npy"), d.s("gx.npy"));
@@ -151,11 +190,25 @@ fn avg_round_trip_in_f64_with_every_avg_flag() {
 
 #[test]
 fn onnx_index_format_matches_the_conformance_case() {
-    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/onnx/test_maxpool_with_argmax_2d_precomputed_strides");
+    let case = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/conformance/onnx/test_maxpool_with_argmax_2d_precomputed_strides");
     let d = Dir::new();
     let out = poolgrad(&[
-        "run", "--op", "max", "--kernel", "2", "--stride", "2", "--input", &case.join("input_0.npy").to_string_lossy(),
-        "--output", &d.s("y.npy"), "--indices", &d.s("i.npy"), "--indices-format", "onnx-column-major",
+        "run",
+        "--op",
+        "max",
+        "--kernel",
+        "2",
+        "--stride",
+        "2",
+        "--input",
+        &case.join("input_0.npy").to_string_lossy(),
+        "--output",
+        &d.s("y.npy"),
+        "--indices",
+        &d.s("i.npy"),
+        "--indices-format",
+        "onnx-column-major",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(read::<f32>(&d.p("y.npy")).1, read::<f32>(&case.join("output_0.npy")).1);
@@ -181,7 +234,19 @@ fn fortran_order_and_big_endian_inputs_are_read_correctly() {
     std::fs::write(d.p("be.npy"), npy_bytes(">f4", false, &[1, 2, 4, 3], &be)).unwrap();
     let mut results = Vec::new();
     for input in ["c.npy", "f.npy", "be.npy"] {
-        let out = poolgrad(&["run", "--op", "max", "--kernel", "2", "--stride", "1", "--input", &d.s(input), "--output", &d.s("y.npy")]);
+        let out = poolgrad(&[
+            "run",
+            "--op",
+            "max",
+            "--kernel",
+            "2",
+            "--stride",
+            "1",
+            "--input",
+            &d.s(input),
+            "--output",
+            &d.s("y.npy"),
+        ]);
         assert!(out.status.success(), "{input}: {}", String::from_utf8_lossy(&out.stderr));
         results.push(read::<f32>(&d.p("y.npy")));
     }
@@ -230,10 +295,16 @@ fn every_invalid_request_fails_cleanly() {
         (base(&["--op", "avg", "--kernel", "2,2,2"]), "--kernel 2,2,2"),
         (base(&["--op", "max", "--kernel", "2", "--pads", "1,1"]), "--pads 1,1"),
         (base(&["--op", "max", "--kernel", "2", "--padding", "1", "--pads", "1,1,1,1"]), "--padding and --pads"),
-        (base(&["--op", "max", "--kernel", "2", "--auto-pad", "same-upper", "--ceil-mode"]), "--auto-pad excludes --ceil-mode"),
+        (
+            base(&["--op", "max", "--kernel", "2", "--auto-pad", "same-upper", "--ceil-mode"]),
+            "--auto-pad excludes --ceil-mode",
+        ),
         (base(&["--op", "max", "--kernel", "2", "--count-include-pad", "false"]), "--count-include-pad does not apply"),
         (base(&["--op", "avg", "--kernel", "2", "--divisor-override", "0"]), "--divisor-override 0"),
-        (base(&["--op", "adaptive-avg", "--kernel", "2", "--output-size", "2"]), "--kernel does not apply to --op adaptive-avg"),
+        (
+            base(&["--op", "adaptive-avg", "--kernel", "2", "--output-size", "2"]),
+            "--kernel does not apply to --op adaptive-avg",
+        ),
         (base(&["--op", "adaptive-max"]), "--output-size is required"),
         (base(&["--op", "adaptive-max", "--output-size", "0"]), "--output-size 0"),
         (base(&["--op", "global-max", "--stride", "2"]), "--stride does not apply"),
@@ -243,37 +314,123 @@ fn every_invalid_request_fails_cleanly() {
         (base(&["--op", "max", "--kernel", "2", "--grad-input", "gx.npy"]), "--grad-input needs --grad-output"),
         (base(&["--op", "max"]), "--kernel is required"),
         (
-            vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "2".into(), "--input".into(), x.clone(),
-                 "--output".into(), y.clone(), "--grad-output".into(), d.s("gy_bad.npy"), "--grad-input".into(), d.s("gx.npy")],
+            vec![
+                "run".into(),
+                "--op".into(),
+                "max".into(),
+                "--kernel".into(),
+                "2".into(),
+                "--input".into(),
+                x.clone(),
+                "--output".into(),
+                y.clone(),
+                "--grad-output".into(),
+                d.s("gy_bad.npy"),
+                "--grad-input".into(),
+                d.s("gx.npy"),
+            ],
             "--grad-output",
         ),
         (
-            vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "2".into(), "--input".into(), d.s("x2d.npy"), "--output".into(), y.clone()],
+            vec![
+                "run".into(),
+                "--op".into(),
+                "max".into(),
+                "--kernel".into(),
+                "2".into(),
+                "--input".into(),
+                d.s("x2d.npy"),
+                "--output".into(),
+                y.clone(),
+            ],
             "at least one spatial dim",
         ),
         (
-            vec!["run".into(), "--op".into(), "avg".into(), "--kernel".into(), "1".into(), "--input".into(), d.s("x_i4.npy"), "--output".into(), y.clone()],
+            vec![
+                "run".into(),
+                "--op".into(),
+                "avg".into(),
+                "--kernel".into(),
+                "1".into(),
+                "--input".into(),
+                d.s("x_i4.npy"),
+                "--output".into(),
+                y.clone(),
+            ],
             "dtype int32 is supported by the max ops only",
         ),
         (
-            vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "1".into(), "--input".into(), d.s("x_i4.npy"), "--output".into(), y.clone(),
-                 "--grad-output".into(), d.s("gy_bad.npy"), "--grad-input".into(), d.s("gx.npy")],
+            vec![
+                "run".into(),
+                "--op".into(),
+                "max".into(),
+                "--kernel".into(),
+                "1".into(),
+                "--input".into(),
+                d.s("x_i4.npy"),
+                "--output".into(),
+                y.clone(),
+                "--grad-output".into(),
+                d.s("gy_bad.npy"),
+                "--grad-input".into(),
+                d.s("gx.npy"),
+            ],
             "gradients need a floating-point input",
         ),
         (
-            vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "1".into(), "--input".into(), d.s("x_u2.npy"), "--output".into(), y.clone()],
+            vec![
+                "run".into(),
+                "--op".into(),
+                "max".into(),
+                "--kernel".into(),
+                "1".into(),
+                "--input".into(),
+                d.s("x_u2.npy"),
+                "--output".into(),
+                y.clone(),
+            ],
             "uint16",
         ),
         (
-            vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "1".into(), "--input".into(), d.s("trunc.npy"), "--output".into(), y.clone()],
+            vec![
+                "run".into(),
+                "--op".into(),
+                "max".into(),
+                "--kernel".into(),
+                "1".into(),
+                "--input".into(),
+                d.s("trunc.npy"),
+                "--output".into(),
+                y.clone(),
+            ],
             "trunc.npy",
         ),
         (
-            vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "1".into(), "--input".into(), d.s("garbage.npy"), "--output".into(), y.clone()],
+            vec![
+                "run".into(),
+                "--op".into(),
+                "max".into(),
+                "--kernel".into(),
+                "1".into(),
+                "--input".into(),
+                d.s("garbage.npy"),
+                "--output".into(),
+                y.clone(),
+            ],
             "not a valid .npy",
         ),
         (
-            vec!["run".into(), "--op".into(), "max".into(), "--kernel".into(), "1".into(), "--input".into(), d.s("missing.npy"), "--output".into(), y.clone()],
+            vec![
+                "run".into(),
+                "--op".into(),
+                "max".into(),
+                "--kernel".into(),
+                "1".into(),
+                "--input".into(),
+                d.s("missing.npy"),
+                "--output".into(),
+                y.clone(),
+            ],
             "missing.npy",
         ),
     ];
@@ -290,8 +447,19 @@ fn a_failure_after_some_outputs_are_ready_writes_none() {
     write_f32(&d.p("x.npy"), &[1, 1, 4, 4], &values(16, 1));
     write_f32(&d.p("gy.npy"), &[1, 1, 2, 2], &values(4, 2));
     let out = poolgrad(&[
-        "run", "--op", "max", "--kernel", "2", "--input", &d.s("x.npy"), "--output", &d.s("y.npy"),
-        "--grad-output", &d.s("gy.npy"), "--grad-input", &d.s("no/such/dir/gx.npy"),
+        "run",
+        "--op",
+        "max",
+        "--kernel",
+        "2",
+        "--input",
+        &d.s("x.npy"),
+        "--output",
+        &d.s("y.npy"),
+        "--grad-output",
+        &d.s("gy.npy"),
+        "--grad-input",
+        &d.s("no/such/dir/gx.npy"),
     ]);
     assert!(!out.status.success());
     assert_eq!(d.files(), vec!["gy.npy".to_string(), "x.npy".to_string()]);
@@ -311,8 +479,17 @@ fn every_op_round_trips() {
     let cases: Vec<(Vec<&str>, Box<dyn Fn(&Tensor<f32>) -> Tensor<f32>>, Box<dyn Fn(&Tensor<f32>) -> Tensor<f32>>)> = vec![
         (
             vec!["--op", "lp", "--kernel", "3", "--stride", "2", "--norm-type", "2"],
-            Box::new({ let g = geometry.clone(); move |x| LpPool::new(g.clone(), 2.0).forward(&x.view()).unwrap() }),
-            Box::new({ let g = geometry.clone(); move |gy| { let p = LpPool::new(g.clone(), 2.0); p.backward(&values_tensor().view(), &gy.view()).unwrap() } }),
+            Box::new({
+                let g = geometry.clone();
+                move |x| LpPool::new(g.clone(), 2.0).forward(&x.view()).unwrap()
+            }),
+            Box::new({
+                let g = geometry.clone();
+                move |gy| {
+                    let p = LpPool::new(g.clone(), 2.0);
+                    p.backward(&values_tensor().view(), &gy.view()).unwrap()
+                }
+            }),
         ),
         (
             vec!["--op", "adaptive-max", "--output-size", "4,5"],
@@ -339,9 +516,16 @@ fn every_op_round_trips() {
         let y = forward(&xt);
         let gy = values(y.data().len(), 5);
         write_f32(&d.p("gy.npy"), &y.dims(), &gy);
-        let mut args = vec!["run", "--input", &d.0.path().join("x.npy").to_str().unwrap().to_string()].iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut args = vec!["run", "--input", &d.0.path().join("x.npy").to_str().unwrap().to_string()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>();
         args.extend(flags.iter().map(|s| s.to_string()));
-        args.extend(["--output", &d.s("y.npy"), "--grad-output", &d.s("gy.npy"), "--grad-input", &d.s("gx.npy")].iter().map(|s| s.to_string()));
+        args.extend(
+            ["--output", &d.s("y.npy"), "--grad-output", &d.s("gy.npy"), "--grad-input", &d.s("gx.npy")]
+                .iter()
+                .map(|s| s.to_string()),
+        );
         let out = poolgrad(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(out.status.success(), "{flags:?}: {}", String::from_utf8_lossy(&out.stderr));
         let (yshape, got) = read::<f32>(&d.p("y.npy"));
@@ -362,19 +546,52 @@ fn integer_and_half_inputs() {
     let d = Dir::new();
     // uint8 through the ONNX conformance case, natively.
     let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/onnx/test_maxpool_2d_uint8");
-    let out = poolgrad(&["run", "--op", "max", "--kernel", "5", "--stride", "1", "--pads", "2,2,2,2", "--input",
-        &case.join("input_0.npy").to_string_lossy(), "--output", &d.s("y.npy"), "--indices", &d.s("i.npy")]);
+    let out = poolgrad(&[
+        "run",
+        "--op",
+        "max",
+        "--kernel",
+        "5",
+        "--stride",
+        "1",
+        "--pads",
+        "2,2,2,2",
+        "--input",
+        &case.join("input_0.npy").to_string_lossy(),
+        "--output",
+        &d.s("y.npy"),
+        "--indices",
+        &d.s("i.npy"),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(read::<u8>(&d.p("y.npy")).1, read::<u8>(&case.join("output_0.npy")).1);
     // int32 and float16 keep their dtype.
     let ints: Vec<i32> = vec![3, -7, 5, 5, 0, 9, -1, 2];
-    std::fs::write(d.p("i32.npy"), npy_bytes("<i4", false, &[1, 2, 4], &ints.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>())).unwrap();
-    let out = poolgrad(&["run", "--op", "global-max", "--input", &d.s("i32.npy"), "--output", &d.s("y.npy"), "--indices", &d.s("i.npy")]);
+    std::fs::write(
+        d.p("i32.npy"),
+        npy_bytes("<i4", false, &[1, 2, 4], &ints.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>()),
+    )
+    .unwrap();
+    let out = poolgrad(&[
+        "run",
+        "--op",
+        "global-max",
+        "--input",
+        &d.s("i32.npy"),
+        "--output",
+        &d.s("y.npy"),
+        "--indices",
+        &d.s("i.npy"),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(read::<i32>(&d.p("y.npy")), (vec![1, 2, 1], vec![5, 9]));
     assert_eq!(read::<i64>(&d.p("i.npy")).1, vec![2, 1]);
     let halves: Vec<poolgrad::f16> = [1.0f32, 2.5, -3.0, 4.0].iter().map(|&v| poolgrad::f16::from_f32(v)).collect();
-    std::fs::write(d.p("f16.npy"), npy_bytes("<f2", false, &[1, 1, 4], &halves.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>())).unwrap();
+    std::fs::write(
+        d.p("f16.npy"),
+        npy_bytes("<f2", false, &[1, 1, 4], &halves.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>()),
+    )
+    .unwrap();
     let out = poolgrad(&["run", "--op", "avg", "--kernel", "2", "--input", &d.s("f16.npy"), "--output", &d.s("y.npy")]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (_, y) = read::<poolgrad::f16>(&d.p("y.npy"));
@@ -398,8 +615,22 @@ fn demo_runs_and_checks_itself() {
 #[test]
 fn bench_json_follows_the_contract() {
     let out = poolgrad(&[
-        "bench", "--op", "max", "--kernel", "3", "--stride", "2", "--padding", "1", "--shape", "2,4,16,16",
-        "--threads", "1", "--min-time", "0", "--json",
+        "bench",
+        "--op",
+        "max",
+        "--kernel",
+        "3",
+        "--stride",
+        "2",
+        "--padding",
+        "1",
+        "--shape",
+        "2,4,16,16",
+        "--threads",
+        "1",
+        "--min-time",
+        "0",
+        "--json",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
@@ -424,8 +655,26 @@ fn bench_json_follows_the_contract() {
 #[test]
 fn bench_extensions_compact_argmax_and_isa() {
     let out = poolgrad(&[
-        "bench", "--op", "max", "--kernel", "3", "--stride", "2", "--padding", "1", "--shape", "2,4,16,16",
-        "--threads", "1", "--min-time", "0", "--json", "--argmax", "compact", "--isa", "portable",
+        "bench",
+        "--op",
+        "max",
+        "--kernel",
+        "3",
+        "--stride",
+        "2",
+        "--padding",
+        "1",
+        "--shape",
+        "2,4,16,16",
+        "--threads",
+        "1",
+        "--min-time",
+        "0",
+        "--json",
+        "--argmax",
+        "compact",
+        "--isa",
+        "portable",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
@@ -437,7 +686,19 @@ fn bench_extensions_compact_argmax_and_isa() {
         assert_eq!(v["bytes"], 2048 * 4 + 512 * 5);
     }
     // Windows of more than 256 taps have no compact state: a clear error.
-    let out = poolgrad(&["bench", "--op", "max", "--kernel", "17", "--shape", "1,1,20,20", "--min-time", "0", "--argmax", "compact"]);
+    let out = poolgrad(&[
+        "bench",
+        "--op",
+        "max",
+        "--kernel",
+        "17",
+        "--shape",
+        "1,1,20,20",
+        "--min-time",
+        "0",
+        "--argmax",
+        "compact",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at most 256"), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -28,7 +28,11 @@ fn elements(svg: &str, role: &str) -> Vec<(HashMap<String, String>, String)> {
             attrs.insert(name, after[..close].to_string());
             rest = &after[close + 1..];
         }
-        let text = if tag.starts_with("text") { svg[end + 1..].split("</text>").next().unwrap().to_string() } else { String::new() };
+        let text = if tag.starts_with("text") {
+            svg[end + 1..].split("</text>").next().unwrap().to_string()
+        } else {
+            String::new()
+        };
         out.push((attrs, text));
         from = end;
     }
@@ -51,7 +55,10 @@ fn pictures_show_exactly_what_the_library_computes() {
     let values: Vec<f64> = (0..30).map(|i| ((i * 7) % 11) as f64 + 0.25 * (i % 3) as f64).collect();
     let text: Vec<String> = values.iter().map(|v| v.to_string()).collect();
     let out_dir = dir.path().to_string_lossy().to_string();
-    for (op, extra) in [("max", vec!["--stride", "2", "--padding", "1"]), ("avg", vec!["--stride", "2", "--padding", "1", "--count-include-pad", "false"])] {
+    for (op, extra) in [
+        ("max", vec!["--stride", "2", "--padding", "1"]),
+        ("avg", vec!["--stride", "2", "--padding", "1", "--count-include-pad", "false"]),
+    ] {
         let mut args = vec!["explain", "--op", op, "--kernel", "3", "--shape", "1,1,5,6", "--values"];
         let joined = text.join(",");
         args.push(&joined);
@@ -115,8 +122,16 @@ fn pictures_show_exactly_what_the_library_computes() {
                 }
             }
             assert_eq!(a["data-taps"], want.join(";"), "window {o}");
-            let rows = want.iter().map(|t| t.split(',').nth(1).unwrap().to_string()).collect::<std::collections::BTreeSet<_>>().len();
-            let cols = want.iter().map(|t| t.split(',').nth(2).unwrap().to_string()).collect::<std::collections::BTreeSet<_>>().len();
+            let rows = want
+                .iter()
+                .map(|t| t.split(',').nth(1).unwrap().to_string())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            let cols = want
+                .iter()
+                .map(|t| t.split(',').nth(2).unwrap().to_string())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
             let (w, h): (f64, f64) = (a["width"].parse().unwrap(), a["height"].parse().unwrap());
             let inset = (cols as f64 * 52.0 - w) / 2.0;
             assert!([3.0, 7.0, 11.0, 15.0].iter().any(|&i| (inset - i).abs() < 0.11), "window {o} inset {inset}");
@@ -164,7 +179,8 @@ fn pictures_show_exactly_what_the_library_computes() {
             let pixels = pixmap.pixels();
             let ink = pixels.iter().filter(|p| p.red() < 200 || p.green() < 200 || p.blue() < 200).count();
             assert!(ink * 50 > pixels.len(), "{part}: only {ink} of {} pixels drawn", pixels.len());
-            let colours: std::collections::BTreeSet<(u8, u8, u8)> = pixels.iter().map(|p| (p.red(), p.green(), p.blue())).collect();
+            let colours: std::collections::BTreeSet<(u8, u8, u8)> =
+                pixels.iter().map(|p| (p.red(), p.green(), p.blue())).collect();
             assert!(colours.len() > 20, "{part}: {} colours", colours.len());
         }
     }
@@ -178,14 +194,28 @@ fn one_and_three_dims_adaptive_and_lp_draw() {
         vec!["explain", "--op", "avg", "--kernel", "3", "--stride", "1", "--shape", "1,1,8", "--seed", "4"],
         vec!["explain", "--op", "adaptive-max", "--output-size", "2,3,2", "--shape", "1,1,3,5,4", "--seed", "2"],
         vec!["explain", "--op", "lp", "--kernel", "2", "--norm-type", "2", "--shape", "2,3,4,4", "--plane", "1,2"],
-        vec!["explain", "--op", "max", "--kernel", "2", "--dilation", "2", "--ceil-mode", "--stride", "2", "--shape", "1,1,5,5"],
+        vec![
+            "explain",
+            "--op",
+            "max",
+            "--kernel",
+            "2",
+            "--dilation",
+            "2",
+            "--ceil-mode",
+            "--stride",
+            "2",
+            "--shape",
+            "1,1,5,5",
+        ],
     ] {
         let mut args = args.clone();
         args.extend(["--out", &d, "--plain"]);
         let run = poolgrad(&args);
         assert!(run.status.success(), "{args:?}: {}", String::from_utf8_lossy(&run.stderr));
     }
-    let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names.len(), 8, "{names:?}");
     // The 3-D input is drawn as its slices.
     let svg = std::fs::read_to_string(dir.path().join("adaptive-max-o2x3x2-forward.svg")).unwrap();
@@ -196,7 +226,17 @@ fn one_and_three_dims_adaptive_and_lp_draw() {
 #[test]
 fn refuses_what_it_cannot_draw_legibly() {
     let dir = tempfile::tempdir().unwrap();
-    let run = poolgrad(&["explain", "--op", "max", "--kernel", "2", "--shape", "1,1,20,20", "--out", &dir.path().to_string_lossy()]);
+    let run = poolgrad(&[
+        "explain",
+        "--op",
+        "max",
+        "--kernel",
+        "2",
+        "--shape",
+        "1,1,20,20",
+        "--out",
+        &dir.path().to_string_lossy(),
+    ]);
     assert!(!run.status.success());
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("too large to draw legibly") && err.contains("limit 16"), "{err}");

@@ -43,7 +43,8 @@ const MAX_WORKLOADS: &[Workload] = &[
     ("W6_3d_k2s2", &[1, 32, 32, 64, 64], 2, 2, 0),
 ];
 
-const AVG_WORKLOADS: &[Workload] = &[("W3_inception_k3s1p1", &[4, 192, 28, 28], 3, 1, 1), ("W7_k2s2", &[4, 128, 56, 56], 2, 2, 0)];
+const AVG_WORKLOADS: &[Workload] =
+    &[("W3_inception_k3s1p1", &[4, 192, 28, 28], 3, 1, 1), ("W7_k2s2", &[4, 128, 56, 56], 2, 2, 0)];
 
 fn cases(workloads: &[Workload]) -> Vec<Case> {
     let mut cases = Vec::new();
@@ -97,7 +98,9 @@ fn max_backward(bencher: Bencher, case: Case) {
     let (x, pool) = (input(&case), MaxPool::new(geometry(&case)));
     let y = pool.forward_with_indices(&x.view()).unwrap();
     let g = y.output.clone();
-    bencher.bench_local(|| with_isa(case.isa, || pool.backward_with_indices(x.shape(), &g.view(), &y.indices.view()).unwrap()));
+    bencher.bench_local(|| {
+        with_isa(case.isa, || pool.backward_with_indices(x.shape(), &g.view(), &y.indices.view()).unwrap())
+    });
 }
 
 #[divan::bench(args = avg_cases())]
@@ -116,7 +119,15 @@ fn avg_backward(bencher: Bencher, case: Case) {
 #[divan::bench(args = [1usize, 2])]
 fn global_avg_forward(bencher: Bencher, layout: usize) {
     let layout = if layout == 1 { Layout::ChannelsFirst } else { Layout::ChannelsLast };
-    let case = Case { name: "W4", shape: &[4, 2048, 7, 7], kernel: 1, stride: 1, padding: 0, layout, isa: poolgrad::simd::detected() };
+    let case = Case {
+        name: "W4",
+        shape: &[4, 2048, 7, 7],
+        kernel: 1,
+        stride: 1,
+        padding: 0,
+        layout,
+        isa: poolgrad::simd::detected(),
+    };
     let x = input(&case);
     bencher.bench_local(|| AvgPool::global().forward(&x.view()).unwrap());
 }

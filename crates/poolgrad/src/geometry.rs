@@ -117,10 +117,7 @@ impl PoolGeometry {
     pub fn resolve(&self, input_spatial: &[usize]) -> Result<Vec<AxisGeometry>> {
         let rank = input_spatial.len();
         if rank == 0 {
-            return Err(PoolError::InvalidShape {
-                what: "input",
-                reason: "needs at least one spatial dim".into(),
-            });
+            return Err(PoolError::InvalidShape { what: "input", reason: "needs at least one spatial dim".into() });
         }
         let kernel = per_dim("kernel_size", &self.kernel_size, rank)?;
         let stride = match &self.stride {
@@ -137,10 +134,7 @@ impl PoolGeometry {
             }
         }
         if let Some(d) = input_spatial.iter().position(|&v| v == 0) {
-            return Err(PoolError::InvalidShape {
-                what: "input",
-                reason: format!("spatial dim {d} has length 0"),
-            });
+            return Err(PoolError::InvalidShape { what: "input", reason: format!("spatial dim {d} has length 0") });
         }
         let same = match &self.padding {
             Padding::SameUpper => Some(true),
@@ -154,9 +148,7 @@ impl PoolGeometry {
             });
         }
         let (pad_begin, pad_end) = match &self.padding {
-            Padding::None | Padding::Valid | Padding::SameUpper | Padding::SameLower => {
-                (vec![0; rank], vec![0; rank])
-            }
+            Padding::None | Padding::Valid | Padding::SameUpper | Padding::SameLower => (vec![0; rank], vec![0; rank]),
             Padding::Symmetric(p) => {
                 let p = per_dim("padding", p, rank)?;
                 (p.clone(), p)
@@ -227,10 +219,7 @@ fn overflow(what: &'static str) -> PoolError {
 impl AxisGeometry {
     /// `dilation · (kernel − 1) + 1`, the span of one window.
     pub fn effective_kernel(&self) -> Result<usize> {
-        (self.kernel - 1)
-            .checked_mul(self.dilation)
-            .and_then(|v| v.checked_add(1))
-            .ok_or(overflow("effective kernel"))
+        (self.kernel - 1).checked_mul(self.dilation).and_then(|v| v.checked_add(1)).ok_or(overflow("effective kernel"))
     }
 
     /// Computes the output length from explicit pads (PyTorch's and ONNX's formula,
@@ -252,11 +241,7 @@ impl AxisGeometry {
             output -= 1;
         }
         if output < 1 {
-            return Err(PoolError::EmptyOutput {
-                dim,
-                padded_input: padded as u128,
-                effective_kernel: ke as u128,
-            });
+            return Err(PoolError::EmptyOutput { dim, padded_input: padded as u128, effective_kernel: ke as u128 });
         }
         self.output = usize::try_from(output).map_err(|_| overflow("output length"))?;
         Ok(self)
@@ -266,10 +251,8 @@ impl AxisGeometry {
     fn with_same_padding(mut self, _dim: usize, upper: bool) -> Result<Self> {
         let ke = self.effective_kernel()?;
         let out = self.input.div_ceil(self.stride);
-        let needed = (out - 1)
-            .checked_mul(self.stride)
-            .and_then(|v| v.checked_add(ke))
-            .ok_or(overflow("SAME padding"))?;
+        let needed =
+            (out - 1).checked_mul(self.stride).and_then(|v| v.checked_add(ke)).ok_or(overflow("SAME padding"))?;
         let total = needed.saturating_sub(self.input);
         let (small, large) = (total / 2, total - total / 2);
         (self.pad_begin, self.pad_end) = if upper { (small, large) } else { (large, small) };
@@ -363,7 +346,10 @@ pub fn fractional_starts<T: crate::Element>(input: usize, output: usize, kernel:
         for (i, s) in starts.iter_mut().enumerate().take(output - 1) {
             let v = round(round(count(i) + u) * alpha);
             // Truncation toward zero, then the difference, as C++ `int` casts do.
-            let (a, b) = (num_traits::ToPrimitive::to_i64(&num_traits::Float::trunc(v)), num_traits::ToPrimitive::to_i64(&num_traits::Float::trunc(base)));
+            let (a, b) = (
+                num_traits::ToPrimitive::to_i64(&num_traits::Float::trunc(v)),
+                num_traits::ToPrimitive::to_i64(&num_traits::Float::trunc(base)),
+            );
             let start = a.zip(b).map(|(a, b)| a - b).filter(|&d| d >= 0 && (d as usize) + kernel <= input);
             *s = start.ok_or_else(|| PoolError::InvalidParameter {
                 name: "random_samples",
@@ -403,12 +389,8 @@ mod tests {
         assert_eq!((upper.pad_begin, upper.pad_end, upper.output), (0, 1, 3));
         let lower = PoolGeometry::new(&[3]).stride(&[2]).padding(Padding::SameLower).resolve(&[6]).unwrap()[0];
         assert_eq!((lower.pad_begin, lower.pad_end, lower.output), (1, 0, 3));
-        let dilated = PoolGeometry::new(&[3])
-            .stride(&[2])
-            .dilation(&[2])
-            .padding(Padding::SameUpper)
-            .resolve(&[6])
-            .unwrap()[0];
+        let dilated =
+            PoolGeometry::new(&[3]).stride(&[2]).dilation(&[2]).padding(Padding::SameUpper).resolve(&[6]).unwrap()[0];
         assert_eq!((dilated.pad_begin, dilated.pad_end), (1, 2));
     }
 
@@ -442,10 +424,7 @@ mod tests {
         assert!(matches!(e, PoolError::RankMismatch { .. }), "{e}");
         let e = PoolGeometry::new(&[usize::MAX]).dilation(&[2]).resolve(&[4]).unwrap_err();
         assert!(matches!(e, PoolError::Overflow { .. }), "{e}");
-        let e = PoolGeometry::new(&[2])
-            .padding(Padding::Symmetric(vec![usize::MAX]))
-            .resolve(&[4])
-            .unwrap_err();
+        let e = PoolGeometry::new(&[2]).padding(Padding::Symmetric(vec![usize::MAX])).resolve(&[4]).unwrap_err();
         assert!(matches!(e, PoolError::Overflow { .. }), "{e}");
     }
 }

@@ -40,7 +40,8 @@ pub fn gradcheck<P: Pooling>(op: &P, x: &TensorView<'_, f64>, eps: f64) -> Resul
     let r: Vec<f64> = (0..out_shape.numel()?).map(|_| next_uniform(&mut seed) * 2.0 - 1.0).collect();
     let r = Tensor::new(r, out_shape, x.layout())?;
     let analytic = op.backward(x, &r.view())?;
-    let forward = |data: &[f64]| -> Result<Tensor<f64>> { op.forward(&TensorView::new(data, x.shape().clone(), x.layout())?) };
+    let forward =
+        |data: &[f64]| -> Result<Tensor<f64>> { op.forward(&TensorView::new(data, x.shape().clone(), x.layout())?) };
     let mut probe = x.data().to_vec();
     let mut report = GradcheckReport { max_abs_error: 0.0, worst_element: 0, analytic: 0.0, numeric: 0.0, checked: 0 };
     for i in 0..probe.len() {
@@ -52,10 +53,23 @@ pub fn gradcheck<P: Pooling>(op: &P, x: &TensorView<'_, f64>, eps: f64) -> Resul
         probe[i] = original;
         // Σ r·(y⁺ − y⁻) rather than Σ r·y⁺ − Σ r·y⁻: differences of outputs the probe
         // does not reach are exactly 0, so large losses do not drown the derivative.
-        let numeric = up.data().iter().zip(down.data()).zip(r.data()).map(|((u, d), w)| if u == d { 0.0 } else { w * (u - d) }).sum::<f64>() / (2.0 * eps);
+        let numeric = up
+            .data()
+            .iter()
+            .zip(down.data())
+            .zip(r.data())
+            .map(|((u, d), w)| if u == d { 0.0 } else { w * (u - d) })
+            .sum::<f64>()
+            / (2.0 * eps);
         let error = (analytic.data()[i] - numeric).abs();
         if error > report.max_abs_error || error.is_nan() {
-            report = GradcheckReport { max_abs_error: error, worst_element: i, analytic: analytic.data()[i], numeric, checked: 0 };
+            report = GradcheckReport {
+                max_abs_error: error,
+                worst_element: i,
+                analytic: analytic.data()[i],
+                numeric,
+                checked: 0,
+            };
         }
     }
     report.checked = probe.len();

@@ -46,6 +46,8 @@ pub mod tensor;
 pub use error::{PoolError, Result};
 pub use geometry::{AxisGeometry, Padding, PoolGeometry};
 pub use gradcheck::{gradcheck, GradcheckReport};
+/// Half-precision types (re-exported from the `half` crate).
+pub use half::{bf16, f16};
 pub use ops::avg::AvgPool;
 pub use ops::fractional::FractionalMaxPool;
 pub use ops::lp::{LpFormula, LpPool};
@@ -53,5 +55,3 @@ pub use ops::max::{indices_to_onnx, MaxPool, MaxPoolCompactOutput, MaxPoolOutput
 pub use ops::unpool::MaxUnpool;
 pub use ops::{Pooling, WindowSpec};
 pub use tensor::{Element, Layout, MaxElement, Shape, Tensor, TensorView};
-/// Half-precision types (re-exported from the `half` crate).
-pub use half::{bf16, f16};

@@ -80,7 +80,8 @@ fn for_each_output<T>(
 /// Max pooling forward: values and PyTorch-format indices.
 pub fn max_pool<T: MaxElement>(x: &TensorView<'_, T>, geometry: &PoolGeometry) -> Result<(Tensor<T>, Tensor<i64>)> {
     let out_shape = Shape::new(0, 0, &geometry.output_spatial(&x.shape().spatial)?);
-    let mut values = vec![T::lowest(); x.shape().batch * x.shape().channels * out_shape.spatial.iter().product::<usize>()];
+    let mut values =
+        vec![T::lowest(); x.shape().batch * x.shape().channels * out_shape.spatial.iter().product::<usize>()];
     let mut indices = vec![0i64; values.len()];
     let layout = x.layout();
     let shape = Shape::new(x.shape().batch, x.shape().channels, &out_shape.spatial);
@@ -146,8 +147,11 @@ pub fn avg_pool<T: Element>(
         if cells.is_empty() {
             return;
         }
-        let sum = cells.iter().fold(T::zero().to_acc(), |s, &cell| s + x.data()[offset(x.shape(), layout, n, c, cell)].to_acc());
-        values[offset(&out_shape, layout, n, c, o)] = T::from_acc(sum / T::count(divisor(window, count_include_pad, divisor_override)));
+        let sum = cells
+            .iter()
+            .fold(T::zero().to_acc(), |s, &cell| s + x.data()[offset(x.shape(), layout, n, c, cell)].to_acc());
+        values[offset(&out_shape, layout, n, c, o)] =
+            T::from_acc(sum / T::count(divisor(window, count_include_pad, divisor_override)));
     })?;
     Tensor::new(values, out_shape, layout)
 }
@@ -177,7 +181,11 @@ pub fn avg_pool_backward<T: Element>(
 /// Adaptive pooling, plainly: window `[floor(i·I/O), ceil((i+1)·I/O))` per dim, reduced
 /// by max (PyTorch's rule, index of the chosen cell) or mean. Returns values and, for
 /// max, indices.
-pub fn adaptive_pool<T: Element>(x: &TensorView<'_, T>, output: &[usize], max: bool) -> Result<(Tensor<T>, Tensor<i64>)> {
+pub fn adaptive_pool<T: Element>(
+    x: &TensorView<'_, T>,
+    output: &[usize],
+    max: bool,
+) -> Result<(Tensor<T>, Tensor<i64>)> {
     let layout = x.layout();
     let shape = x.shape();
     let rank = shape.spatial.len();
@@ -225,7 +233,11 @@ pub fn lp_pool_onnx<T: Element>(x: &TensorView<'_, T>, geometry: &PoolGeometry, 
     let out_shape = Shape::new(x.shape().batch, x.shape().channels, &geometry.output_spatial(&x.shape().spatial)?);
     let mut values = vec![T::zero(); out_shape.numel()?];
     for_each_output(x, geometry, |n, c, o, window| {
-        let sum: f64 = window.iter().filter_map(|t| t.cell).map(|cell| x.data()[offset(x.shape(), layout, n, c, cell)].to_f64().abs().powf(p)).sum();
+        let sum: f64 = window
+            .iter()
+            .filter_map(|t| t.cell)
+            .map(|cell| x.data()[offset(x.shape(), layout, n, c, cell)].to_f64().abs().powf(p))
+            .sum();
         values[offset(&out_shape, layout, n, c, o)] = T::from_f64(sum.powf(1.0 / p));
     })?;
     Tensor::new(values, out_shape, layout)

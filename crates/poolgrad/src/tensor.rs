@@ -30,10 +30,9 @@ impl FromStr for Layout {
         match s {
             "ncx" => Ok(Layout::ChannelsFirst),
             "nxc" => Ok(Layout::ChannelsLast),
-            other => Err(PoolError::InvalidParameter {
-                name: "layout",
-                reason: format!("'{other}' is not one of ncx, nxc"),
-            }),
+            other => {
+                Err(PoolError::InvalidParameter { name: "layout", reason: format!("'{other}' is not one of ncx, nxc") })
+            }
         }
     }
 }
@@ -106,10 +105,7 @@ impl Shape {
 }
 
 pub(crate) fn checked_product(values: &[usize], what: &'static str) -> Result<usize> {
-    values
-        .iter()
-        .try_fold(1usize, |acc, &v| acc.checked_mul(v))
-        .ok_or(PoolError::Overflow { what })
+    values.iter().try_fold(1usize, |acc, &v| acc.checked_mul(v)).ok_or(PoolError::Overflow { what })
 }
 
 /// An element type max pooling can compare: the floats and the integers.
@@ -368,12 +364,7 @@ impl<'a, T> TensorView<'a, T> {
     pub fn new(data: &'a [T], shape: Shape, layout: Layout) -> Result<Self> {
         let expected = shape.numel()?;
         if data.len() != expected {
-            return Err(PoolError::DataLength {
-                what: "tensor",
-                shape: shape.dims(layout),
-                expected,
-                got: data.len(),
-            });
+            return Err(PoolError::DataLength { what: "tensor", shape: shape.dims(layout), expected, got: data.len() });
         }
         Ok(TensorView { data, shape, layout })
     }
@@ -407,12 +398,7 @@ impl<T> Tensor<T> {
     pub fn new(data: Vec<T>, shape: Shape, layout: Layout) -> Result<Self> {
         let expected = shape.numel()?;
         if data.len() != expected {
-            return Err(PoolError::DataLength {
-                what: "tensor",
-                shape: shape.dims(layout),
-                expected,
-                got: data.len(),
-            });
+            return Err(PoolError::DataLength { what: "tensor", shape: shape.dims(layout), expected, got: data.len() });
         }
         Ok(Tensor { data, shape, layout })
     }
@@ -475,7 +461,10 @@ mod conversion_tests {
     fn half_comparisons_match_ieee_on_every_pair_of_a_sample() {
         use super::MaxElement;
         // Every bit pattern against a spread of others (zeros, subnormals, extremes, NaN).
-        let probes: Vec<u16> = (0..=u16::MAX).step_by(97).chain([0, 0x8000, 1, 0x8001, 0x7c00, 0xfc00, 0x7c01, 0xfe00, 0x7bff, 0x7f80, 0xff80, 0x7f81]).collect();
+        let probes: Vec<u16> = (0..=u16::MAX)
+            .step_by(97)
+            .chain([0, 0x8000, 1, 0x8001, 0x7c00, 0xfc00, 0x7c01, 0xfe00, 0x7bff, 0x7f80, 0xff80, 0x7f81])
+            .collect();
         for a in 0..=u16::MAX {
             for &b in &probes {
                 let (x, y) = (half::f16::from_bits(a), half::f16::from_bits(b));
@@ -509,7 +498,14 @@ mod conversion_tests {
         check_f32_to_f16((0..=u32::MAX).step_by(257));
         check_f32_to_f16((0..=u16::MAX).flat_map(|h| {
             let center = half::f16::from_bits(h).to_f32().to_bits();
-            (0..64u32).flat_map(move |d| [center.wrapping_add(d), center.wrapping_sub(d), center.wrapping_add(d << 12), center.wrapping_sub(d << 12)])
+            (0..64u32).flat_map(move |d| {
+                [
+                    center.wrapping_add(d),
+                    center.wrapping_sub(d),
+                    center.wrapping_add(d << 12),
+                    center.wrapping_sub(d << 12),
+                ]
+            })
         }));
     }
 
@@ -527,7 +523,14 @@ mod conversion_tests {
         check_f32_to_bf16((0..=u32::MAX).step_by(257));
         check_f32_to_bf16((0..=u16::MAX).flat_map(|h| {
             let center = u32::from(h) << 16;
-            (0..64u32).flat_map(move |d| [center ^ 0x8000, (center ^ 0x8000).wrapping_add(d), (center ^ 0x8000).wrapping_sub(d), center.wrapping_add(d)])
+            (0..64u32).flat_map(move |d| {
+                [
+                    center ^ 0x8000,
+                    (center ^ 0x8000).wrapping_add(d),
+                    (center ^ 0x8000).wrapping_sub(d),
+                    center.wrapping_add(d),
+                ]
+            })
         }));
     }
 

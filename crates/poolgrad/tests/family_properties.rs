@@ -11,7 +11,11 @@ use poolgrad::{
 use proptest::prelude::*;
 
 fn layout(last: bool) -> Layout {
-    if last { Layout::ChannelsLast } else { Layout::ChannelsFirst }
+    if last {
+        Layout::ChannelsLast
+    } else {
+        Layout::ChannelsFirst
+    }
 }
 
 /// Distinct values (no ties within 2ε), shuffled, in [lo, lo + 0.01·n).
@@ -42,7 +46,12 @@ fn check_lp_hessian(op: &LpPool, x: &Tensor<f64>, seed: u64) -> Result<f64> {
         op.backward(&Tensor::new(data, x.shape().clone(), x.layout())?.view(), &g.view())
     };
     let (up, down) = (shifted(1.0)?, shifted(-1.0)?);
-    Ok(hv.data().iter().zip(up.data().iter().zip(down.data())).map(|(h, (u, d))| (h - (u - d) / (2.0 * eps)).abs()).fold(0.0, f64::max))
+    Ok(hv
+        .data()
+        .iter()
+        .zip(up.data().iter().zip(down.data()))
+        .map(|(h, (u, d))| (h - (u - d) / (2.0 * eps)).abs())
+        .fold(0.0, f64::max))
 }
 
 /// `double_backward(x, v)` against `(f(x + εv) − f(x − εv)) / 2ε`.
@@ -55,7 +64,12 @@ fn check_double_backward<P: Pooling>(op: &P, x: &Tensor<f64>, seed: u64) -> Resu
         op.forward(&Tensor::new(data, x.shape().clone(), x.layout())?.view())
     };
     let (up, down) = (shifted(1.0)?, shifted(-1.0)?);
-    Ok(jv.data().iter().zip(up.data().iter().zip(down.data())).map(|(j, (u, d))| (j - (u - d) / (2.0 * eps)).abs()).fold(0.0, f64::max))
+    Ok(jv
+        .data()
+        .iter()
+        .zip(up.data().iter().zip(down.data()))
+        .map(|(j, (u, d))| (j - (u - d) / (2.0 * eps)).abs())
+        .fold(0.0, f64::max))
 }
 
 /// Spatial shapes; 4-D ones stay small (gradcheck runs two forwards per element).

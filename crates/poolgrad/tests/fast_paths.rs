@@ -48,7 +48,11 @@ fn request() -> impl Strategy<Value = Request> {
                 // Channels-first: up to 40 planes, so groups of 16 planes and partial groups.
                 shape: Shape::new(n, if last { c } else { 1 + c / 2 }, &spatial),
                 layout: if last { Layout::ChannelsLast } else { Layout::ChannelsFirst },
-                geometry: PoolGeometry::new(&kernel).stride(&stride).dilation(&dilation).padding(padding).ceil_mode(ceil),
+                geometry: PoolGeometry::new(&kernel)
+                    .stride(&stride)
+                    .dilation(&dilation)
+                    .padding(padding)
+                    .ceil_mode(ceil),
             }
         })
 }
@@ -73,7 +77,13 @@ fn values(len: usize, seed: u64, specials: bool) -> Vec<f32> {
 /// The compact (1-byte) argmax state under `isa`: same values, taps naming the
 /// reference's indices, and the same backward as the indices give. Skipped (an error
 /// checked) when a window has more than 256 taps.
-fn check_compact(pool: &MaxPool, x: &Tensor<f32>, want: &Tensor<f32>, want_idx: &Tensor<i64>, isa: poolgrad::simd::Isa) -> Result<(), TestCaseError> {
+fn check_compact(
+    pool: &MaxPool,
+    x: &Tensor<f32>,
+    want: &Tensor<f32>,
+    want_idx: &Tensor<i64>,
+    isa: poolgrad::simd::Isa,
+) -> Result<(), TestCaseError> {
     let compact = match with_isa(isa, || pool.forward_compact(&x.view())) {
         Ok(c) => c,
         Err(e) => {
@@ -234,7 +244,8 @@ proptest! {
 
 #[test]
 fn compact_state_rejects_bad_input() {
-    let x = Tensor::new((0..400).map(|v| v as f32).collect(), Shape::new(1, 1, &[20, 20]), Layout::ChannelsFirst).unwrap();
+    let x =
+        Tensor::new((0..400).map(|v| v as f32).collect(), Shape::new(1, 1, &[20, 20]), Layout::ChannelsFirst).unwrap();
     // 17x17 = 289 taps: more than one byte can number.
     let big = MaxPool::new(PoolGeometry::new(&[17, 17]));
     assert!(big.forward_compact(&x.view()).unwrap_err().to_string().contains("at most 256"));

@@ -45,7 +45,8 @@ fn run_case<T: poolgrad::Element + Into<f64>>(case: &Value, convert: impl Fn(f64
     let shape = Shape::from_dims(&x.shape, Layout::ChannelsFirst).unwrap();
     let attrs = &case["attributes"];
     let g = geometry(attrs, shape.spatial.len());
-    let input = Tensor::new(x.data.iter().map(|&v| convert(v)).collect(), shape.clone(), Layout::ChannelsFirst).unwrap();
+    let input =
+        Tensor::new(x.data.iter().map(|&v| convert(v)).collect(), shape.clone(), Layout::ChannelsFirst).unwrap();
     let id = case["id"].as_str().unwrap();
     let to_f64 = |t: &Tensor<T>| t.data().iter().map(|&v| v.into()).collect::<Vec<f64>>();
     // A grad-output with distinct values, to check the backward against the reference.
@@ -124,8 +125,12 @@ fn every_onnx_pooling_case_passes() {
             "|u1" => {
                 // Integers run natively through the max forward.
                 let shape = Shape::from_dims(&x.shape, Layout::ChannelsFirst).unwrap();
-                let input = Tensor::new(x.ints.iter().map(|&v| v as u8).collect(), shape.clone(), Layout::ChannelsFirst).unwrap();
-                let out = MaxPool::new(geometry(&case["attributes"], shape.spatial.len())).forward_with_indices(&input.view()).unwrap();
+                let input =
+                    Tensor::new(x.ints.iter().map(|&v| v as u8).collect(), shape.clone(), Layout::ChannelsFirst)
+                        .unwrap();
+                let out = MaxPool::new(geometry(&case["attributes"], shape.spatial.len()))
+                    .forward_with_indices(&input.view())
+                    .unwrap();
                 let y = read_npy(&dir.join("output_0.npy"));
                 assert_eq!(out.output.dims(), y.shape);
                 assert_eq!(out.output.data().iter().map(|&v| v as i64).collect::<Vec<_>>(), y.ints, "uint8 max");

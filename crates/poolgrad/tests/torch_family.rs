@@ -30,12 +30,15 @@ fn check<T: Element>(case: &Value, tol: &Tol) {
     let layout: Layout = case["layout"].as_str().unwrap().parse().unwrap();
     let x_shape = Shape::from_dims(&usizes(&case["x_shape"]), layout).unwrap();
     let y_shape = Shape::from_dims(&usizes(&case["y_shape"]), layout).unwrap();
-    let tensor = |key: &str, shape: &Shape| Tensor::new(floats(&case[key]).into_iter().map(T::from_f64).collect(), shape.clone(), layout).unwrap();
+    let tensor = |key: &str, shape: &Shape| {
+        Tensor::new(floats(&case[key]).into_iter().map(T::from_f64).collect(), shape.clone(), layout).unwrap()
+    };
     let x = tensor("x", &x_shape);
     let g = tensor("grad_output", &y_shape);
     let f64s = |t: &Tensor<T>| t.data().iter().map(|v| v.to_f64()).collect::<Vec<f64>>();
     let (want_y, want_gx) = (floats(&case["y"]), floats(&case["grad_input"]));
-    let double = case.get("grad_grad_input").map(|_| (tensor("grad_grad_input", &x_shape), floats(&case["grad_grad_output"])));
+    let double =
+        case.get("grad_grad_input").map(|_| (tensor("grad_grad_input", &x_shape), floats(&case["grad_grad_output"])));
     let label = |what: &str| format!("{name}: {what}");
     let geometry = || {
         let mut geometry = PoolGeometry::new(&usizes(&case["kernel"])).stride(&usizes(&case["stride"]));
@@ -49,7 +52,8 @@ fn check<T: Element>(case: &Value, tol: &Tol) {
     };
     match case["op"].as_str().unwrap() {
         op @ ("adaptive_max" | "max") => {
-            let pool = if op == "max" { MaxPool::new(geometry()) } else { MaxPool::adaptive(&usizes(&case["output_size"])) };
+            let pool =
+                if op == "max" { MaxPool::new(geometry()) } else { MaxPool::adaptive(&usizes(&case["output_size"])) };
             let out = pool.forward_with_indices(&x.view()).unwrap();
             assert_eq!(out.output.shape(), &y_shape, "{name}");
             assert_close(&label("output"), &f64s(&out.output), &want_y, 0.0);
@@ -57,7 +61,12 @@ fn check<T: Element>(case: &Value, tol: &Tol) {
             let gx = pool.backward_with_indices(&x_shape, &g.view(), &out.indices.view()).unwrap();
             assert_close(&label("grad_input"), &f64s(&gx), &want_gx, tol.exact);
             if let Some((ggx, want)) = &double {
-                assert_close(&label("double backward"), &f64s(&pool.double_backward(&x.view(), &ggx.view()).unwrap()), want, 0.0);
+                assert_close(
+                    &label("double backward"),
+                    &f64s(&pool.double_backward(&x.view(), &ggx.view()).unwrap()),
+                    want,
+                    0.0,
+                );
             }
         }
         op @ ("adaptive_avg" | "avg") => {
@@ -76,7 +85,12 @@ fn check<T: Element>(case: &Value, tol: &Tol) {
             assert_close(&label("output"), &f64s(&y), &want_y, t);
             assert_close(&label("grad_input"), &f64s(&pool.backward(&x.view(), &g.view()).unwrap()), &want_gx, t);
             if let Some((ggx, want)) = &double {
-                assert_close(&label("double backward"), &f64s(&pool.double_backward(&x.view(), &ggx.view()).unwrap()), want, t);
+                assert_close(
+                    &label("double backward"),
+                    &f64s(&pool.double_backward(&x.view(), &ggx.view()).unwrap()),
+                    want,
+                    t,
+                );
             }
         }
         "lp" => {
@@ -88,18 +102,35 @@ fn check<T: Element>(case: &Value, tol: &Tol) {
             let y = pool.forward(&x.view()).unwrap();
             assert_eq!(y.shape(), &y_shape, "{name}");
             assert_close(&label("output"), &f64s(&y), &want_y, tol.approx);
-            assert_close(&label("grad_input"), &f64s(&pool.backward(&x.view(), &g.view()).unwrap()), &want_gx, tol.approx);
+            assert_close(
+                &label("grad_input"),
+                &f64s(&pool.backward(&x.view(), &g.view()).unwrap()),
+                &want_gx,
+                tol.approx,
+            );
             if let Some((ggx, want)) = &double {
-                assert_close(&label("double backward"), &f64s(&pool.double_backward(&x.view(), &ggx.view()).unwrap()), want, tol.approx);
+                assert_close(
+                    &label("double backward"),
+                    &f64s(&pool.double_backward(&x.view(), &ggx.view()).unwrap()),
+                    want,
+                    tol.approx,
+                );
                 if case.get("double_backward_input").is_some() {
                     let got = pool.double_backward_input(&x.view(), &g.view(), &ggx.view()).unwrap();
                     // Second derivatives amplify PyTorch's intermediate roundings: 10x looser.
-                    assert_close(&label("double backward, input part"), &f64s(&got), &floats(&case["double_backward_input"]), 10.0 * tol.approx);
+                    assert_close(
+                        &label("double backward, input part"),
+                        &f64s(&got),
+                        &floats(&case["double_backward_input"]),
+                        10.0 * tol.approx,
+                    );
                 }
             }
         }
         "unpool" => {
-            let unpool = MaxUnpool::new(&usizes(&case["kernel"])).stride(&usizes(&case["stride"])).padding(&usizes(&case["padding"]));
+            let unpool = MaxUnpool::new(&usizes(&case["kernel"]))
+                .stride(&usizes(&case["stride"]))
+                .padding(&usizes(&case["padding"]));
             let size = case["output_size"].as_array().map(|_| usizes(&case["output_size"]));
             let idx = Tensor::new(ints(&case["unpool_indices"]), x_shape.clone(), layout).unwrap();
             let y = unpool.forward(&x.view(), &idx.view(), size.as_deref()).unwrap();

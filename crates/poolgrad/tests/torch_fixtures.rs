@@ -18,7 +18,8 @@ fn check<T: Element + Into<f64>>(case: &Value, from: impl Fn(f64) -> T) {
     let x_shape = Shape::from_dims(&usizes(&case["x_shape"]), layout).unwrap();
     let y_shape = Shape::from_dims(&usizes(&case["y_shape"]), layout).unwrap();
     let x = Tensor::new(floats(&case["x"]).into_iter().map(&from).collect(), x_shape.clone(), layout).unwrap();
-    let g = Tensor::new(floats(&case["grad_output"]).into_iter().map(&from).collect(), y_shape.clone(), layout).unwrap();
+    let g =
+        Tensor::new(floats(&case["grad_output"]).into_iter().map(&from).collect(), y_shape.clone(), layout).unwrap();
     let geometry = PoolGeometry::new(&usizes(&case["kernel"]))
         .stride(&usizes(&case["stride"]))
         .padding(Padding::Symmetric(usizes(&case["padding"])))

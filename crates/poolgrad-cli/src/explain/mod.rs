@@ -77,7 +77,8 @@ fn describe(args: &PoolArgs, spatial: &[usize]) -> String {
         Op::GlobalMax => "global max pooling",
         Op::GlobalAvg => "global average pooling",
     };
-    let mut parts = vec![format!("{name} of a {} input", spatial.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x"))];
+    let mut parts =
+        vec![format!("{name} of a {} input", spatial.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x"))];
     for (label, value) in [
         ("kernel", &args.kernel),
         ("stride", &args.stride),
@@ -107,7 +108,15 @@ fn describe(args: &PoolArgs, spatial: &[usize]) -> String {
 /// A file-name stem for the configuration: `max-k3-s2-p1`.
 fn stem(args: &PoolArgs) -> String {
     let mut s = args.op.name().to_string();
-    for (tag, value) in [("k", &args.kernel), ("s", &args.stride), ("p", &args.padding), ("pads", &args.pads), ("d", &args.dilation), ("o", &args.output_size), ("norm", &args.norm_type)] {
+    for (tag, value) in [
+        ("k", &args.kernel),
+        ("s", &args.stride),
+        ("p", &args.padding),
+        ("pads", &args.pads),
+        ("d", &args.dilation),
+        ("o", &args.output_size),
+        ("norm", &args.norm_type),
+    ] {
         if let Some(v) = value {
             s.push_str(&format!("-{tag}{}", v.replace(',', "x")));
         }
@@ -134,7 +143,9 @@ fn to_f64(data: Data) -> Vec<f64> {
 }
 
 fn parse_sizes(flag: &str, text: &str) -> Result<Vec<usize>> {
-    text.split(',').map(|p| p.trim().parse::<usize>().with_context(|| format!("{flag} {text}: '{p}' is not a size"))).collect()
+    text.split(',')
+        .map(|p| p.trim().parse::<usize>().with_context(|| format!("{flag} {text}: '{p}' is not a size")))
+        .collect()
 }
 
 /// Plane `(n, c)` of a tensor, in row-major spatial order.
@@ -226,7 +237,12 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
             let g = npy::read(path, "--grad-output")?;
             let out = op.output_shape(&shape)?;
             if g.dims != out.dims(layout) {
-                bail!("--grad-output {}: shape {:?} but the output shape is {:?}", path.display(), g.dims, out.dims(layout));
+                bail!(
+                    "--grad-output {}: shape {:?} but the output shape is {:?}",
+                    path.display(),
+                    g.dims,
+                    out.dims(layout)
+                );
             }
             Some(plane(&to_f64(g.data), &out, layout, pl[0], pl[1]))
         }

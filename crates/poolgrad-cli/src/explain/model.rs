@@ -100,7 +100,9 @@ impl Explanation {
         let divisor = 1.0 / coefficient;
         match self.formula {
             _ if coefficient == 1.0 => name,
-            Formula::Avg | Formula::Max if (divisor - divisor.round()).abs() < 1e-9 => format!("{name}/{}", divisor.round()),
+            Formula::Avg | Formula::Max if (divisor - divisor.round()).abs() < 1e-9 => {
+                format!("{name}/{}", divisor.round())
+            }
             _ => format!("{name}·{}", number(coefficient)),
         }
     }
@@ -126,13 +128,21 @@ pub fn number(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "inf".into() } else { "-inf".into() }
+        if v > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        }
     } else if v == v.trunc() && v.abs() < 1e9 {
         format!("{v:.0}")
     } else {
         let s = format!("{v:.3}");
         let s = s.trim_end_matches('0').trim_end_matches('.');
-        if s == "-0" { "0".into() } else { s.to_string() }
+        if s == "-0" {
+            "0".into()
+        } else {
+            s.to_string()
+        }
     }
 }
 
@@ -152,7 +162,10 @@ fn axes_of(op: &Operator, spatial: &[usize]) -> Result<Vec<Axis>> {
                 let taps = (0..a.output)
                     .map(|o| {
                         let start = a.window_start(o) as i64;
-                        (0..a.kernel as i64).map(|j| start + j * a.dilation as i64).filter(|&c| c >= lo && c < hi).collect()
+                        (0..a.kernel as i64)
+                            .map(|j| start + j * a.dilation as i64)
+                            .filter(|&c| c >= lo && c < hi)
+                            .collect()
                     })
                     .collect();
                 Axis { input: a.input, pad_begin: a.pad_begin, pad_end: a.pad_end, taps }
@@ -172,13 +185,22 @@ fn axes_of(op: &Operator, spatial: &[usize]) -> Result<Vec<Axis>> {
                 Axis { input: i, pad_begin: 0, pad_end: 0, taps }
             })
             .collect(),
-        WindowSpec::Global => spatial.iter().map(|&i| Axis { input: i, pad_begin: 0, pad_end: 0, taps: vec![(0..i as i64).collect()] }).collect(),
+        WindowSpec::Global => spatial
+            .iter()
+            .map(|&i| Axis { input: i, pad_begin: 0, pad_end: 0, taps: vec![(0..i as i64).collect()] })
+            .collect(),
     })
 }
 
 /// Builds the explanation of `op` on one plane `x` (spatial shape `spatial`) with the
 /// incoming gradient `delta` (`None`: all ones).
-pub fn explain(op: &Operator, title: String, spatial: &[usize], x: Vec<f64>, delta: Option<Vec<f64>>) -> Result<Explanation> {
+pub fn explain(
+    op: &Operator,
+    title: String,
+    spatial: &[usize],
+    x: Vec<f64>,
+    delta: Option<Vec<f64>>,
+) -> Result<Explanation> {
     let rank = spatial.len();
     if !(1..=3).contains(&rank) {
         bail!("explain draws 1-D, 2-D and 3-D inputs; this one has {rank} spatial dims");

@@ -102,7 +102,16 @@ fn values_grid(
                 let (cx, cy) = (x0 + c as f64 * CELL, y + r as f64 * CELL);
                 svg.rect(cx, cy, CELL, CELL, &cell_style(k), "");
                 let data = format!(r#" data-role="{role}" data-index="{}" data-value="{:e}""#, name_of(k), values[k]);
-                svg.text(cx + CELL / 2.0, cy + CELL / 2.0 + 5.0, 14.0, "middle", "#111", "normal", &number(values[k]), &data);
+                svg.text(
+                    cx + CELL / 2.0,
+                    cy + CELL / 2.0 + 5.0,
+                    14.0,
+                    "middle",
+                    "#111",
+                    "normal",
+                    &number(values[k]),
+                    &data,
+                );
             }
         }
         y += dims[1] as f64 * CELL + 40.0;
@@ -127,7 +136,16 @@ pub fn forward(ex: &Explanation) -> String {
     for s in 0..d0 {
         let caption = if d0 > 1 { format!("input x, slice {s}") } else { "input x".to_string() };
         let pad_note = if pr.0 + pr.1 + pc.0 + pc.1 > 0 { " (grey: padding, never read as a value)" } else { "" };
-        svg.text(x0, TOP + s as f64 * slice_h - 10.0, 13.0, "start", "#333", "normal", &format!("{caption}{pad_note}"), "");
+        svg.text(
+            x0,
+            TOP + s as f64 * slice_h - 10.0,
+            13.0,
+            "start",
+            "#333",
+            "normal",
+            &format!("{caption}{pad_note}"),
+            "",
+        );
         for r in -(pr.0 as i64)..(d1 + pr.1) as i64 {
             for c in -(pc.0 as i64)..(d2 + pc.1) as i64 {
                 let (cx, cy) = origin(s, r, c);
@@ -135,10 +153,30 @@ pub fn forward(ex: &Explanation) -> String {
                 if inside {
                     svg.rect(cx, cy, CELL, CELL, r##"fill="white" stroke="#999" stroke-width="1""##, "");
                     let k = (s * d1 + r as usize) * d2 + c as usize;
-                    let data = format!(r#" data-role="x" data-index="{}" data-value="{:e}""#, ex.index_name(k, false), ex.x[k]);
-                    svg.text(cx + CELL / 2.0, cy + CELL / 2.0 + 5.0, 14.0, "middle", "#111", "normal", &number(ex.x[k]), &data);
+                    let data = format!(
+                        r#" data-role="x" data-index="{}" data-value="{:e}""#,
+                        ex.index_name(k, false),
+                        ex.x[k]
+                    );
+                    svg.text(
+                        cx + CELL / 2.0,
+                        cy + CELL / 2.0 + 5.0,
+                        14.0,
+                        "middle",
+                        "#111",
+                        "normal",
+                        &number(ex.x[k]),
+                        &data,
+                    );
                 } else {
-                    svg.rect(cx, cy, CELL, CELL, r##"fill="#eeeeee" stroke="#bbb" stroke-width="1" stroke-dasharray="4 3""##, r#" data-role="pad""#);
+                    svg.rect(
+                        cx,
+                        cy,
+                        CELL,
+                        CELL,
+                        r##"fill="#eeeeee" stroke="#bbb" stroke-width="1" stroke-dasharray="4 3""##,
+                        r#" data-role="pad""#,
+                    );
                     svg.text(cx + CELL / 2.0, cy + CELL / 2.0 + 4.0, 10.0, "middle", "#aaa", "normal", "pad", "");
                 }
             }
@@ -202,7 +240,9 @@ pub fn forward(ex: &Explanation) -> String {
     );
     values_grid(&mut svg, x1, TOP, ex.out_dims(), "output y", "y", &ex.y, |o| ex.index_name(o, true), tint);
     let subtitle = match ex.formula {
-        Formula::Max => "y = the maximum of each window (dots: the winning cell; ties go to the first in row-major order)",
+        Formula::Max => {
+            "y = the maximum of each window (dots: the winning cell; ties go to the first in row-major order)"
+        }
         Formula::Avg => "y = the sum of each window over its divisor",
         Formula::Lp => "y = the p-norm of each window",
     };
@@ -214,14 +254,25 @@ pub fn backward(ex: &Explanation) -> String {
     let mut svg = Svg::new();
     let x0 = MARGIN;
     let out = ex.out_dims();
-    let h = values_grid(&mut svg, x0, TOP, out, "incoming gradient δ = ∂L/∂y", "delta", &ex.delta, |o| ex.index_name(o, true), tint);
+    let h = values_grid(
+        &mut svg,
+        x0,
+        TOP,
+        out,
+        "incoming gradient δ = ∂L/∂y",
+        "delta",
+        &ex.delta,
+        |o| ex.index_name(o, true),
+        tint,
+    );
     let _ = h;
     // The input-gradient grid: the value, then the coloured terms it sums.
     // Leave room for the δ grid's caption too.
     let x1 = x0 + (out[2] as f64 * CELL).max(215.0) + 80.0;
     let dims = ex.in_dims();
-    let terms: Vec<Vec<(usize, String, f64)>> =
-        (0..ex.x.len()).map(|i| ex.contributions(i).into_iter().map(|(o, c)| (o, ex.term(o, c), c)).collect()).collect();
+    let terms: Vec<Vec<(usize, String, f64)>> = (0..ex.x.len())
+        .map(|i| ex.contributions(i).into_iter().map(|(o, c)| (o, ex.term(o, c), c)).collect())
+        .collect();
     let per_line = if ex.rank == 3 { 1 } else { 2 };
     let lines = terms.iter().map(|t| t.len().div_ceil(per_line)).max().unwrap_or(0).max(1);
     let (w, hh) = (if ex.rank == 3 { 124.0 } else { 144.0 }, 34.0 + 15.0 * lines as f64);
@@ -234,7 +285,11 @@ pub fn backward(ex: &Explanation) -> String {
     let plane = dims[1] * dims[2];
     for s in 0..dims[0] {
         let y0 = TOP + s as f64 * (dims[1] as f64 * hh + 40.0);
-        let cap = if dims[0] > 1 { format!("∂L/∂x, slice {s}: each cell sums the terms sent to it") } else { "∂L/∂x: each cell sums the terms sent to it".to_string() };
+        let cap = if dims[0] > 1 {
+            format!("∂L/∂x, slice {s}: each cell sums the terms sent to it")
+        } else {
+            "∂L/∂x: each cell sums the terms sent to it".to_string()
+        };
         svg.text(x1, y0 - 10.0, 13.0, "start", "#333", "normal", &cap, "");
         for r in 0..dims[1] {
             for c in 0..dims[2] {
@@ -255,8 +310,19 @@ pub fn backward(ex: &Explanation) -> String {
                 for (line, chunk) in terms[i].chunks(per_line).enumerate() {
                     let mut spans = String::new();
                     for (k, (o, t, _)) in chunk.iter().enumerate() {
-                        let plus = if line == 0 && k == 0 { "= " } else if k == 0 { "+ " } else { " + " };
-                        let _ = write!(spans, r##"<tspan fill="#777">{plus}</tspan><tspan fill="{}" font-weight="bold">{}</tspan>"##, palette::hex(*o), esc(t));
+                        let plus = if line == 0 && k == 0 {
+                            "= "
+                        } else if k == 0 {
+                            "+ "
+                        } else {
+                            " + "
+                        };
+                        let _ = write!(
+                            spans,
+                            r##"<tspan fill="#777">{plus}</tspan><tspan fill="{}" font-weight="bold">{}</tspan>"##,
+                            palette::hex(*o),
+                            esc(t)
+                        );
                     }
                     let _ = writeln!(
                         svg.body,

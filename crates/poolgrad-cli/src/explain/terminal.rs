@@ -64,7 +64,13 @@ pub fn side_by_side(grids: &[(String, Vec<String>, usize)]) -> String {
 }
 
 /// The slices of a grid (one per 3-D slice), each as (caption, cells, width).
-fn slices(ex: &Explanation, name: &str, values: &[f64], output: bool, paint_cell: impl Fn(usize, String) -> String) -> Vec<(String, Vec<String>, usize)> {
+fn slices(
+    ex: &Explanation,
+    name: &str,
+    values: &[f64],
+    output: bool,
+    paint_cell: impl Fn(usize, String) -> String,
+) -> Vec<(String, Vec<String>, usize)> {
     let dims = if output { ex.out_dims() } else { ex.in_dims() };
     let plane = dims[1] * dims[2];
     (0..dims[0])

@@ -1,10 +1,10 @@
 //! Average pooling kernels: sums in the accumulation type, PyTorch's divisors.
 
-use super::{par_blocks, par_blocks_accumulating, par_blocks_with};
 use super::window::{chunk_starts, split_phases, Covering, Rows, Window, Windows, RUN_CHUNK};
-use crate::simd;
 use super::{deinterleave_planes, interleave_planes, Path, PLANE_GROUP};
+use super::{par_blocks, par_blocks_accumulating, par_blocks_with};
 use crate::error::Result;
+use crate::simd;
 use crate::tensor::{Blocking, Element};
 use num_traits::Zero;
 
@@ -66,7 +66,13 @@ impl Divisor {
 /// time and summed as channels-last, which ([`lane_chunks`]) sums [`LANE_CHUNK`] channels
 /// at a time. All add the taps of each output in the same order as the plain loop, so
 /// the results are bitwise the same.
-pub(crate) fn forward<T: Element>(x: &[T], blocking: Blocking, windows: &Windows, divisor: Divisor, out: &mut [T]) -> Result<()> {
+pub(crate) fn forward<T: Element>(
+    x: &[T],
+    blocking: Blocking,
+    windows: &Windows,
+    divisor: Divisor,
+    out: &mut [T],
+) -> Result<()> {
     let (iv, ov) = (windows.input_volume, windows.output_volume);
     let isa = simd::current();
     match Path::choose(blocking, windows)? {
@@ -85,8 +91,9 @@ pub(crate) fn forward<T: Element>(x: &[T], blocking: Blocking, windows: &Windows
                 let planes = out.len() / ov;
                 let x = &x[g * PLANE_GROUP * iv..][..planes * iv];
                 if planes < PLANE_GROUP {
-                    return (0..planes)
-                        .try_for_each(|p| lane_chunks(&x[p * iv..][..iv], 1, windows, divisor, &mut out[p * ov..][..ov]));
+                    return (0..planes).try_for_each(|p| {
+                        lane_chunks(&x[p * iv..][..iv], 1, windows, divisor, &mut out[p * ov..][..ov])
+                    });
                 }
                 isa.run(
                     #[inline(always)]
@@ -235,8 +242,16 @@ fn lane_chunks<T: Element>(x: &[T], lanes: usize, windows: &Windows, divisor: Di
 /// additions are the same as the scatter's. Channels-last sums [`LANE_CHUNK`] channels at
 /// a time; channels-first interleaves [`PLANE_GROUP`] planes to do the same. Windows too
 /// many to tabulate fall back to the scatter.
-pub(crate) fn backward<T: Element>(grad_out: &[T], blocking: Blocking, windows: &Windows, divisor: Divisor, grad_in: &mut [T]) -> Result<()> {
-    let Some(covering) = windows.covering() else { return backward_scatter(grad_out, blocking, windows, divisor, grad_in) };
+pub(crate) fn backward<T: Element>(
+    grad_out: &[T],
+    blocking: Blocking,
+    windows: &Windows,
+    divisor: Divisor,
+    grad_in: &mut [T],
+) -> Result<()> {
+    let Some(covering) = windows.covering() else {
+        return backward_scatter(grad_out, blocking, windows, divisor, grad_in);
+    };
     let (iv, ov) = (windows.input_volume, windows.output_volume);
     let isa = simd::current();
     let lanes = blocking.lanes;
@@ -289,7 +304,13 @@ pub(crate) fn backward<T: Element>(grad_out: &[T], blocking: Blocking, windows: 
 
 /// Each window's share of its gradient, `grad_output / divisor`, for every lane.
 #[inline(always)]
-fn window_shares<T: Element>(g: &[T], lanes: usize, windows: &Windows, divisor: Divisor, shares: &mut [T]) -> Result<()> {
+fn window_shares<T: Element>(
+    g: &[T],
+    lanes: usize,
+    windows: &Windows,
+    divisor: Divisor,
+    shares: &mut [T],
+) -> Result<()> {
     let mut acc = vec![T::Acc::zero(); lanes];
     windows.for_each(
         #[inline(always)]
@@ -336,7 +357,13 @@ fn gather_shares<T: Element>(shares: &[T], lanes: usize, covering: &Covering, gr
 }
 
 /// The backward as a scatter into a zeroed output: for windows too many to tabulate.
-fn backward_scatter<T: Element>(grad_out: &[T], blocking: Blocking, windows: &Windows, divisor: Divisor, grad_in: &mut [T]) -> Result<()> {
+fn backward_scatter<T: Element>(
+    grad_out: &[T],
+    blocking: Blocking,
+    windows: &Windows,
+    divisor: Divisor,
+    grad_in: &mut [T],
+) -> Result<()> {
     let lanes = blocking.lanes;
     let out_block = windows.output_volume * lanes;
     par_blocks_accumulating(grad_in, windows.input_volume * lanes, |b, grad_in| {

@@ -5,8 +5,8 @@
 //! input cell) moves nothing. Each block is handled serially in index order, so the
 //! result does not depend on the thread count.
 
-use super::{par_blocks, par_blocks_accumulating};
 use super::window::{Window, Windows};
+use super::{par_blocks, par_blocks_accumulating};
 use crate::error::{PoolError, Result};
 use crate::tensor::{Blocking, Element};
 
@@ -31,7 +31,13 @@ fn check(i: i64, wide: usize, position: usize) -> Result<Option<usize>> {
 
 /// `wide[index[p]] (+)= narrow[p]`: adds when `accumulate` (max backward), else assigns,
 /// the last write winning (max unpooling). `wide` must start zero-filled.
-pub(crate) fn scatter<T: Element>(sides: Sides, narrow: &[T], indices: &[i64], wide: &mut [T], accumulate: bool) -> Result<()> {
+pub(crate) fn scatter<T: Element>(
+    sides: Sides,
+    narrow: &[T],
+    indices: &[i64],
+    wide: &mut [T],
+    accumulate: bool,
+) -> Result<()> {
     let lanes = sides.blocking.lanes;
     let narrow_block = sides.narrow * lanes;
     par_blocks_accumulating(wide, sides.wide * lanes, |b, wide_block| {
@@ -85,7 +91,13 @@ fn tap_cell(window: &Window<'_>, tap: u8, position: usize) -> Result<Option<usiz
 /// The max ops' backward from compact argmax taps: `wide[cells_o[tap[o]]] += narrow[o]`
 /// in output order, lanes in order (the same additions as [`scatter`] from the
 /// equivalent indices).
-pub(crate) fn scatter_taps<T: Element>(sides: Sides, windows: &Windows, narrow: &[T], taps: &[u8], wide: &mut [T]) -> Result<()> {
+pub(crate) fn scatter_taps<T: Element>(
+    sides: Sides,
+    windows: &Windows,
+    narrow: &[T],
+    taps: &[u8],
+    wide: &mut [T],
+) -> Result<()> {
     let lanes = sides.blocking.lanes;
     let narrow_block = sides.narrow * lanes;
     par_blocks_accumulating(wide, sides.wide * lanes, |b, wide_block| {
@@ -107,7 +119,11 @@ pub(crate) fn scatter_taps<T: Element>(sides: Sides, windows: &Windows, narrow: 
                         None if window.is_empty() => {}
                         None => {
                             let window_taps = window.len();
-                            return Err(PoolError::InvalidTap { tap: taps[p], position: b * narrow_block + p, window_taps });
+                            return Err(PoolError::InvalidTap {
+                                tap: taps[p],
+                                position: b * narrow_block + p,
+                                window_taps,
+                            });
                         }
                     }
                 }

@@ -7,8 +7,8 @@
 //! define the gradient as 0 where the window's power sum is 0.
 
 use super::avg::{self, Divisor};
-use super::{par_blocks, par_blocks_accumulating};
 use super::window::{Window, Windows};
+use super::{par_blocks, par_blocks_accumulating};
 use crate::error::Result;
 use crate::tensor::{Blocking, Element};
 use num_traits::{Float, One, Zero};
@@ -59,14 +59,26 @@ fn acc<T: Element>(v: f64) -> T::Acc {
 }
 
 /// Per-window quantities of PyTorch's composite: `out = avg(x^p)` and `m = K · out`.
-fn torch_window<T: Element>(window: &Window<'_>, p: T::Acc, kernel_volume: T::Acc, at: impl Fn(usize) -> T) -> (T::Acc, T::Acc) {
+fn torch_window<T: Element>(
+    window: &Window<'_>,
+    p: T::Acc,
+    kernel_volume: T::Acc,
+    at: impl Fn(usize) -> T,
+) -> (T::Acc, T::Acc) {
     let sum = window.cells.iter().fold(T::Acc::zero(), |s, &c| s + round::<T>(at(c).to_acc().powf(p)));
     let out = round::<T>(sum / T::count(window.padded_count));
     (out, round::<T>(out * kernel_volume))
 }
 
 /// Forward.
-pub(crate) fn forward<T: Element>(x: &[T], blocking: Blocking, windows: &Windows, p: f64, formula: Formula, out: &mut [T]) -> Result<()> {
+pub(crate) fn forward<T: Element>(
+    x: &[T],
+    blocking: Blocking,
+    windows: &Windows,
+    p: f64,
+    formula: Formula,
+    out: &mut [T],
+) -> Result<()> {
     let lanes = blocking.lanes;
     let in_block = windows.input_volume * lanes;
     let (pa, inv_p) = (acc::<T>(p), acc::<T>(1.0 / p));
@@ -185,7 +197,10 @@ pub(crate) fn jvp<T: Element>(
                             T::Acc::zero()
                         } else {
                             let m = k * sum / count;
-                            let dsum = window.cells.iter().fold(T::Acc::zero(), |s, &c| s + pa * at(c).powf(pa - one) * tangent(c));
+                            let dsum = window
+                                .cells
+                                .iter()
+                                .fold(T::Acc::zero(), |s, &c| s + pa * at(c).powf(pa - one) * tangent(c));
                             inv_p * m.powf(inv_p - one) * k * dsum / count
                         }
                     }
@@ -247,7 +262,10 @@ pub(crate) fn hvp<T: Element>(
                 }
                 let cs = c * sum;
                 // gx_i = g·c·(cS)^a·φ(x_i)  ⇒  (H v)_i = g·c·[a·(cS)^(a−1)·c·p·φ(x_i)·Σ_j φ(x_j) v_j + (cS)^a·φ'(x_i)·v_i]
-                let dot = window.cells.iter().fold(T::Acc::zero(), |s, &cell| s + phi(at(cell)) * v[cell * lanes + lane].to_acc());
+                let dot = window
+                    .cells
+                    .iter()
+                    .fold(T::Acc::zero(), |s, &cell| s + phi(at(cell)) * v[cell * lanes + lane].to_acc());
                 let first = a * cs.powf(a - one) * c * pa * dot;
                 let second = cs.powf(a);
                 for &cell in window.cells {

@@ -17,9 +17,9 @@
 //! - channels-last ([`lane_chunks`]): per window, blocks of [`LANE_CHUNK`] channels at once;
 //! - planes over 2^32 cells ([`plain`]): [`reduce`] per window and lane.
 
-use super::{par_blocks2, par_blocks2_with};
 use super::window::{chunk_starts, split_phases, Rows, Window, Windows, RUN_CHUNK};
 use super::{deinterleave_planes, interleave_planes, sparse, Path, PLANE_GROUP};
+use super::{par_blocks2, par_blocks2_with};
 use crate::error::Result;
 use crate::simd;
 use crate::tensor::{Blocking, MaxElement};
@@ -155,7 +155,13 @@ pub(crate) fn forward<T: MaxElement, A: Argmax>(
 }
 
 /// Every window of one block, one lane at a time, with [`reduce`].
-fn plain<T: MaxElement, A: Argmax>(x: &[T], lanes: usize, windows: &Windows, out: &mut [T], indices: &mut [A]) -> Result<()> {
+fn plain<T: MaxElement, A: Argmax>(
+    x: &[T],
+    lanes: usize,
+    windows: &Windows,
+    out: &mut [T],
+    indices: &mut [A],
+) -> Result<()> {
     let planes = out.len() / (windows.output_volume * lanes).max(1);
     for plane in 0..planes {
         let x = &x[plane * windows.input_volume * lanes..][..windows.input_volume * lanes];
@@ -261,7 +267,13 @@ const LANE_CHUNK: usize = 16;
 
 /// One channels-last block: each window's channels in blocks of [`LANE_CHUNK`].
 #[inline(always)]
-fn lane_chunks<T: MaxElement, A: Argmax>(x: &[T], lanes: usize, windows: &Windows, out: &mut [T], indices: &mut [A]) -> Result<()> {
+fn lane_chunks<T: MaxElement, A: Argmax>(
+    x: &[T],
+    lanes: usize,
+    windows: &Windows,
+    out: &mut [T],
+    indices: &mut [A],
+) -> Result<()> {
     windows.for_each(
         #[inline(always)]
         |o, window: &Window<'_>| {
@@ -313,7 +325,8 @@ pub(crate) fn forward_per_plane<T: MaxElement>(
         let x = &x[b * in_block..][..in_block];
         for lane in 0..lanes {
             windows_of(b, lane)?.for_each(|o, window| {
-                (out[o * lanes + lane], indices[o * lanes + lane]) = reduce(window.cells.iter().copied(), |s| x[s * lanes + lane]);
+                (out[o * lanes + lane], indices[o * lanes + lane]) =
+                    reduce(window.cells.iter().copied(), |s| x[s * lanes + lane]);
                 Ok(())
             })?;
         }

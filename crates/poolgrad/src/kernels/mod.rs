@@ -139,4 +139,3 @@ pub(crate) fn par_blocks2_with<T: Send, U: Send, S>(
         .enumerate()
         .try_for_each_init(init, |scratch, (b, (block, block2))| f(scratch, b, block, block2))
 }
-

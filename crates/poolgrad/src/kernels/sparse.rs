@@ -10,8 +10,8 @@
 //! row-stage result a whole output row wide, so the second stage and the doubling steps
 //! vectorise. The result is exactly the plain scan's, value and index.
 
-use super::window::{AxisWindows, Rows, Windows};
 use super::max::Argmax;
+use super::window::{AxisWindows, Rows, Windows};
 use crate::tensor::MaxElement;
 
 /// The scan rule on two partial results, `earlier` covering taps before `later`'s.
@@ -27,7 +27,8 @@ fn combine<T: MaxElement>(earlier: (T, u32), later: (T, u32)) -> (T, u32) {
 #[inline(always)]
 fn combine_rows<T: MaxElement>(earlier: (&[T], &[u32]), later: (&[T], &[u32]), out: (&mut [T], &mut [u32])) {
     const CHUNK: usize = 16;
-    let n = out.0.len().min(out.1.len()).min(earlier.0.len()).min(earlier.1.len()).min(later.0.len()).min(later.1.len());
+    let n =
+        out.0.len().min(out.1.len()).min(earlier.0.len()).min(earlier.1.len()).min(later.0.len()).min(later.1.len());
     let whole = n / CHUNK * CHUNK;
     let chunks = out.0[..whole]
         .chunks_exact_mut(CHUNK)
@@ -154,7 +155,8 @@ pub(crate) fn plane<T: MaxElement, A: Argmax>(
     let (width, ow) = (rows.width, rows.out_cols);
     let height = x.len() / width.max(1);
     let oh = out.len() / ow.max(1);
-    let col_top = (0..ow).map(|o| range(rows.cols.window(o).0)).map(|(a, b)| level_of((b - a).max(1))).max().unwrap_or(0);
+    let col_top =
+        (0..ow).map(|o| range(rows.cols.window(o).0)).map(|(a, b)| level_of((b - a).max(1))).max().unwrap_or(0);
     let row_ranges: Vec<(usize, usize)> = match row_axis {
         Some(axis) => (0..oh).map(|o| range(axis.window(o).0)).collect(),
         None => vec![(0, 1)],
@@ -194,7 +196,11 @@ pub(crate) fn plane<T: MaxElement, A: Argmax>(
             let b = a + run.kernel - (1 << j);
             let (v, i) = line.level(j);
             let n = run.len();
-            combine_rows((&v[a..a + n], &i[a..a + n]), (&v[b..b + n], &i[b..b + n]), (&mut row_v[lo..hi], &mut row_i[lo..hi]));
+            combine_rows(
+                (&v[a..a + n], &i[a..a + n]),
+                (&v[b..b + n], &i[b..b + n]),
+                (&mut row_v[lo..hi], &mut row_i[lo..hi]),
+            );
         }
     }
 

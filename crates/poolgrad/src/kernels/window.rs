@@ -65,7 +65,8 @@ impl AxisWindows {
         let first = (0..axis.output).find(|&o| complete(o));
         if let (Some(first), Ok(pad)) = (first, isize::try_from(axis.pad_begin)) {
             let end = (first..axis.output).find(|&o| !complete(o)).unwrap_or(axis.output);
-            let fits = isize::try_from(axis.input).is_ok() && isize::try_from(axis.stride.saturating_mul(axis.output)).is_ok();
+            let fits =
+                isize::try_from(axis.input).is_ok() && isize::try_from(axis.stride.saturating_mul(axis.output)).is_ok();
             if fits {
                 w.interior = Some(Interior {
                     first,
@@ -167,7 +168,8 @@ impl Rows {
                         let c = run.first_coordinate(j);
                         let flat = r * width + c;
                         // Phase c % 2, row r, column c / 2 of the phase-split copy.
-                        let position = if phased { (c % 2) * plane_rows * phase_width + r * phase_width + c / 2 } else { flat };
+                        let position =
+                            if phased { (c % 2) * plane_rows * phase_width + r * phase_width + c / 2 } else { flat };
                         (position, flat as u32)
                     }));
                 }
@@ -309,11 +311,7 @@ impl Windows {
             strides[d] = strides[d + 1] * input_spatial[d + 1];
         }
         let mut windows = Windows { axes, table: None, strides, input_volume, output_volume };
-        let taps = windows
-            .axes
-            .iter()
-            .map(|a| a.coords.len())
-            .try_fold(1usize, |acc, n| acc.checked_mul(n.max(1)));
+        let taps = windows.axes.iter().map(|a| a.coords.len()).try_fold(1usize, |acc, n| acc.checked_mul(n.max(1)));
         if taps.is_some_and(|t| t <= TABLE_LIMIT) {
             let rank = windows.axes.len();
             let mut table = Table {
@@ -342,10 +340,10 @@ impl Windows {
 
     /// The row view of these windows (see [`Rows`]).
     pub fn rows(&self) -> Result<Rows> {
-        let (cols, outer) = self.axes.split_last().ok_or(PoolError::InvalidShape {
-            what: "input",
-            reason: "needs at least one spatial dim".into(),
-        })?;
+        let (cols, outer) = self
+            .axes
+            .split_last()
+            .ok_or(PoolError::InvalidShape { what: "input", reason: "needs at least one spatial dim".into() })?;
         Rows::new(Windows::new(outer.to_vec())?, cols.clone(), self.input_volume)
     }
 
@@ -421,7 +419,8 @@ impl Windows {
             cells.clear();
             cells.push(0);
             let mut padded_count = 1usize;
-            for (((axis, &o), &stride), count) in self.axes.iter().zip(&index).zip(&self.strides).zip(&mut axis_counts) {
+            for (((axis, &o), &stride), count) in self.axes.iter().zip(&index).zip(&self.strides).zip(&mut axis_counts)
+            {
                 let taps = &axis.coords[axis.bounds[o]..axis.bounds[o + 1]];
                 *count = axis.padded_counts[o];
                 padded_count = padded_count.saturating_mul(*count);

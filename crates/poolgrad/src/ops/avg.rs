@@ -91,13 +91,23 @@ impl AvgPool {
     }
 
     /// Backward pass: needs only the input's shape (average pooling is linear).
-    pub fn backward_from_shape<T: Element>(&self, input_shape: &Shape, grad_output: &TensorView<'_, T>) -> Result<Tensor<T>> {
+    pub fn backward_from_shape<T: Element>(
+        &self,
+        input_shape: &Shape,
+        grad_output: &TensorView<'_, T>,
+    ) -> Result<Tensor<T>> {
         let divisor = self.divisor()?;
         let plan = self.windows.plan(input_shape)?;
         let layout = grad_output.layout();
         plan.expect_output("grad_output", grad_output, layout)?;
         let mut grad_in = zeroed::<T>(input_shape)?;
-        kernels::avg::backward(grad_output.data(), Blocking::of(input_shape, layout), &plan.windows, divisor, &mut grad_in)?;
+        kernels::avg::backward(
+            grad_output.data(),
+            Blocking::of(input_shape, layout),
+            &plan.windows,
+            divisor,
+            &mut grad_in,
+        )?;
         Tensor::new(grad_in, input_shape.clone(), layout)
     }
 }
@@ -117,7 +127,11 @@ impl Pooling for AvgPool {
     }
 
     /// Average pooling is linear: its double backward is itself.
-    fn double_backward<T: Element>(&self, x: &TensorView<'_, T>, grad_grad_input: &TensorView<'_, T>) -> Result<Tensor<T>> {
+    fn double_backward<T: Element>(
+        &self,
+        x: &TensorView<'_, T>,
+        grad_grad_input: &TensorView<'_, T>,
+    ) -> Result<Tensor<T>> {
         super::expect_shape("grad_grad_input", grad_grad_input, x.shape(), x.layout())?;
         self.forward_values(grad_grad_input)
     }

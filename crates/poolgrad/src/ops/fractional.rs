@@ -44,13 +44,21 @@ impl FractionalMaxPool {
     fn plan<T>(&self, shape: &Shape, samples: &[T]) -> Result<(Vec<usize>, Vec<usize>, Shape)> {
         let rank = shape.spatial.len();
         if rank != 2 && rank != 3 {
-            return Err(PoolError::InvalidShape { what: "input", reason: format!("fractional max pooling is 2-D or 3-D, got {rank} spatial dims") });
+            return Err(PoolError::InvalidShape {
+                what: "input",
+                reason: format!("fractional max pooling is 2-D or 3-D, got {rank} spatial dims"),
+            });
         }
         let kernel = per_dim("kernel_size", &self.kernel_size, rank)?;
         let output = per_dim("output_size", &self.output_size, rank)?;
         let planes = shape.batch.checked_mul(shape.channels).ok_or(PoolError::Overflow { what: "planes" })?;
         if samples.len() != planes * rank {
-            return Err(PoolError::DataLength { what: "random_samples", shape: vec![shape.batch, shape.channels, rank], expected: planes * rank, got: samples.len() });
+            return Err(PoolError::DataLength {
+                what: "random_samples",
+                shape: vec![shape.batch, shape.channels, rank],
+                expected: planes * rank,
+                got: samples.len(),
+            });
         }
         let out_shape = Shape::new(shape.batch, shape.channels, &output);
         out_shape.numel()?;
@@ -76,8 +84,13 @@ impl FractionalMaxPool {
     pub fn forward_with_indices<T: Element>(&self, x: &TensorView<'_, T>, samples: &[T]) -> Result<MaxPoolOutput<T>> {
         let shape = x.shape();
         let (kernel, output, out_shape) = self.plan(shape, samples)?;
-        if let Some(bad) = samples.iter().find(|u| !(u.to_acc() >= num_traits::Zero::zero() && u.to_acc() < num_traits::One::one())) {
-            return Err(PoolError::InvalidParameter { name: "random_samples", reason: format!("{bad:?} is not in [0, 1)") });
+        if let Some(bad) =
+            samples.iter().find(|u| !(u.to_acc() >= num_traits::Zero::zero() && u.to_acc() < num_traits::One::one()))
+        {
+            return Err(PoolError::InvalidParameter {
+                name: "random_samples",
+                reason: format!("{bad:?} is not in [0, 1)"),
+            });
         }
         let layout = x.layout();
         let blocking = Blocking::of(shape, layout);
@@ -101,19 +114,31 @@ impl FractionalMaxPool {
             &mut out,
             &mut indices,
         )?;
-        Ok(MaxPoolOutput { output: Tensor::new(out, out_shape.clone(), layout)?, indices: Tensor::new(indices, out_shape, layout)? })
+        Ok(MaxPoolOutput {
+            output: Tensor::new(out, out_shape.clone(), layout)?,
+            indices: Tensor::new(indices, out_shape, layout)?,
+        })
     }
 
     fn sides(&self, input_shape: &Shape, layout: Layout) -> Result<(Sides, Shape)> {
         let rank = input_shape.spatial.len();
         let output = per_dim("output_size", &self.output_size, rank)?;
         let out_shape = Shape::new(input_shape.batch, input_shape.channels, &output);
-        let sides = Sides { blocking: Blocking::of(input_shape, layout), wide: input_shape.spatial_volume()?, narrow: out_shape.spatial_volume()? };
+        let sides = Sides {
+            blocking: Blocking::of(input_shape, layout),
+            wide: input_shape.spatial_volume()?,
+            narrow: out_shape.spatial_volume()?,
+        };
         Ok((sides, out_shape))
     }
 
     /// Backward from saved indices (scatter-add, as max pooling).
-    pub fn backward_with_indices<T: Element>(&self, input_shape: &Shape, grad_output: &TensorView<'_, T>, indices: &TensorView<'_, i64>) -> Result<Tensor<T>> {
+    pub fn backward_with_indices<T: Element>(
+        &self,
+        input_shape: &Shape,
+        grad_output: &TensorView<'_, T>,
+        indices: &TensorView<'_, i64>,
+    ) -> Result<Tensor<T>> {
         let layout = grad_output.layout();
         let (sides, out_shape) = self.sides(input_shape, layout)?;
         expect_shape("grad_output", grad_output, &out_shape, layout)?;
@@ -124,7 +149,11 @@ impl FractionalMaxPool {
     }
 
     /// Double backward from saved indices: gather of the grad-grad at the argmax.
-    pub fn double_backward_with_indices<T: Element>(&self, grad_grad_input: &TensorView<'_, T>, indices: &TensorView<'_, i64>) -> Result<Tensor<T>> {
+    pub fn double_backward_with_indices<T: Element>(
+        &self,
+        grad_grad_input: &TensorView<'_, T>,
+        indices: &TensorView<'_, i64>,
+    ) -> Result<Tensor<T>> {
         let layout = grad_grad_input.layout();
         let (sides, out_shape) = self.sides(grad_grad_input.shape(), layout)?;
         expect_shape("indices", indices, &out_shape, layout)?;

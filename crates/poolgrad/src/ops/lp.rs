@@ -51,7 +51,9 @@ pub struct LpPool {
 enum Resolved {
     Finite(Formula),
     /// `p = ±∞`: max pooling of `±|x|`, negated back for `−∞`.
-    Infinite { negative: bool },
+    Infinite {
+        negative: bool,
+    },
 }
 
 impl LpPool {
@@ -79,7 +81,10 @@ impl LpPool {
     fn resolve(&self) -> Result<Resolved> {
         let p = self.norm_type;
         if p == 0.0 || p.is_nan() {
-            return Err(PoolError::InvalidParameter { name: "norm_type", reason: format!("{p} is not a usable power (non-zero, not NaN)") });
+            return Err(PoolError::InvalidParameter {
+                name: "norm_type",
+                reason: format!("{p} is not a usable power (non-zero, not NaN)"),
+            });
         }
         let torch = match self.formula {
             LpFormula::Auto => self.pytorch_accepts(),
@@ -94,7 +99,10 @@ impl LpPool {
         };
         if p.is_infinite() {
             if !torch {
-                return Err(PoolError::InvalidParameter { name: "norm_type", reason: "p = ±inf is PyTorch's (no padding, no dilation)".into() });
+                return Err(PoolError::InvalidParameter {
+                    name: "norm_type",
+                    reason: "p = ±inf is PyTorch's (no padding, no dilation)".into(),
+                });
             }
             return Ok(Resolved::Infinite { negative: p < 0.0 });
         }
@@ -135,7 +143,16 @@ impl LpPool {
         let mut out = zeroed::<T>(x.shape())?;
         if let Resolved::Finite(formula) = self.resolve()? {
             let blocking = Blocking::of(x.shape(), x.layout());
-            kernels::lp::hvp(x.data(), grad_output.data(), grad_grad_input.data(), blocking, &plan.windows, self.norm_type, formula, &mut out)?;
+            kernels::lp::hvp(
+                x.data(),
+                grad_output.data(),
+                grad_grad_input.data(),
+                blocking,
+                &plan.windows,
+                self.norm_type,
+                formula,
+                &mut out,
+            )?;
         }
         Tensor::new(out, x.shape().clone(), x.layout())
     }
@@ -143,7 +160,11 @@ impl LpPool {
 
 fn sign<T: Element>(v: T) -> T::Acc {
     let a = v.to_acc();
-    if a.is_zero() { a } else { a.signum() }
+    if a.is_zero() {
+        a
+    } else {
+        a.signum()
+    }
 }
 
 impl Pooling for LpPool {
@@ -156,7 +177,14 @@ impl Pooling for LpPool {
             Resolved::Finite(formula) => {
                 let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
                 let mut out = zeroed::<T>(&plan.output)?;
-                kernels::lp::forward(x.data(), Blocking::of(x.shape(), x.layout()), &plan.windows, self.norm_type, formula, &mut out)?;
+                kernels::lp::forward(
+                    x.data(),
+                    Blocking::of(x.shape(), x.layout()),
+                    &plan.windows,
+                    self.norm_type,
+                    formula,
+                    &mut out,
+                )?;
                 Tensor::new(out, plan.output, x.layout())
             }
             Resolved::Infinite { negative } => {
@@ -175,7 +203,15 @@ impl Pooling for LpPool {
             Resolved::Finite(formula) => {
                 let mut grad_in = zeroed::<T>(x.shape())?;
                 let blocking = Blocking::of(x.shape(), x.layout());
-                kernels::lp::backward(x.data(), grad_output.data(), blocking, &plan.windows, self.norm_type, formula, &mut grad_in)?;
+                kernels::lp::backward(
+                    x.data(),
+                    grad_output.data(),
+                    blocking,
+                    &plan.windows,
+                    self.norm_type,
+                    formula,
+                    &mut grad_in,
+                )?;
                 Tensor::new(grad_in, x.shape().clone(), x.layout())
             }
             Resolved::Infinite { negative } => {
@@ -191,20 +227,37 @@ impl Pooling for LpPool {
 
     /// The directional derivative `J · v`. For finite `p` the backward also depends on
     /// the input: that part is [`LpPool::double_backward_input`].
-    fn double_backward<T: Element>(&self, x: &TensorView<'_, T>, grad_grad_input: &TensorView<'_, T>) -> Result<Tensor<T>> {
+    fn double_backward<T: Element>(
+        &self,
+        x: &TensorView<'_, T>,
+        grad_grad_input: &TensorView<'_, T>,
+    ) -> Result<Tensor<T>> {
         super::expect_shape("grad_grad_input", grad_grad_input, x.shape(), x.layout())?;
         let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
         match self.resolve()? {
             Resolved::Finite(formula) => {
                 let mut out = zeroed::<T>(&plan.output)?;
                 let blocking = Blocking::of(x.shape(), x.layout());
-                kernels::lp::jvp(x.data(), grad_grad_input.data(), blocking, &plan.windows, self.norm_type, formula, &mut out)?;
+                kernels::lp::jvp(
+                    x.data(),
+                    grad_grad_input.data(),
+                    blocking,
+                    &plan.windows,
+                    self.norm_type,
+                    formula,
+                    &mut out,
+                )?;
                 Tensor::new(out, plan.output, x.layout())
             }
             Resolved::Infinite { negative } => {
                 let (m, pool) = self.infinite(x, negative)?;
                 let saved = pool.forward_with_indices(&m.view())?;
-                let signed: Vec<T> = grad_grad_input.data().iter().zip(x.data()).map(|(&g, &v)| T::from_acc(g.to_acc() * sign(v))).collect();
+                let signed: Vec<T> = grad_grad_input
+                    .data()
+                    .iter()
+                    .zip(x.data())
+                    .map(|(&g, &v)| T::from_acc(g.to_acc() * sign(v)))
+                    .collect();
                 let signed = Tensor::new(signed, x.shape().clone(), x.layout())?;
                 pool.double_backward_with_indices(&signed.view(), &saved.indices.view())
             }

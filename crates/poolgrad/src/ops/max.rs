@@ -129,7 +129,10 @@ impl MaxPool {
         let mut out = zeroed::<T>(&plan.output)?;
         let mut taps = zeroed::<u8>(&plan.output)?;
         kernels::max::forward(x.data(), Blocking::of(x.shape(), layout), &plan.windows, &mut out, &mut taps)?;
-        Ok(MaxPoolCompactOutput { output: Tensor::new(out, plan.output.clone(), layout)?, taps: Tensor::new(taps, plan.output, layout)? })
+        Ok(MaxPoolCompactOutput {
+            output: Tensor::new(out, plan.output.clone(), layout)?,
+            taps: Tensor::new(taps, plan.output, layout)?,
+        })
     }
 
     /// Backward from the compact state: each output's gradient is added to the cell its
@@ -230,7 +233,11 @@ impl Pooling for MaxPool {
         self.backward_with_indices(x.shape(), grad_output, &saved.indices.view())
     }
 
-    fn double_backward<T: Element>(&self, x: &TensorView<'_, T>, grad_grad_input: &TensorView<'_, T>) -> Result<Tensor<T>> {
+    fn double_backward<T: Element>(
+        &self,
+        x: &TensorView<'_, T>,
+        grad_grad_input: &TensorView<'_, T>,
+    ) -> Result<Tensor<T>> {
         super::expect_shape("grad_grad_input", grad_grad_input, x.shape(), x.layout())?;
         let saved = self.forward_with_indices(x)?;
         self.double_backward_with_indices(grad_grad_input, &saved.indices.view())

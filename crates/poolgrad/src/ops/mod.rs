@@ -33,7 +33,11 @@ pub trait Pooling {
     /// directional derivative `J · v`: a gather at the argmax for the max ops, the
     /// operator itself for average pooling (it is linear). The backward's gradient
     /// w.r.t. the input is zero for max and average pooling (PyTorch's `zeros_like`).
-    fn double_backward<T: Element>(&self, x: &TensorView<'_, T>, grad_grad_input: &TensorView<'_, T>) -> Result<Tensor<T>>;
+    fn double_backward<T: Element>(
+        &self,
+        x: &TensorView<'_, T>,
+        grad_grad_input: &TensorView<'_, T>,
+    ) -> Result<Tensor<T>>;
 }
 
 /// Where an operator's windows come from.

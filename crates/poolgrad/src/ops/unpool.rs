@@ -71,12 +71,18 @@ impl MaxUnpool {
         (0..rank)
             .map(|d| {
                 if kernel[d] == 0 || stride[d] == 0 || input_spatial[d] == 0 {
-                    return Err(PoolError::InvalidParameter { name: "kernel_size", reason: format!("kernel, stride and input must be >= 1 (dim {d})") });
+                    return Err(PoolError::InvalidParameter {
+                        name: "kernel_size",
+                        reason: format!("kernel, stride and input must be >= 1 (dim {d})"),
+                    });
                 }
                 let full = (input_spatial[d] as u128 - 1) * stride[d] as u128 + kernel[d] as u128;
                 let pads = pb[d] as u128 + pe[d] as u128;
                 if full <= pads || full - pads > usize::MAX as u128 {
-                    return Err(PoolError::InvalidParameter { name: "output_size", reason: format!("default output size {full} - {pads} in dim {d} is not a positive size") });
+                    return Err(PoolError::InvalidParameter {
+                        name: "output_size",
+                        reason: format!("default output size {full} - {pads} in dim {d} is not a positive size"),
+                    });
                 }
                 Ok((full - pads) as usize)
             })
@@ -86,27 +92,53 @@ impl MaxUnpool {
     /// Forward with PyTorch-format indices; `output_spatial` overrides the default size
     /// (PyTorch requires `default − stride < size < default + stride`; any size that holds
     /// every index is accepted here).
-    pub fn forward<T: Element>(&self, x: &TensorView<'_, T>, indices: &TensorView<'_, i64>, output_spatial: Option<&[usize]>) -> Result<Tensor<T>> {
+    pub fn forward<T: Element>(
+        &self,
+        x: &TensorView<'_, T>,
+        indices: &TensorView<'_, i64>,
+        output_spatial: Option<&[usize]>,
+    ) -> Result<Tensor<T>> {
         self.scatter(x, indices, output_spatial, false)
     }
 
     /// Double backward: the adjoint of the backward's gather, a scatter-add of
     /// `grad_grad_input` (shaped like the input) to the indices. It equals the forward
     /// unless indices repeat, where contributions add up (as in PyTorch).
-    pub fn double_backward<T: Element>(&self, grad_grad_input: &TensorView<'_, T>, indices: &TensorView<'_, i64>, output_spatial: Option<&[usize]>) -> Result<Tensor<T>> {
+    pub fn double_backward<T: Element>(
+        &self,
+        grad_grad_input: &TensorView<'_, T>,
+        indices: &TensorView<'_, i64>,
+        output_spatial: Option<&[usize]>,
+    ) -> Result<Tensor<T>> {
         self.scatter(grad_grad_input, indices, output_spatial, true)
     }
 
-    fn scatter<T: Element>(&self, x: &TensorView<'_, T>, indices: &TensorView<'_, i64>, output_spatial: Option<&[usize]>, accumulate: bool) -> Result<Tensor<T>> {
+    fn scatter<T: Element>(
+        &self,
+        x: &TensorView<'_, T>,
+        indices: &TensorView<'_, i64>,
+        output_spatial: Option<&[usize]>,
+        accumulate: bool,
+    ) -> Result<Tensor<T>> {
         let shape = x.shape();
         expect_shape("indices", indices, shape, x.layout())?;
         let spatial = match output_spatial {
             Some(s) if s.len() == shape.spatial.len() => s.to_vec(),
-            Some(s) => return Err(PoolError::RankMismatch { name: "output_size", got: s.len(), spatial_dims: shape.spatial.len() }),
+            Some(s) => {
+                return Err(PoolError::RankMismatch {
+                    name: "output_size",
+                    got: s.len(),
+                    spatial_dims: shape.spatial.len(),
+                })
+            }
             None => self.default_output(&shape.spatial)?,
         };
         let out_shape = Shape::new(shape.batch, shape.channels, &spatial);
-        let sides = Sides { blocking: Blocking::of(shape, x.layout()), wide: out_shape.spatial_volume()?, narrow: shape.spatial_volume()? };
+        let sides = Sides {
+            blocking: Blocking::of(shape, x.layout()),
+            wide: out_shape.spatial_volume()?,
+            narrow: shape.spatial_volume()?,
+        };
         let mut out = zeroed::<T>(&out_shape)?;
         kernels::indexed::scatter(sides, x.data(), indices.data(), &mut out, accumulate)?;
         Tensor::new(out, out_shape, x.layout())
@@ -116,9 +148,17 @@ impl MaxUnpool {
     /// (N, C, d...) tensor of the default (inferred) output; with `output_shape` (full
     /// dims, N and C included), that result is placed at the origin of the larger output.
     /// Channels-first only, as ONNX.
-    pub fn forward_onnx<T: Element>(&self, x: &TensorView<'_, T>, indices: &TensorView<'_, i64>, output_shape: Option<&[usize]>) -> Result<Tensor<T>> {
+    pub fn forward_onnx<T: Element>(
+        &self,
+        x: &TensorView<'_, T>,
+        indices: &TensorView<'_, i64>,
+        output_shape: Option<&[usize]>,
+    ) -> Result<Tensor<T>> {
         if x.layout() != Layout::ChannelsFirst {
-            return Err(PoolError::InvalidParameter { name: "layout", reason: "ONNX MaxUnpool is channels-first".into() });
+            return Err(PoolError::InvalidParameter {
+                name: "layout",
+                reason: "ONNX MaxUnpool is channels-first".into(),
+            });
         }
         let shape = x.shape();
         let inferred = self.default_output(&shape.spatial)?;
@@ -127,8 +167,16 @@ impl MaxUnpool {
             None => inferred.clone(),
             Some(dims) => {
                 let s = Shape::from_dims(dims, Layout::ChannelsFirst)?;
-                if s.batch != shape.batch || s.channels != shape.channels || s.spatial.len() != inferred.len() || s.spatial.iter().zip(&inferred).any(|(a, b)| a < b) {
-                    return Err(PoolError::ShapeMismatch { what: "output_shape", expected: Shape::new(shape.batch, shape.channels, &inferred).dims(Layout::ChannelsFirst), got: dims.to_vec() });
+                if s.batch != shape.batch
+                    || s.channels != shape.channels
+                    || s.spatial.len() != inferred.len()
+                    || s.spatial.iter().zip(&inferred).any(|(a, b)| a < b)
+                {
+                    return Err(PoolError::ShapeMismatch {
+                        what: "output_shape",
+                        expected: Shape::new(shape.batch, shape.channels, &inferred).dims(Layout::ChannelsFirst),
+                        got: dims.to_vec(),
+                    });
                 }
                 s.spatial
             }
@@ -162,15 +210,30 @@ impl MaxUnpool {
     }
 
     /// Backward: the output gradient gathered at the indices (shaped like the input).
-    pub fn backward<T: Element>(&self, grad_output: &TensorView<'_, T>, indices: &TensorView<'_, i64>) -> Result<Tensor<T>> {
+    pub fn backward<T: Element>(
+        &self,
+        grad_output: &TensorView<'_, T>,
+        indices: &TensorView<'_, i64>,
+    ) -> Result<Tensor<T>> {
         let (gs, is) = (grad_output.shape(), indices.shape());
         if gs.batch != is.batch || gs.channels != is.channels || gs.spatial.len() != is.spatial.len() {
-            return Err(PoolError::ShapeMismatch { what: "grad_output", expected: is.dims(indices.layout()), got: gs.dims(grad_output.layout()) });
+            return Err(PoolError::ShapeMismatch {
+                what: "grad_output",
+                expected: is.dims(indices.layout()),
+                got: gs.dims(grad_output.layout()),
+            });
         }
         if grad_output.layout() != indices.layout() {
-            return Err(PoolError::InvalidParameter { name: "layout", reason: "grad_output and indices differ in layout".into() });
+            return Err(PoolError::InvalidParameter {
+                name: "layout",
+                reason: "grad_output and indices differ in layout".into(),
+            });
         }
-        let sides = Sides { blocking: Blocking::of(is, indices.layout()), wide: gs.spatial_volume()?, narrow: is.spatial_volume()? };
+        let sides = Sides {
+            blocking: Blocking::of(is, indices.layout()),
+            wide: gs.spatial_volume()?,
+            narrow: is.spatial_volume()?,
+        };
         let mut out = zeroed::<T>(is)?;
         kernels::indexed::gather(sides, grad_output.data(), indices.data(), &mut out)?;
         Tensor::new(out, is.clone(), indices.layout())
