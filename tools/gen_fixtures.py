@@ -3,8 +3,9 @@
 
 Usage (needs torch and numpy; CI never runs this, it reads the committed output):
 
-    python3 tools/gen_fixtures.py   # writes crates/poolgrad/tests/fixtures/torch_pooling.json (max, avg)
-                                    # and torch_family.json (adaptive, LP, unpool, fractional, halves)
+    python3 tools/gen_fixtures.py   # writes crates/poolgrad/tests/fixtures/torch_pooling.json (max, avg),
+                                    # torch_family.json (adaptive, LP, unpool, fractional, halves)
+                                    # and torch_one_number.json (every op with one number per list)
 
 Each case records the configuration, the input (in poolgrad's physical layout: ncx is
 (N, C, d...), nxc is (N, d..., C)), PyTorch's output, argmax indices (max) and the input
@@ -314,6 +315,77 @@ def main_family():
     print(f"wrote {len(cases)} cases to {os.path.relpath(FAMILY_OUT)} ({os.path.getsize(FAMILY_OUT)} bytes)")
 
 
+# --------------------------------------------------------------------------------------
+# One number for every dim, as PyTorch users write it (lp_pool2d(x, 2, 2), max_pool2d(x,
+# 3, 2, 1), adaptive_avg_pool3d(x, 2), ...). The lists are recorded as written (one
+# element), so the tests pass them to poolgrad as written. Written to torch_one_number.json.
+
+ONE_NUMBER_OUT = os.path.join(os.path.dirname(OUT), "torch_one_number.json")
+
+
+def one_number(rng):
+    cases = []
+    both = [("ncx", "float32"), ("nxc", "float32"), ("ncx", "float64"), ("nxc", "float64")]
+    geometry = lambda k, s, p=0, d=1, ceil=False: {
+        "kernel": [k], "stride": [s], "padding": [p], "dilation": [d], "ceil_mode": ceil}
+    lp = lambda k, s, p, ceil=False: {"norm_type": p, "kernel": [k], "stride": [s], "ceil_mode": ceil}
+    avg = lambda include: {"count_include_pad": include, "divisor_override": None}
+    # (name, op, spatial, fn, recorded parameters, positive inputs)
+    specs = [
+        ("lp2d_p2_k2", "lp", (4, 6), lambda x: (F.lp_pool2d(x, 2, 2), None), lp(2, 2, 2.0), False),
+        ("lp2d_p2_k2_s2x3", "lp", (4, 6), lambda x: (F.lp_pool2d(x, 2, 2, stride=(2, 3)), None),
+         {"norm_type": 2.0, "kernel": [2], "stride": [2, 3], "ceil_mode": False}, False),
+        ("lp2d_p3_k3s2_ceil", "lp", (8, 7), lambda x: (F.lp_pool2d(x, 3, 3, 2, ceil_mode=True), None),
+         lp(3, 2, 3.0, True), True),
+        ("lp3d_p2_k2", "lp", (4, 5, 6), lambda x: (F.lp_pool3d(x, 2, 2), None), lp(2, 2, 2.0), False),
+        ("lp3d_p1.5_k2s1", "lp", (4, 4, 5), lambda x: (F.lp_pool3d(x, 1.5, 2, 1), None), lp(2, 1, 1.5), True),
+        ("max2d_k3s2p1", "max", (7, 6), lambda x: F.max_pool2d(x, 3, 2, 1, return_indices=True), geometry(3, 2, 1), False),
+        ("max3d_k2s1_dil2", "max", (5, 6, 5), lambda x: F.max_pool3d(x, 2, 1, 0, 2, return_indices=True),
+         geometry(2, 1, 0, 2), False),
+        ("avg2d_k3s2p1_excl", "avg", (7, 6), lambda x: (F.avg_pool2d(x, 3, 2, 1, count_include_pad=False), None),
+         {**geometry(3, 2, 1), **avg(False)}, False),
+        ("avg3d_k3s2p1_ceil", "avg", (5, 6, 4), lambda x: (F.avg_pool3d(x, 3, 2, 1, ceil_mode=True), None),
+         {**geometry(3, 2, 1, 1, True), **avg(True)}, False),
+        ("adaptive_max2d_3", "adaptive_max", (7, 5), lambda x: F.adaptive_max_pool2d(x, 3, return_indices=True),
+         {"output_size": [3]}, False),
+        ("adaptive_avg3d_2", "adaptive_avg", (5, 4, 7), lambda x: (F.adaptive_avg_pool3d(x, 2), None),
+         {"output_size": [2]}, False),
+    ]
+    for name, op, spatial, fn, extra, positive in specs:
+        for layout, dtype in both:
+            cases.append(family_case(name, op, spatial, layout, dtype, rng, fn, extra, positive=positive))
+    # Fractional max pooling and max unpooling, each with one number.
+    for layout, dtype in both:
+        tdtype = torch.float32 if dtype == "float32" else torch.float64
+        samples = torch.from_numpy(rng.uniform(0, 1, (BATCH, CHANNELS, 2))).to(tdtype)
+        case = family_case("frac2d_k2_o3", "fractional_max", (7, 8), layout, dtype, rng,
+                           lambda x: F.fractional_max_pool2d(x, 2, output_size=3, return_indices=True,
+                                                             _random_samples=samples),
+                           {"kernel": [2], "output_size": [3]})
+        case["samples"] = [fmt(v, dtype) for v in samples.reshape(-1).double().tolist()]
+        cases.append(case)
+    for layout, dtype in both[:1] + both[2:3]:
+        x0 = torch.from_numpy(rng.standard_normal((BATCH, CHANNELS, 6, 8))).to(
+            torch.float32 if dtype == "float32" else torch.float64)
+        pooled, idx = F.max_pool2d(x0, 2, return_indices=True)
+        case = family_case("unpool2d_k2", "unpool", tuple(pooled.shape[2:]), layout, dtype, rng,
+                           lambda x, idx=idx: (F.max_unpool2d(x, idx, 2), None),
+                           {"kernel": [2], "stride": [2], "padding": [0], "output_size": None})
+        case["unpool_indices"] = idx.reshape(-1).tolist()
+        cases.append(case)
+    return cases
+
+
+def main_one_number():
+    rng = np.random.default_rng(20261201)
+    cases = one_number(rng)
+    with open(ONE_NUMBER_OUT, "w") as f:
+        json.dump({"generator": "tools/gen_fixtures.py", "torch": torch.__version__, "cases": cases}, f, separators=(",", ":"))
+        f.write("\n")
+    print(f"wrote {len(cases)} cases to {os.path.relpath(ONE_NUMBER_OUT)} ({os.path.getsize(ONE_NUMBER_OUT)} bytes)")
+
+
 if __name__ == "__main__":
     main()
     main_family()
+    main_one_number()

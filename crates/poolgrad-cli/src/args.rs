@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use poolgrad::{AvgPool, Layout, LpPool, MaxPool, Padding, PoolGeometry, Shape};
+use poolgrad::{AvgPool, Layout, LpFormula, LpPool, MaxPool, Padding, PoolGeometry, Shape};
 
 /// The pooling operators of the CLI contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,6 +55,38 @@ pub enum AutoPad {
     Valid,
 }
 
+/// Which LP pooling definition applies (`--lp-formula`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LpFormulaArg {
+    /// PyTorch's where PyTorch accepts the geometry (no padding, no dilation), else ONNX's.
+    Auto,
+    /// PyTorch's `lp_pool{1,2,3}d`: (Σ x^p)^(1/p) with x^p, not |x|^p.
+    Torch,
+    /// ONNX `LpPool`: (Σ |x|^p)^(1/p) over the valid taps.
+    Onnx,
+}
+
+impl LpFormulaArg {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            LpFormulaArg::Auto => "auto",
+            LpFormulaArg::Torch => "torch",
+            LpFormulaArg::Onnx => "onnx",
+        }
+    }
+}
+
+impl From<LpFormulaArg> for LpFormula {
+    fn from(f: LpFormulaArg) -> LpFormula {
+        match f {
+            LpFormulaArg::Auto => LpFormula::Auto,
+            LpFormulaArg::Torch => LpFormula::PyTorch,
+            LpFormulaArg::Onnx => LpFormula::Onnx,
+        }
+    }
+}
+
 /// Memory layout of the tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum LayoutArg {
@@ -94,8 +126,8 @@ pub struct PoolArgs {
     #[arg(long, value_name = "P[,P...]", allow_hyphen_values = true)]
     pub padding: Option<String>,
 
-    /// Asymmetric padding: begins then ends, 2k numbers (ONNX order). Excludes --padding.
-    /// [ONNX: pads]
+    /// Asymmetric padding: begins then ends, 2k numbers (ONNX order), or one number for
+    /// every begin and end. Excludes --padding. [ONNX: pads]
     #[arg(long, value_name = "B1,..,Bk,E1,..,Ek", allow_hyphen_values = true)]
     pub pads: Option<String>,
 
@@ -126,6 +158,12 @@ pub struct PoolArgs {
     /// lp: the power p (p = inf is max pooling). [PyTorch: norm_type]
     #[arg(long, value_name = "P", allow_hyphen_values = true)]
     pub norm_type: Option<String>,
+
+    /// lp: which definition applies. torch: PyTorch's (Σ x^p)^(1/p), x^p not |x|^p, no
+    /// padding or dilation; onnx: ONNX's (Σ |x|^p)^(1/p), any pads and dilation; auto:
+    /// PyTorch's where PyTorch accepts the geometry, else ONNX's. [default: auto]
+    #[arg(long, value_enum, value_name = "auto|torch|onnx")]
+    pub lp_formula: Option<LpFormulaArg>,
 
     /// Adaptive ops: output size per spatial dim. [PyTorch: output_size]
     #[arg(long, value_name = "O[,O...]", allow_hyphen_values = true)]
@@ -174,7 +212,7 @@ impl PoolArgs {
     /// The flags that only make sense for some operators, with their names.
     fn given(&self) -> Vec<&'static str> {
         let mut v = vec![];
-        let flags: [(&'static str, bool); 11] = [
+        let flags: [(&'static str, bool); 12] = [
             ("--kernel", self.kernel.is_some()),
             ("--stride", self.stride.is_some()),
             ("--padding", self.padding.is_some()),
@@ -185,6 +223,7 @@ impl PoolArgs {
             ("--count-include-pad", self.count_include_pad.is_some()),
             ("--divisor-override", self.divisor_override.is_some()),
             ("--norm-type", self.norm_type.is_some()),
+            ("--lp-formula", self.lp_formula.is_some()),
             ("--output-size", self.output_size.is_some()),
         ];
         for (name, present) in flags {
@@ -204,7 +243,7 @@ impl PoolArgs {
         let allowed: Vec<&str> = match self.op {
             Op::Max => WINDOW.to_vec(),
             Op::Avg => [&WINDOW[..], &["--count-include-pad", "--divisor-override"]].concat(),
-            Op::Lp => [&WINDOW[..], &["--norm-type"]].concat(),
+            Op::Lp => [&WINDOW[..], &["--norm-type", "--lp-formula"]].concat(),
             Op::AdaptiveMax | Op::AdaptiveAvg => vec!["--output-size"],
             Op::GlobalMax | Op::GlobalAvg => vec![],
         };
@@ -304,30 +343,33 @@ impl PoolArgs {
             bail!("--kernel is required for --op {}", self.op.name());
         };
         let mut geometry = PoolGeometry::new(&kernel).ceil_mode(self.ceil_mode);
-        geometry.stride = list("--stride", &self.stride, 1)?;
+        if let Some(s) = list("--stride", &self.stride, 1)? {
+            geometry = geometry.stride(&s);
+        }
         if let Some(d) = list("--dilation", &self.dilation, 1)? {
-            geometry.dilation = d;
+            geometry = geometry.dilation(&d);
         }
         if let Some(p) = list("--padding", &self.padding, 0)? {
-            geometry.padding = Padding::Symmetric(p);
+            geometry = geometry.padding(Padding::Symmetric(p));
         }
         if let Some(text) = &self.pads {
             let p = parse_list("--pads", text, 0)?;
-            if p.len() != 2 * rank {
-                bail!(
-                    "--pads {text}: {} values, but {rank} spatial dims need {} (begins then ends)",
-                    p.len(),
+            let padding = match p.len() {
+                1 => Padding::Explicit { begin: p.clone(), end: p },
+                n if n == 2 * rank => Padding::Explicit { begin: p[..rank].to_vec(), end: p[rank..].to_vec() },
+                n => bail!(
+                    "--pads {text}: {n} values, but {rank} spatial dims need {} (begins then ends) or 1",
                     2 * rank
-                );
-            }
-            geometry.padding = Padding::Explicit { begin: p[..rank].to_vec(), end: p[rank..].to_vec() };
+                ),
+            };
+            geometry = geometry.padding(padding);
         }
         if let Some(mode) = self.auto_pad {
-            geometry.padding = match mode {
+            geometry = geometry.padding(match mode {
                 AutoPad::SameUpper => Padding::SameUpper,
                 AutoPad::SameLower => Padding::SameLower,
                 AutoPad::Valid => Padding::Valid,
-            };
+            });
         }
         Ok(match self.op {
             Op::Max => Operator::Max(MaxPool::new(geometry)),
@@ -342,7 +384,13 @@ impl PoolArgs {
                         .divisor_override(divisor),
                 )
             }
-            Op::Lp => Operator::Lp(LpPool::new(geometry, self.norm_type()?)),
+            Op::Lp => {
+                let formula = self.lp_formula.map_or(LpFormula::Auto, LpFormula::from);
+                if formula == LpFormula::PyTorch && geometry.is_padded_or_dilated() {
+                    bail!("--lp-formula torch: PyTorch's LP pooling takes no padding and no dilation (use --lp-formula onnx)");
+                }
+                Operator::Lp(LpPool::new(geometry, self.norm_type()?).formula(formula))
+            }
             other => bail!("--op {}: not a windowed op", other.name()),
         })
     }

@@ -702,3 +702,203 @@ fn bench_extensions_compact_argmax_and_isa() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at most 256"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Runs `poolgrad run` with `flags` on `x.npy` in `d` and returns the bytes of every file
+/// it writes (output, indices for the max ops, grad-input).
+fn run_outputs(d: &Dir, flags: &[String], is_max: bool) -> Vec<Vec<u8>> {
+    let mut args: Vec<String> = ["run", "--input", &d.s("x.npy"), "--output", &d.s("y.npy")].map(String::from).into();
+    args.extend(flags.iter().cloned());
+    if is_max {
+        args.extend(["--indices".to_string(), d.s("i.npy")]);
+    }
+    let out = poolgrad(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{flags:?}: {}", String::from_utf8_lossy(&out.stderr));
+    // The grad-output: the output's shape, distinct values.
+    let (shape, y) = read::<f64>(&d.p("y.npy"));
+    let gy: Vec<f64> = (0..y.len()).map(|i| ((i * 37) % 23) as f64 * 0.25 - 2.0).collect();
+    write_f64(&d.p("gy.npy"), &shape, &gy);
+    args.extend(["--grad-output", &d.s("gy.npy"), "--grad-input", &d.s("gx.npy")].map(String::from));
+    let out = poolgrad(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{flags:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let mut files = vec![std::fs::read(d.p("y.npy")).unwrap(), std::fs::read(d.p("gx.npy")).unwrap()];
+    if is_max {
+        files.push(std::fs::read(d.p("i.npy")).unwrap());
+    }
+    files
+}
+
+#[test]
+fn one_number_in_a_list_flag_means_every_dim() {
+    // (op, flags with their per-dim value, extra flags): each list flag written once must
+    // give the same files, byte for byte, as the same number repeated per dim.
+    let cases: [(&str, &[(&str, usize)], &[&str]); 7] = [
+        ("max", &[("--kernel", 3), ("--stride", 2), ("--padding", 1), ("--dilation", 2)], &["--ceil-mode"]),
+        ("max", &[("--kernel", 3), ("--stride", 2), ("--pads", 1), ("--dilation", 2)], &[]),
+        ("avg", &[("--kernel", 3), ("--stride", 2), ("--padding", 1), ("--dilation", 2)], &["--ceil-mode"]),
+        ("avg", &[("--kernel", 3), ("--stride", 1), ("--pads", 1)], &["--count-include-pad", "false"]),
+        ("lp", &[("--kernel", 2), ("--stride", 3)], &["--norm-type", "2"]),
+        ("lp", &[("--kernel", 3), ("--stride", 2), ("--padding", 1), ("--dilation", 2)], &["--norm-type", "3"]),
+        ("adaptive-max", &[("--output-size", 4)], &[]),
+    ];
+    let d = Dir::new();
+    for dims in [vec![2usize, 3, 9, 7], vec![1, 2, 7, 5, 9]] {
+        let rank = dims.len() - 2;
+        let n: usize = dims.iter().product();
+        // Positive values, so PyTorch's LP formula stays real.
+        let x: Vec<f64> = (0..n).map(|i| ((i * 2654435761) % 97) as f64 * 0.125 + 0.5).collect();
+        write_f64(&d.p("x.npy"), &dims, &x);
+        let mut all = cases.to_vec();
+        all.push(("adaptive-avg", &[("--output-size", 3)], &[]));
+        for (op, lists, extra) in all {
+            let written = |once: Option<&str>| -> Vec<String> {
+                let mut flags = vec!["--op".to_string(), op.to_string()];
+                for &(flag, value) in lists {
+                    let count = match (flag, once == Some(flag)) {
+                        (_, true) => 1,
+                        ("--pads", false) => 2 * rank,
+                        _ => rank,
+                    };
+                    flags.push(flag.to_string());
+                    flags.push(vec![value.to_string(); count].join(","));
+                }
+                flags.extend(extra.iter().map(|s| s.to_string()));
+                flags
+            };
+            let is_max = op.contains("max");
+            let baseline = run_outputs(&d, &written(None), is_max);
+            for &(flag, _) in lists {
+                let once = run_outputs(&d, &written(Some(flag)), is_max);
+                assert!(once == baseline, "{op} {rank}-D: {flag} written once differs from {flag} per dim");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_onnx_lppool_case_runs_through_the_cli() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/onnx");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("manifest.json")).unwrap()).unwrap();
+    let d = Dir::new();
+    let mut passed = 0;
+    for case in manifest["cases"].as_array().unwrap().iter().filter(|c| c["op_type"] == "LpPool") {
+        let id = case["id"].as_str().unwrap();
+        let attrs = &case["attributes"];
+        let list = |key: &str| {
+            attrs.get(key).map(|v| v.as_array().unwrap().iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","))
+        };
+        let kernel = list("kernel_shape").unwrap();
+        let rank = attrs["kernel_shape"].as_array().unwrap().len();
+        // ONNX's defaults: stride 1, no padding.
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "--op".into(),
+            "lp".into(),
+            "--lp-formula".into(),
+            "onnx".into(),
+            "--norm-type".into(),
+            attrs["p"].to_string(),
+            "--kernel".into(),
+            kernel,
+            "--stride".into(),
+            list("strides").unwrap_or(vec!["1"; rank].join(",")),
+        ];
+        if let Some(d) = list("dilations") {
+            args.extend(["--dilation".into(), d]);
+        }
+        match attrs.get("auto_pad").and_then(|v| v.as_str()) {
+            Some(mode) => args.extend(["--auto-pad".into(), mode.to_lowercase().replace('_', "-")]),
+            None => args.extend(["--pads".into(), list("pads").unwrap_or(vec!["0"; 2 * rank].join(","))]),
+        }
+        let input = root.join(id).join("input_0.npy");
+        args.extend(["--input".into(), input.to_string_lossy().into_owned(), "--output".into(), d.s("y.npy")]);
+        let out = poolgrad(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(out.status.success(), "{id}: {}", String::from_utf8_lossy(&out.stderr));
+        let (shape, got) = read::<f32>(&d.p("y.npy"));
+        let (want_shape, want) = read::<f32>(&root.join(id).join("output_0.npy"));
+        assert_eq!(shape, want_shape, "{id}: shape");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{id}: element {i}: got {g}, want {w}");
+        }
+        passed += 1;
+    }
+    assert_eq!(passed, 8, "the ONNX suite has 8 LpPool cases");
+}
+
+#[test]
+fn lp_formula_torch_refuses_padding_and_dilation() {
+    let d = Dir::new();
+    write_f32(&d.p("x.npy"), &[1, 1, 4, 6], &values(24, 3));
+    for extra in [["--padding", "1"], ["--dilation", "2"], ["--pads", "0,1,0,0"]] {
+        let mut args = vec!["run", "--op", "lp", "--norm-type", "2", "--kernel", "2", "--lp-formula", "torch"];
+        args.extend(extra);
+        let input = d.s("x.npy");
+        let output = d.s("y.npy");
+        args.extend(["--input", &input, "--output", &output]);
+        let out = poolgrad(&args);
+        assert!(!out.status.success(), "{extra:?} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--lp-formula torch") && err.lines().count() == 1, "{extra:?}: {err}");
+        assert!(!d.p("y.npy").exists(), "{extra:?}: an output was written");
+    }
+    // The same geometry with the ONNX formula runs.
+    let input = d.s("x.npy");
+    let output = d.s("y.npy");
+    let out = poolgrad(&[
+        "run",
+        "--op",
+        "lp",
+        "--norm-type",
+        "2",
+        "--kernel",
+        "2",
+        "--padding",
+        "1",
+        "--lp-formula",
+        "onnx",
+        "--input",
+        &input,
+        "--output",
+        &output,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn lp_kernel_written_once_matches_pytorch() {
+    // PyTorch 2.15: lp_pool2d(x, 2, 2, stride=(2, 3)) on x = arange(24).reshape(1, 1, 4, 6)
+    // = sqrt of the 2x2 window sums of squares (K = 4 cells, not 2).
+    let d = Dir::new();
+    let x: Vec<f32> = (0..24).map(|v| v as f32).collect();
+    write_f32(&d.p("x.npy"), &[1, 1, 4, 6], &x);
+    let (input, output) = (d.s("x.npy"), d.s("y.npy"));
+    let out = poolgrad(&[
+        "run",
+        "--op",
+        "lp",
+        "--norm-type",
+        "2",
+        "--kernel",
+        "2",
+        "--stride",
+        "2,3",
+        "--input",
+        &input,
+        "--output",
+        &output,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (shape, got) = read::<f32>(&d.p("y.npy"));
+    assert_eq!(shape, vec![1, 1, 2, 2]);
+    // Windows (rows 0-1, cols 0-1), (0-1, 3-4), (2-3, 0-1), (2-3, 3-4), summed by hand.
+    let want = [
+        (0.0f32 + 1.0 + 36.0 + 49.0),
+        (9.0 + 16.0 + 81.0 + 100.0),
+        (144.0 + 169.0 + 324.0 + 361.0),
+        (225.0 + 256.0 + 441.0 + 484.0),
+    ]
+    .map(f32::sqrt);
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() <= 1e-5 * w, "got {got:?}, want {want:?}");
+    }
+}

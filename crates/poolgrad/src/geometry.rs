@@ -38,7 +38,8 @@ pub enum Padding {
     /// The same padding at both ends of each dim (PyTorch's `padding`): one value for
     /// every dim, or one per dim.
     Symmetric(Vec<usize>),
-    /// Begin and end padding per dim (ONNX's `pads`, split into its two halves).
+    /// Begin and end padding per dim (ONNX's `pads`, split into its two halves); each
+    /// half holds one value for every dim, or one per dim.
     Explicit {
         /// Padding before each dim's first element.
         begin: Vec<usize>,
@@ -53,31 +54,68 @@ pub enum Padding {
     Valid,
 }
 
+/// A per-dim parameter as the caller wrote it: one value for every spatial dim, or one
+/// value per dim (PyTorch's `kernel_size=3` and `kernel_size=(3, 3)`).
+///
+/// Its values can only be read through [`PerDim::expand`], which needs the rank: code can
+/// never take the one number of `kernel_size=3` for the value of a single dim (a kernel
+/// volume of 3 instead of 9, say). Expansion happens in this module and nowhere else.
+///
+/// ```
+/// use poolgrad::geometry::PerDim;
+/// assert_eq!(PerDim::new(&[3]).expand("kernel_size", 2).unwrap(), vec![3, 3]);
+/// assert_eq!(PerDim::new(&[3, 2]).expand("kernel_size", 2).unwrap(), vec![3, 2]);
+/// assert!(PerDim::new(&[3, 2]).expand("kernel_size", 3).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PerDim(Vec<usize>);
+
+impl PerDim {
+    /// The parameter from its values as written: one (every dim) or one per dim.
+    pub fn new(values: &[usize]) -> Self {
+        PerDim(values.to_vec())
+    }
+
+    /// The values for an input with `rank` spatial dims; `name` names the parameter in
+    /// the error when the count is neither 1 nor `rank`.
+    pub fn expand(&self, name: &'static str, rank: usize) -> Result<Vec<usize>> {
+        per_dim(name, &self.0, rank)
+    }
+}
+
+impl From<&[usize]> for PerDim {
+    fn from(values: &[usize]) -> Self {
+        PerDim::new(values)
+    }
+}
+
 /// The window geometry of a pooling layer, before it meets an input.
 ///
 /// Per-dim parameters take one value (applied to every spatial dim) or one value per dim.
-/// Defaults follow PyTorch: stride = kernel, dilation 1, no padding, floor mode.
+/// Defaults follow PyTorch: stride = kernel, dilation 1, no padding, floor mode. The
+/// parameters are private: what operators and kernels see is the resolved per-dim
+/// geometry ([`PoolGeometry::resolve`]), never a list as the caller wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolGeometry {
     /// Window size per spatial dim (`kernel_size`).
-    pub kernel_size: Vec<usize>,
+    kernel_size: PerDim,
     /// Step between windows (`stride`); `None` means "equal to the kernel".
-    pub stride: Option<Vec<usize>>,
+    stride: Option<PerDim>,
     /// Distance between taps (`dilation`).
-    pub dilation: Vec<usize>,
+    dilation: PerDim,
     /// Padding (`padding`, ONNX `pads` or `auto_pad`).
-    pub padding: Padding,
+    padding: Padding,
     /// Round the output size up instead of down (`ceil_mode`).
-    pub ceil_mode: bool,
+    ceil_mode: bool,
 }
 
 impl PoolGeometry {
     /// A geometry with the given kernel and PyTorch's defaults for everything else.
     pub fn new(kernel_size: &[usize]) -> Self {
         PoolGeometry {
-            kernel_size: kernel_size.to_vec(),
+            kernel_size: PerDim::new(kernel_size),
             stride: None,
-            dilation: vec![1],
+            dilation: PerDim::new(&[1]),
             padding: Padding::None,
             ceil_mode: false,
         }
@@ -85,13 +123,13 @@ impl PoolGeometry {
 
     /// Sets the stride.
     pub fn stride(mut self, stride: &[usize]) -> Self {
-        self.stride = Some(stride.to_vec());
+        self.stride = Some(PerDim::new(stride));
         self
     }
 
     /// Sets the dilation.
     pub fn dilation(mut self, dilation: &[usize]) -> Self {
-        self.dilation = dilation.to_vec();
+        self.dilation = PerDim::new(dilation);
         self
     }
 
@@ -107,6 +145,25 @@ impl PoolGeometry {
         self
     }
 
+    /// Whether some dim is padded (any non-zero `padding` or `pads`, or SAME auto-padding,
+    /// whatever the input) or dilated: the geometries PyTorch's LP pooling refuses.
+    ///
+    /// ```
+    /// use poolgrad::{Padding, PoolGeometry};
+    /// assert!(!PoolGeometry::new(&[2]).padding(Padding::Symmetric(vec![0])).is_padded_or_dilated());
+    /// assert!(PoolGeometry::new(&[2]).dilation(&[1, 2]).is_padded_or_dilated());
+    /// assert!(PoolGeometry::new(&[2]).padding(Padding::SameUpper).is_padded_or_dilated());
+    /// ```
+    pub fn is_padded_or_dilated(&self) -> bool {
+        let padded = match &self.padding {
+            Padding::None | Padding::Valid => false,
+            Padding::Symmetric(p) => p.iter().any(|&v| v != 0),
+            Padding::Explicit { begin, end } => begin.iter().chain(end).any(|&v| v != 0),
+            Padding::SameUpper | Padding::SameLower => true,
+        };
+        padded || self.dilation.0.iter().any(|&d| d != 1)
+    }
+
     /// The output's spatial shape for an input of the given spatial shape.
     pub fn output_spatial(&self, input_spatial: &[usize]) -> Result<Vec<usize>> {
         Ok(self.resolve(input_spatial)?.iter().map(|a| a.output).collect())
@@ -119,12 +176,12 @@ impl PoolGeometry {
         if rank == 0 {
             return Err(PoolError::InvalidShape { what: "input", reason: "needs at least one spatial dim".into() });
         }
-        let kernel = per_dim("kernel_size", &self.kernel_size, rank)?;
+        let kernel = self.kernel_size.expand("kernel_size", rank)?;
         let stride = match &self.stride {
-            Some(s) => per_dim("stride", s, rank)?,
+            Some(s) => s.expand("stride", rank)?,
             None => kernel.clone(),
         };
-        let dilation = per_dim("dilation", &self.dilation, rank)?;
+        let dilation = self.dilation.expand("dilation", rank)?;
         for (name, values) in [("kernel_size", &kernel), ("stride", &stride), ("dilation", &dilation)] {
             if let Some(d) = values.iter().position(|&v| v == 0) {
                 return Err(PoolError::InvalidParameter {
@@ -153,16 +210,7 @@ impl PoolGeometry {
                 let p = per_dim("padding", p, rank)?;
                 (p.clone(), p)
             }
-            Padding::Explicit { begin, end } => {
-                if begin.len() != rank || end.len() != rank {
-                    return Err(PoolError::RankMismatch {
-                        name: "pads",
-                        got: begin.len() + end.len(),
-                        spatial_dims: rank,
-                    });
-                }
-                (begin.clone(), end.clone())
-            }
+            Padding::Explicit { begin, end } => (per_dim("pads", begin, rank)?, per_dim("pads", end, rank)?),
         };
         (0..rank)
             .map(|d| {
@@ -185,7 +233,7 @@ impl PoolGeometry {
 }
 
 /// Expands a per-dim parameter: one value for every dim, or exactly one per dim.
-pub(crate) fn per_dim(name: &'static str, values: &[usize], rank: usize) -> Result<Vec<usize>> {
+fn per_dim(name: &'static str, values: &[usize], rank: usize) -> Result<Vec<usize>> {
     match values.len() {
         1 => Ok(vec![values[0]; rank]),
         n if n == rank => Ok(values.to_vec()),

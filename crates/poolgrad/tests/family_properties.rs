@@ -229,8 +229,7 @@ struct WithSamples {
 
 impl Pooling for WithSamples {
     fn output_shape(&self, input: &Shape) -> Result<Shape> {
-        let rank = input.spatial.len();
-        Ok(Shape::new(input.batch, input.channels, &vec![self.pool.output_size[0]; rank]))
+        self.pool.output_shape(input)
     }
     fn forward<T: Element>(&self, x: &TensorView<'_, T>) -> Result<Tensor<T>> {
         let samples: Vec<T> = self.samples.iter().map(|&v| T::from_f64(v)).collect();

@@ -18,11 +18,11 @@ fn ints(v: Option<&Value>) -> Option<Vec<usize>> {
 /// ONNX attributes → our geometry (ONNX defaults: stride 1, no pads, floor).
 fn geometry(attrs: &Value, rank: usize) -> PoolGeometry {
     let kernel = ints(attrs.get("kernel_shape")).unwrap();
-    let mut g = PoolGeometry::new(&kernel)
+    let g = PoolGeometry::new(&kernel)
         .stride(&ints(attrs.get("strides")).unwrap_or(vec![1; rank]))
         .dilation(&ints(attrs.get("dilations")).unwrap_or(vec![1; rank]))
         .ceil_mode(attrs.get("ceil_mode").and_then(Value::as_i64) == Some(1));
-    g.padding = match attrs.get("auto_pad").and_then(Value::as_str).unwrap_or("NOTSET") {
+    let padding = match attrs.get("auto_pad").and_then(Value::as_str).unwrap_or("NOTSET") {
         "SAME_UPPER" => Padding::SameUpper,
         "SAME_LOWER" => Padding::SameLower,
         "VALID" => Padding::Valid,
@@ -32,7 +32,7 @@ fn geometry(attrs: &Value, rank: usize) -> PoolGeometry {
         },
         other => panic!("auto_pad {other}"),
     };
-    g
+    g.padding(padding)
 }
 
 /// Runs one case in `T`, checking forward values, indices and the backward against the

@@ -160,13 +160,12 @@ fn check<T: Element>(case: &Value, tol: &Tol) {
     }
 }
 
-#[test]
-fn matches_pytorch_on_the_whole_family() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch_family.json");
+/// Checks every case of a fixture file; returns the case count per op.
+fn check_file(file: &str) -> (Value, std::collections::BTreeMap<String, usize>) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(file);
     let fixtures: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    let cases = fixtures["cases"].as_array().unwrap();
     let mut counts = std::collections::BTreeMap::new();
-    for case in cases {
+    for case in fixtures["cases"].as_array().unwrap() {
         match case["dtype"].as_str().unwrap() {
             "float32" => check::<f32>(case, &Tol { exact: 0.0, approx: 2e-6 }),
             "float64" => check::<f64>(case, &Tol { exact: 0.0, approx: 1e-13 }),
@@ -178,6 +177,25 @@ fn matches_pytorch_on_the_whole_family() {
         }
         *counts.entry(case["op"].as_str().unwrap().to_string()).or_insert(0) += 1;
     }
-    println!("PyTorch {}: {} family cases passed: {counts:?}", fixtures["torch"], cases.len());
-    assert_eq!(cases.len(), 112);
+    (fixtures, counts)
+}
+
+#[test]
+fn matches_pytorch_on_the_whole_family() {
+    let (fixtures, counts) = check_file("torch_family.json");
+    println!("PyTorch {}: {} family cases passed: {counts:?}", fixtures["torch"], counts.values().sum::<usize>());
+    assert_eq!(counts.values().sum::<usize>(), 112);
+}
+
+/// Every op with its list parameters written as one number, as PyTorch users write them
+/// (`lp_pool2d(x, 2, 2)`, `max_pool3d(x, 2, 1, 0, 2)`, `adaptive_avg_pool3d(x, 2)`, ...),
+/// passed to poolgrad as written.
+#[test]
+fn matches_pytorch_with_one_number_per_list() {
+    let (fixtures, counts) = check_file("torch_one_number.json");
+    println!("PyTorch {}: {} one-number cases passed: {counts:?}", fixtures["torch"], counts.values().sum::<usize>());
+    assert_eq!(counts.values().sum::<usize>(), 50);
+    for op in ["lp", "max", "avg", "adaptive_max", "adaptive_avg", "fractional_max", "unpool"] {
+        assert!(counts.contains_key(op), "no {op} case");
+    }
 }

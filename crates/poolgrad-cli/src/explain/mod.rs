@@ -99,6 +99,9 @@ fn describe(args: &PoolArgs, spatial: &[usize]) -> String {
     if args.ceil_mode {
         parts.push("ceil mode".into());
     }
+    if let Some(formula) = args.lp_formula {
+        parts.push(format!("{} formula", formula.name()));
+    }
     if let Some(c) = args.count_include_pad {
         parts.push(format!("count_include_pad {c}"));
     }
@@ -126,6 +129,9 @@ fn stem(args: &PoolArgs) -> String {
     }
     if args.count_include_pad == Some(false) {
         s.push_str("-excludepad");
+    }
+    if let Some(formula) = args.lp_formula {
+        s.push_str(&format!("-{}", formula.name()));
     }
     s
 }

@@ -173,9 +173,8 @@ fn axes_of(op: &Operator, spatial: &[usize]) -> Result<Vec<Axis>> {
             .collect(),
         WindowSpec::Adaptive(sizes) => spatial
             .iter()
-            .enumerate()
-            .map(|(d, &i)| {
-                let o = if sizes.len() == 1 { sizes[0] } else { sizes[d] };
+            .zip(sizes.expand("output_size", spatial.len())?)
+            .map(|(&i, o)| {
                 let taps = (0..o)
                     .map(|k| {
                         let (s, e) = adaptive_window(k, i, o);

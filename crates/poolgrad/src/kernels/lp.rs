@@ -31,17 +31,25 @@ impl Formula {
         }
     }
 
-    /// `ψ'(x) / p`.
+    /// `ψ'(x) / p`. For ONNX's `|x|^p` the sign of `x` is 0 at `x = ±0` (PyTorch's
+    /// `sgn`, the subgradient 0 of `|x|` at 0), not the sign of the zero's bit.
     fn phi<A: Float>(self, x: A, p: A) -> A {
         match self {
             Formula::Torch { .. } => x.powf(p - A::one()),
-            Formula::Onnx => x.abs().powf(p - A::one()) * x.signum(),
+            Formula::Onnx => {
+                let sign = if x.is_zero() { A::zero() } else { x.signum() };
+                x.abs().powf(p - A::one()) * sign
+            }
         }
     }
 
-    /// `φ'(x)`.
+    /// `φ'(x)`; 0 for `p = 1`, where `φ` is constant (or the sign) and `x^(p−2)` would
+    /// make `0 · ∞` at `x = 0`.
     fn dphi<A: Float>(self, x: A, p: A) -> A {
         let two = A::one() + A::one();
+        if p == A::one() {
+            return A::zero();
+        }
         match self {
             Formula::Torch { .. } => (p - A::one()) * x.powf(p - two),
             Formula::Onnx => (p - A::one()) * x.abs().powf(p - two),
@@ -152,12 +160,12 @@ pub(crate) fn backward<T: Element>(
                     if sum == T::Acc::zero() {
                         continue;
                     }
-                    // dy/dx_i = S^(1/p − 1) · |x_i|^(p−1) · sign(x_i)
+                    // dy/dx_i = S^(1/p − 1) · φ(x_i), φ(x) = |x|^(p−1) · sign(x)
                     let scale = g[o * lanes + lane].to_acc() * sum.powf(inv_p - T::Acc::one());
                     for &c in window.cells {
                         let v = at(c);
                         let cell = &mut gx[c * lanes + lane];
-                        *cell = T::from_acc(cell.to_acc() + scale * v.abs().powf(pa - T::Acc::one()) * v.signum());
+                        *cell = T::from_acc(cell.to_acc() + scale * formula.phi(v, pa));
                     }
                 }
                 Ok(())
@@ -200,7 +208,7 @@ pub(crate) fn jvp<T: Element>(
                             let dsum = window
                                 .cells
                                 .iter()
-                                .fold(T::Acc::zero(), |s, &c| s + pa * at(c).powf(pa - one) * tangent(c));
+                                .fold(T::Acc::zero(), |s, &c| s + pa * formula.phi(at(c), pa) * tangent(c));
                             inv_p * m.powf(inv_p - one) * k * dsum / count
                         }
                     }
@@ -209,9 +217,10 @@ pub(crate) fn jvp<T: Element>(
                         if sum == T::Acc::zero() {
                             T::Acc::zero()
                         } else {
-                            let dsum = window.cells.iter().fold(T::Acc::zero(), |s, &c| {
-                                s + at(c).abs().powf(pa - one) * at(c).signum() * tangent(c)
-                            });
+                            let dsum = window
+                                .cells
+                                .iter()
+                                .fold(T::Acc::zero(), |s, &c| s + formula.phi(at(c), pa) * tangent(c));
                             sum.powf(inv_p - one) * dsum
                         }
                     }

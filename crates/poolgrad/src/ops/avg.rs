@@ -2,7 +2,7 @@
 
 use super::{zeroed, Pooling, WindowSpec};
 use crate::error::{PoolError, Result};
-use crate::geometry::PoolGeometry;
+use crate::geometry::{PerDim, PoolGeometry};
 use crate::kernels;
 use crate::kernels::avg::Divisor;
 use crate::tensor::{Blocking, Element, Shape, Tensor, TensorView};
@@ -47,7 +47,11 @@ impl AvgPool {
 
     /// Adaptive average pooling to `output_size` (one value, or one per spatial dim).
     pub fn adaptive(output_size: &[usize]) -> Self {
-        AvgPool { windows: WindowSpec::Adaptive(output_size.to_vec()), count_include_pad: true, divisor_override: None }
+        AvgPool {
+            windows: WindowSpec::Adaptive(PerDim::new(output_size)),
+            count_include_pad: true,
+            divisor_override: None,
+        }
     }
 
     /// Global average pooling: the mean of each plane.

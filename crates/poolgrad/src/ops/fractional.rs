@@ -3,7 +3,7 @@
 use super::max::MaxPoolOutput;
 use super::{expect_shape, zeroed};
 use crate::error::{PoolError, Result};
-use crate::geometry::{fractional_starts, per_dim};
+use crate::geometry::{fractional_starts, PerDim};
 use crate::kernels;
 use crate::kernels::indexed::Sides;
 use crate::kernels::window::{AxisWindows, Windows};
@@ -29,15 +29,30 @@ use crate::tensor::{Blocking, Element, Layout, Shape, Tensor, TensorView};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FractionalMaxPool {
     /// Window size per spatial dim (one value applies to every dim).
-    pub kernel_size: Vec<usize>,
+    kernel_size: PerDim,
     /// Output size per spatial dim (one value applies to every dim).
-    pub output_size: Vec<usize>,
+    output_size: PerDim,
 }
 
 impl FractionalMaxPool {
     /// Fractional max pooling with the given kernel and output sizes.
     pub fn new(kernel_size: &[usize], output_size: &[usize]) -> Self {
-        FractionalMaxPool { kernel_size: kernel_size.to_vec(), output_size: output_size.to_vec() }
+        FractionalMaxPool { kernel_size: PerDim::new(kernel_size), output_size: PerDim::new(output_size) }
+    }
+
+    /// The output's logical shape for an input of logical shape `input`: the output size
+    /// per dim, batch and channels kept.
+    ///
+    /// ```
+    /// use poolgrad::{FractionalMaxPool, Shape};
+    /// let pool = FractionalMaxPool::new(&[2], &[3]);
+    /// assert_eq!(pool.output_shape(&Shape::new(2, 4, &[7, 6])).unwrap(), Shape::new(2, 4, &[3, 3]));
+    /// ```
+    pub fn output_shape(&self, input: &Shape) -> Result<Shape> {
+        let output = self.output_size.expand("output_size", input.spatial.len())?;
+        let shape = Shape::new(input.batch, input.channels, &output);
+        shape.numel()?;
+        Ok(shape)
     }
 
     /// Checks the request and returns (kernel, output, output shape).
@@ -49,8 +64,8 @@ impl FractionalMaxPool {
                 reason: format!("fractional max pooling is 2-D or 3-D, got {rank} spatial dims"),
             });
         }
-        let kernel = per_dim("kernel_size", &self.kernel_size, rank)?;
-        let output = per_dim("output_size", &self.output_size, rank)?;
+        let kernel = self.kernel_size.expand("kernel_size", rank)?;
+        let output = self.output_size.expand("output_size", rank)?;
         let planes = shape.batch.checked_mul(shape.channels).ok_or(PoolError::Overflow { what: "planes" })?;
         if samples.len() != planes * rank {
             return Err(PoolError::DataLength {
@@ -121,9 +136,7 @@ impl FractionalMaxPool {
     }
 
     fn sides(&self, input_shape: &Shape, layout: Layout) -> Result<(Sides, Shape)> {
-        let rank = input_shape.spatial.len();
-        let output = per_dim("output_size", &self.output_size, rank)?;
-        let out_shape = Shape::new(input_shape.batch, input_shape.channels, &output);
+        let out_shape = self.output_shape(input_shape)?;
         let sides = Sides {
             blocking: Blocking::of(input_shape, layout),
             wide: input_shape.spatial_volume()?,

@@ -3,7 +3,7 @@
 use super::max::MaxPool;
 use super::{zeroed, Pooling, WindowSpec};
 use crate::error::{PoolError, Result};
-use crate::geometry::{Padding, PoolGeometry};
+use crate::geometry::PoolGeometry;
 use crate::kernels;
 use crate::kernels::lp::Formula;
 use crate::tensor::{Blocking, Element, Shape, Tensor, TensorView};
@@ -69,16 +69,12 @@ impl LpPool {
     }
 
     fn pytorch_accepts(&self) -> bool {
-        let no_padding = match &self.geometry.padding {
-            Padding::None | Padding::Valid => true,
-            Padding::Symmetric(p) => p.iter().all(|&v| v == 0),
-            Padding::Explicit { begin, end } => begin.iter().chain(end).all(|&v| v == 0),
-            Padding::SameUpper | Padding::SameLower => false,
-        };
-        no_padding && self.geometry.dilation.iter().all(|&d| d == 1)
+        !self.geometry.is_padded_or_dilated()
     }
 
-    fn resolve(&self) -> Result<Resolved> {
+    /// The formula for an input of logical shape `input` (PyTorch's scale is the volume
+    /// of the kernel resolved per dim: `kernel_size=2` in 2-D is a 2x2 window, `K = 4`).
+    fn resolve(&self, input: &Shape) -> Result<Resolved> {
         let p = self.norm_type;
         if p == 0.0 || p.is_nan() {
             return Err(PoolError::InvalidParameter {
@@ -107,7 +103,12 @@ impl LpPool {
             return Ok(Resolved::Infinite { negative: p < 0.0 });
         }
         Ok(Resolved::Finite(if torch {
-            Formula::Torch { kernel_volume: self.geometry.kernel_size.iter().product() }
+            let axes = self.geometry.resolve(&input.spatial)?;
+            let kernel_volume = axes
+                .iter()
+                .try_fold(1usize, |volume, axis| volume.checked_mul(axis.kernel))
+                .ok_or(PoolError::Overflow { what: "kernel volume" })?;
+            Formula::Torch { kernel_volume }
         } else {
             Formula::Onnx
         }))
@@ -141,7 +142,7 @@ impl LpPool {
         let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
         plan.expect_output("grad_output", grad_output, x.layout())?;
         let mut out = zeroed::<T>(x.shape())?;
-        if let Resolved::Finite(formula) = self.resolve()? {
+        if let Resolved::Finite(formula) = self.resolve(x.shape())? {
             let blocking = Blocking::of(x.shape(), x.layout());
             kernels::lp::hvp(
                 x.data(),
@@ -173,7 +174,7 @@ impl Pooling for LpPool {
     }
 
     fn forward<T: Element>(&self, x: &TensorView<'_, T>) -> Result<Tensor<T>> {
-        match self.resolve()? {
+        match self.resolve(x.shape())? {
             Resolved::Finite(formula) => {
                 let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
                 let mut out = zeroed::<T>(&plan.output)?;
@@ -199,7 +200,7 @@ impl Pooling for LpPool {
     fn backward<T: Element>(&self, x: &TensorView<'_, T>, grad_output: &TensorView<'_, T>) -> Result<Tensor<T>> {
         let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
         plan.expect_output("grad_output", grad_output, x.layout())?;
-        match self.resolve()? {
+        match self.resolve(x.shape())? {
             Resolved::Finite(formula) => {
                 let mut grad_in = zeroed::<T>(x.shape())?;
                 let blocking = Blocking::of(x.shape(), x.layout());
@@ -234,7 +235,7 @@ impl Pooling for LpPool {
     ) -> Result<Tensor<T>> {
         super::expect_shape("grad_grad_input", grad_grad_input, x.shape(), x.layout())?;
         let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
-        match self.resolve()? {
+        match self.resolve(x.shape())? {
             Resolved::Finite(formula) => {
                 let mut out = zeroed::<T>(&plan.output)?;
                 let blocking = Blocking::of(x.shape(), x.layout());

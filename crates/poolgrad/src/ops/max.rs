@@ -3,7 +3,7 @@
 
 use super::{zeroed, Plan, Pooling, WindowSpec};
 use crate::error::{PoolError, Result};
-use crate::geometry::PoolGeometry;
+use crate::geometry::{PerDim, PoolGeometry};
 use crate::kernels;
 use crate::kernels::indexed::Sides;
 use crate::tensor::{Blocking, Element, Layout, MaxElement, Shape, Tensor, TensorView};
@@ -81,7 +81,7 @@ impl MaxPool {
 
     /// Adaptive max pooling to `output_size` (one value, or one per spatial dim).
     pub fn adaptive(output_size: &[usize]) -> Self {
-        MaxPool { windows: WindowSpec::Adaptive(output_size.to_vec()) }
+        MaxPool { windows: WindowSpec::Adaptive(PerDim::new(output_size)) }
     }
 
     /// Global max pooling: one window per plane.

@@ -13,7 +13,7 @@ pub mod max;
 pub mod unpool;
 
 use crate::error::{PoolError, Result};
-use crate::geometry::{per_dim, PoolGeometry};
+use crate::geometry::{PerDim, PoolGeometry};
 use crate::kernels::window::{AxisWindows, Windows};
 use crate::tensor::{Element, Layout, Shape, Tensor, TensorView};
 
@@ -47,7 +47,7 @@ pub enum WindowSpec {
     Regular(PoolGeometry),
     /// PyTorch's adaptive windows for the given output size per spatial dim (one value
     /// applies to every dim).
-    Adaptive(Vec<usize>),
+    Adaptive(PerDim),
     /// One window over each whole plane; the output keeps every spatial dim with size 1.
     Global,
 }
@@ -74,7 +74,7 @@ impl WindowSpec {
         let axes: Vec<AxisWindows> = match self {
             WindowSpec::Regular(g) => g.resolve(&input.spatial)?.iter().map(AxisWindows::regular).collect(),
             WindowSpec::Adaptive(sizes) => {
-                let sizes = per_dim("output_size", sizes, rank)?;
+                let sizes = sizes.expand("output_size", rank)?;
                 if let Some(d) = sizes.iter().position(|&s| s == 0) {
                     return Err(PoolError::InvalidParameter {
                         name: "output_size",

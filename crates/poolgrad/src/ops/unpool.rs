@@ -2,7 +2,7 @@
 
 use super::{expect_shape, zeroed};
 use crate::error::{PoolError, Result};
-use crate::geometry::per_dim;
+use crate::geometry::PerDim;
 use crate::kernels;
 use crate::kernels::indexed::Sides;
 use crate::tensor::{Blocking, Element, Layout, Shape, Tensor, TensorView};
@@ -27,47 +27,55 @@ use crate::tensor::{Blocking, Element, Layout, Shape, Tensor, TensorView};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaxUnpool {
     /// The pooling's kernel size per spatial dim.
-    pub kernel_size: Vec<usize>,
+    kernel_size: PerDim,
     /// The pooling's stride (`None`: the kernel).
-    pub stride: Option<Vec<usize>>,
+    stride: Option<PerDim>,
     /// Padding at the begin of each dim (PyTorch's symmetric `padding` sets both).
-    pub pad_begin: Vec<usize>,
+    pad_begin: PerDim,
     /// Padding at the end of each dim.
-    pub pad_end: Vec<usize>,
+    pad_end: PerDim,
 }
 
 impl MaxUnpool {
     /// Unpooling for a pooling with this kernel, stride = kernel, no padding.
     pub fn new(kernel_size: &[usize]) -> Self {
-        MaxUnpool { kernel_size: kernel_size.to_vec(), stride: None, pad_begin: vec![0], pad_end: vec![0] }
+        MaxUnpool {
+            kernel_size: PerDim::new(kernel_size),
+            stride: None,
+            pad_begin: PerDim::new(&[0]),
+            pad_end: PerDim::new(&[0]),
+        }
     }
 
     /// Sets the stride.
     pub fn stride(mut self, stride: &[usize]) -> Self {
-        self.stride = Some(stride.to_vec());
+        self.stride = Some(PerDim::new(stride));
         self
     }
 
     /// Sets symmetric padding (PyTorch `padding`).
     pub fn padding(mut self, padding: &[usize]) -> Self {
-        self.pad_begin = padding.to_vec();
-        self.pad_end = padding.to_vec();
+        self.pad_begin = PerDim::new(padding);
+        self.pad_end = PerDim::new(padding);
         self
     }
 
     /// Sets ONNX's begin and end pads.
     pub fn pads(mut self, begin: &[usize], end: &[usize]) -> Self {
-        self.pad_begin = begin.to_vec();
-        self.pad_end = end.to_vec();
+        self.pad_begin = PerDim::new(begin);
+        self.pad_end = PerDim::new(end);
         self
     }
 
     /// The default output spatial size for an input spatial size.
     pub fn default_output(&self, input_spatial: &[usize]) -> Result<Vec<usize>> {
         let rank = input_spatial.len();
-        let kernel = per_dim("kernel_size", &self.kernel_size, rank)?;
-        let stride = per_dim("stride", self.stride.as_deref().unwrap_or(&kernel), rank)?;
-        let (pb, pe) = (per_dim("pads", &self.pad_begin, rank)?, per_dim("pads", &self.pad_end, rank)?);
+        let kernel = self.kernel_size.expand("kernel_size", rank)?;
+        let stride = match &self.stride {
+            Some(s) => s.expand("stride", rank)?,
+            None => kernel.clone(),
+        };
+        let (pb, pe) = (self.pad_begin.expand("pads", rank)?, self.pad_end.expand("pads", rank)?);
         (0..rank)
             .map(|d| {
                 if kernel[d] == 0 || stride[d] == 0 || input_spatial[d] == 0 {
@@ -89,8 +97,8 @@ impl MaxUnpool {
             .collect()
     }
 
-    /// Forward with PyTorch-format indices; `output_spatial` overrides the default size
-    /// (PyTorch requires `default − stride < size < default + stride`; any size that holds
+    /// Forward with PyTorch-format indices; `output_spatial` (one value for every dim, or
+    /// one per dim) overrides the default size (PyTorch requires `default − stride < size < default + stride`; any size that holds
     /// every index is accepted here).
     pub fn forward<T: Element>(
         &self,
@@ -123,14 +131,7 @@ impl MaxUnpool {
         let shape = x.shape();
         expect_shape("indices", indices, shape, x.layout())?;
         let spatial = match output_spatial {
-            Some(s) if s.len() == shape.spatial.len() => s.to_vec(),
-            Some(s) => {
-                return Err(PoolError::RankMismatch {
-                    name: "output_size",
-                    got: s.len(),
-                    spatial_dims: shape.spatial.len(),
-                })
-            }
+            Some(s) => PerDim::new(s).expand("output_size", shape.spatial.len())?,
             None => self.default_output(&shape.spatial)?,
         };
         let out_shape = Shape::new(shape.batch, shape.channels, &spatial);
