@@ -1,6 +1,6 @@
 //! # poolgrad-candle
 //!
-//! [poolgrad](poolgrad)'s exact pooling as [candle](candle_core) ops: max, average, LP,
+//! [poolgrad]'s exact pooling as [candle](candle_core) ops: max, average, LP,
 //! adaptive and global pooling in 1-D, 2-D and 3-D (any rank, in fact), with every
 //! geometry option — stride, padding, dilation, ceil mode, `count_include_pad`,
 //! `divisor_override` — in f32, f64, f16 and bf16 on the CPU. The backward is poolgrad's,

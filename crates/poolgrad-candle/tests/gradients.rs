@@ -9,16 +9,12 @@ use poolgrad_candle::Pool;
 mod common;
 use common::values;
 
-/// `(candle pool, poolgrad op)` pairs covering every operator and geometry option.
-fn cases() -> Vec<(
-    &'static str,
-    Pool,
-    Box<dyn Fn(&poolgrad::TensorView<'_, f64>, &poolgrad::TensorView<'_, f64>) -> (Vec<f64>, Vec<f64>)>,
-    Vec<usize>,
-)> {
-    fn run<P: Pooling + 'static>(
-        p: P,
-    ) -> Box<dyn Fn(&poolgrad::TensorView<'_, f64>, &poolgrad::TensorView<'_, f64>) -> (Vec<f64>, Vec<f64>)> {
+/// poolgrad's own forward and input gradient for an input and a grad-output.
+type Expected = Box<dyn Fn(&poolgrad::TensorView<'_, f64>, &poolgrad::TensorView<'_, f64>) -> (Vec<f64>, Vec<f64>)>;
+
+/// `(name, candle pool, poolgrad op, input dims)` covering every operator and geometry option.
+fn cases() -> Vec<(&'static str, Pool, Expected, Vec<usize>)> {
+    fn run<P: Pooling + 'static>(p: P) -> Expected {
         Box::new(move |x, g| (p.forward(x).unwrap().into_data(), p.backward(x, g).unwrap().into_data()))
     }
     let g3 = PoolGeometry::new(&[3]).stride(&[2]).padding(Padding::Symmetric(vec![1]));

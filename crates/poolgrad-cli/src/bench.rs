@@ -169,15 +169,15 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Uniform values in [-1, 1) that are never zero.
-fn random<T: Element>(len: usize, mut state: u64) -> Vec<T> {
-    (0..len)
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let u = ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0;
-            T::from_f64(if u == 0.0 { 0.5 } else { u })
-        })
-        .collect()
+/// Uniform values in [-1, 1) that are never zero (an error, not an abort, when they do
+/// not fit in memory).
+fn random<T: Element>(len: usize, mut state: u64) -> Result<Vec<T>> {
+    let values = (0..len).map(|_| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let u = ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0;
+        T::from_f64(if u == 0.0 { 0.5 } else { u })
+    });
+    crate::memory::collect(values, "the random input")
 }
 
 /// Runs `f` after a warm-up until `min_time` has passed (and at least 5 times).
@@ -196,8 +196,8 @@ fn time(min_time: f64, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64, u
 
 fn measure<T: Element>(args: &BenchArgs, op: &Operator, shape: &Shape, layout: Layout) -> Result<Vec<Measured>> {
     let out_shape = op.output_shape(shape)?;
-    let x = Tensor::new(random::<T>(shape.numel()?, 1), shape.clone(), layout)?;
-    let g = Tensor::new(random::<T>(out_shape.numel()?, 2), out_shape.clone(), layout)?;
+    let x = Tensor::new(random::<T>(shape.numel()?, 1)?, shape.clone(), layout)?;
+    let g = Tensor::new(random::<T>(out_shape.numel()?, 2)?, out_shape.clone(), layout)?;
     let elem = std::mem::size_of::<T>() as u64;
     let (n_in, n_out) = (shape.numel()? as u64, out_shape.numel()? as u64);
     let mut results = Vec::new();

@@ -4,6 +4,7 @@ mod args;
 mod bench;
 mod demo;
 mod explain;
+mod memory;
 mod npy;
 mod run;
 

@@ -21,6 +21,29 @@ pub enum Data {
 }
 
 impl Data {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Data::F16(v) => v.len(),
+            Data::F32(v) => v.len(),
+            Data::F64(v) => v.len(),
+            Data::U8(v) => v.len(),
+            Data::I8(v) => v.len(),
+            Data::I32(v) => v.len(),
+            Data::I64(v) => v.len(),
+        }
+    }
+
+    /// Bytes per element.
+    pub fn item_size(&self) -> usize {
+        match self {
+            Data::U8(_) | Data::I8(_) => 1,
+            Data::F16(_) => 2,
+            Data::F32(_) | Data::I32(_) => 4,
+            Data::F64(_) | Data::I64(_) => 8,
+        }
+    }
+
     /// numpy's name for the element type.
     pub fn dtype_name(&self) -> &'static str {
         match self {
@@ -80,10 +103,29 @@ pub fn read(path: &Path, flag: &str) -> Result<Array> {
         .map_err(|_| anyhow!("a dimension does not fit in memory"))
         .with_context(context)?;
     let fortran = file.order() == npyz::Order::Fortran && dims.len() > 1;
+    // The data can be no larger than the file: refuse a header that claims more before
+    // anything is allocated for it.
+    let item = match dtype_name(&descr).as_str() {
+        "float16" => 2,
+        "float32" | "int32" => 4,
+        "float64" | "int64" => 8,
+        _ => 1,
+    };
+    let claimed = dims.iter().try_fold(item, |n: usize, &d| n.checked_mul(d));
+    if claimed.is_none_or(|n| n > bytes.len()) {
+        bail!(
+            "{}: truncated or malformed: the header claims shape {dims:?}, more data than the file's {} bytes",
+            context(),
+            bytes.len()
+        );
+    }
     let truncated = |e: std::io::Error| anyhow!("truncated or malformed data for shape {dims:?} ({e})");
     macro_rules! load {
         ($variant:ident, $t:ty) => {
-            Data::$variant(reorder(file.into_vec::<$t>().map_err(truncated).with_context(context)?, &dims, fortran))
+            Data::$variant(
+                reorder(file.into_vec::<$t>().map_err(truncated).with_context(context)?, &dims, fortran)
+                    .with_context(context)?,
+            )
         };
     }
     let data = match dtype_name(&descr).as_str() {
@@ -100,9 +142,9 @@ pub fn read(path: &Path, flag: &str) -> Result<Array> {
 }
 
 /// Reorders Fortran-order data to C order (a no-op for C order).
-fn reorder<T: Copy>(data: Vec<T>, dims: &[usize], fortran: bool) -> Vec<T> {
+fn reorder<T: Copy>(data: Vec<T>, dims: &[usize], fortran: bool) -> Result<Vec<T>> {
     if !fortran {
-        return data;
+        return Ok(data);
     }
     // Column-major strides: the first dim varies fastest.
     let mut strides = vec![1usize; dims.len()];
@@ -110,7 +152,8 @@ fn reorder<T: Copy>(data: Vec<T>, dims: &[usize], fortran: bool) -> Vec<T> {
         strides[d] = strides[d - 1] * dims[d - 1];
     }
     let mut index = vec![0usize; dims.len()];
-    let mut out = Vec::with_capacity(data.len());
+    let mut out = Vec::new();
+    crate::memory::reserve(&mut out, data.len(), "the reordered input")?;
     for _ in 0..data.len() {
         out.push(data[index.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>()]);
         for d in (0..dims.len()).rev() {
@@ -121,7 +164,7 @@ fn reorder<T: Copy>(data: Vec<T>, dims: &[usize], fortran: bool) -> Vec<T> {
             index[d] = 0;
         }
     }
-    out
+    Ok(out)
 }
 
 fn encode(array: &Array, out: &mut Vec<u8>) -> std::io::Result<()> {
@@ -152,6 +195,9 @@ pub fn write_all(outputs: &[(PathBuf, &str, Array)]) -> Result<()> {
     let result = (|| -> Result<()> {
         for (path, flag, array) in outputs {
             let mut bytes = Vec::new();
+            let payload = array.data.len().saturating_mul(array.data.item_size());
+            crate::memory::reserve(&mut bytes, payload.saturating_add(128), "an encoded output")
+                .with_context(|| format!("{flag} {}", path.display()))?;
             encode(array, &mut bytes).with_context(|| format!("{flag} {}: encoding", path.display()))?;
             let name = path.file_name().ok_or_else(|| anyhow!("{flag} {}: not a file name", path.display()))?;
             let tmp = path.with_file_name(format!(".{}.tmp-poolgrad-{}", name.to_string_lossy(), std::process::id()));
@@ -185,7 +231,7 @@ mod tests {
     fn fortran_order_is_reordered() {
         // A 2x3 array [[0, 1, 2], [3, 4, 5]] stored column-major.
         let f = vec![0, 3, 1, 4, 2, 5];
-        assert_eq!(reorder(f, &[2, 3], true), vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(reorder(f, &[2, 3], true).unwrap(), vec![0, 1, 2, 3, 4, 5]);
     }
 
     #[test]

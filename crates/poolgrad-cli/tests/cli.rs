@@ -218,7 +218,7 @@ fn onnx_index_format_matches_the_conformance_case() {
 #[test]
 fn fortran_order_and_big_endian_inputs_are_read_correctly() {
     let d = Dir::new();
-    let x = values(1 * 2 * 4 * 3, 5);
+    let x = values(2 * 4 * 3, 5);
     write_f32(&d.p("c.npy"), &[1, 2, 4, 3], &x);
     // The same array in Fortran order: the first index varies fastest.
     let mut f = Vec::new();
@@ -476,7 +476,8 @@ fn every_op_round_trips() {
     let shape = Shape::from_dims(&dims, Layout::ChannelsFirst).unwrap();
     let xt = Tensor::new(x.clone(), shape.clone(), Layout::ChannelsFirst).unwrap();
     let geometry = PoolGeometry::new(&[3]).stride(&[2]);
-    let cases: Vec<(Vec<&str>, Box<dyn Fn(&Tensor<f32>) -> Tensor<f32>>, Box<dyn Fn(&Tensor<f32>) -> Tensor<f32>>)> = vec![
+    type Pass = Box<dyn Fn(&Tensor<f32>) -> Tensor<f32>>;
+    let cases: Vec<(Vec<&str>, Pass, Pass)> = vec![
         (
             vec!["--op", "lp", "--kernel", "3", "--stride", "2", "--norm-type", "2"],
             Box::new({
@@ -516,10 +517,7 @@ fn every_op_round_trips() {
         let y = forward(&xt);
         let gy = values(y.data().len(), 5);
         write_f32(&d.p("gy.npy"), &y.dims(), &gy);
-        let mut args = vec!["run", "--input", &d.0.path().join("x.npy").to_str().unwrap().to_string()]
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>();
+        let mut args = vec!["run".to_string(), "--input".to_string(), d.s("x.npy")];
         args.extend(flags.iter().map(|s| s.to_string()));
         args.extend(
             ["--output", &d.s("y.npy"), "--grad-output", &d.s("gy.npy"), "--grad-input", &d.s("gx.npy")]
@@ -731,7 +729,8 @@ fn run_outputs(d: &Dir, flags: &[String], is_max: bool) -> Vec<Vec<u8>> {
 fn one_number_in_a_list_flag_means_every_dim() {
     // (op, flags with their per-dim value, extra flags): each list flag written once must
     // give the same files, byte for byte, as the same number repeated per dim.
-    let cases: [(&str, &[(&str, usize)], &[&str]); 7] = [
+    type Case<'a> = (&'a str, &'a [(&'a str, usize)], &'a [&'a str]);
+    let cases: [Case; 7] = [
         ("max", &[("--kernel", 3), ("--stride", 2), ("--padding", 1), ("--dilation", 2)], &["--ceil-mode"]),
         ("max", &[("--kernel", 3), ("--stride", 2), ("--pads", 1), ("--dilation", 2)], &[]),
         ("avg", &[("--kernel", 3), ("--stride", 2), ("--padding", 1), ("--dilation", 2)], &["--ceil-mode"]),
@@ -901,4 +900,64 @@ fn lp_kernel_written_once_matches_pytorch() {
     for (g, w) in got.iter().zip(want) {
         assert!((g - w).abs() <= 1e-5 * w, "got {got:?}, want {want:?}");
     }
+}
+
+/// Runs `poolgrad` under an address-space limit of `limit_mb` MiB (`ulimit -v`), as a
+/// machine with that much memory would.
+#[cfg(target_os = "linux")]
+fn poolgrad_limited(limit_mb: u64, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v {} && exec \"$0\" \"$@\"", limit_mb * 1024))
+        .arg(env!("CARGO_BIN_EXE_poolgrad"))
+        .args(args)
+        .output()
+        .expect("sh runs")
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn requests_too_big_for_memory_are_clear_errors() {
+    let d = Dir::new();
+    write_f32(&d.p("x.npy"), &[1, 1, 4, 4], &values(16, 1));
+    write_f32(&d.p("x1.npy"), &[1, 1, 4], &values(4, 1));
+    let (x, x1, y) = (d.s("x.npy"), d.s("x1.npy"), d.s("y.npy"));
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        // 4 GB of random input for bench.
+        ("bench input", vec!["bench", "--op", "max", "--kernel", "2", "--shape", "1000,1000,40,25", "--min-time", "0"]),
+        // 12.8 GB of generated input for explain.
+        ("explain input", vec!["explain", "--op", "max", "--kernel", "2", "--shape", "10000,10000,4,4", "--plain"]),
+        // A 3.6 GB output from a 64-byte input.
+        ("run output", vec!["run", "--op", "adaptive-avg", "--output-size", "30000", "--input", &x, "--output", &y]),
+        // An 8 GB window table for a 1-D adaptive output of 10^9 cells.
+        (
+            "window table",
+            vec!["run", "--op", "adaptive-max", "--output-size", "1000000000", "--input", &x1, "--output", &y],
+        ),
+    ];
+    for (what, args) in cases {
+        let out = poolgrad_limited(2048, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.code().is_some_and(|c| c != 0), "{what}: {:?} {err}", out.status);
+        assert!(err.contains("out of memory"), "{what}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{what}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("memory allocation of"), "{what}: {err}");
+        assert!(!d.p("y.npy").exists(), "{what}: an output file was left");
+    }
+    // The same limit leaves room for ordinary work.
+    let out = poolgrad_limited(2048, &["run", "--op", "max", "--kernel", "2", "--input", &x, "--output", &y]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn an_npy_header_claiming_more_than_the_file_is_refused() {
+    let d = Dir::new();
+    // 10^12 float32 elements claimed by a file of a few dozen bytes.
+    std::fs::write(d.p("x.npy"), npy_bytes("<f4", false, &[1000, 1000, 1000, 1000], &[0u8; 16])).unwrap();
+    let (x, y) = (d.s("x.npy"), d.s("y.npy"));
+    let out = poolgrad(&["run", "--op", "max", "--kernel", "2", "--input", &x, "--output", &y]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--input") && err.contains("truncated"), "{err}");
+    assert!(!d.p("y.npy").exists());
 }

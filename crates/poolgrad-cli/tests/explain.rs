@@ -116,7 +116,7 @@ fn pictures_show_exactly_what_the_library_computes() {
             for i in 0..3i64 {
                 for j in 0..3i64 {
                     let (r, c) = (axes[0].window_start(u) as i64 + i, axes[1].window_start(v) as i64 + j);
-                    if r >= -1 && r < 6 && c >= -1 && c < 7 {
+                    if (-1..6).contains(&r) && (-1..7).contains(&c) {
                         want.push(format!("0,{r},{c}"));
                     }
                 }

@@ -12,7 +12,7 @@
 //! - [`ops`]: what each operator computes, forward and backward;
 //! - `kernels`: how it is computed (vectorised per-block loops, in parallel with rayon);
 //! - [`simd`]: which vector instruction set the kernels run (chosen at run time);
-//! - [`gradcheck`] and [`reference`]: finite-difference checks and a plain reference.
+//! - [`mod@gradcheck`] and [`mod@reference`]: finite-difference checks and a plain reference.
 //!
 //! ```
 //! use poolgrad::{MaxPool, AvgPool, Pooling, PoolGeometry, Padding, Layout, Shape, Tensor};

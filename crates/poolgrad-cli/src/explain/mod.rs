@@ -7,6 +7,7 @@ pub mod svg;
 pub mod terminal;
 
 use crate::args::{Op, PoolArgs};
+use crate::memory;
 use crate::npy::{self, Data};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -136,15 +137,16 @@ fn stem(args: &PoolArgs) -> String {
     s
 }
 
-fn to_f64(data: Data) -> Vec<f64> {
+fn to_f64(data: Data) -> Result<Vec<f64>> {
+    let what = "the input in float64";
     match data {
-        Data::F16(v) => v.iter().map(|x| x.to_f64()).collect(),
-        Data::F32(v) => v.iter().map(|&x| x as f64).collect(),
-        Data::F64(v) => v,
-        Data::U8(v) => v.iter().map(|&x| x as f64).collect(),
-        Data::I8(v) => v.iter().map(|&x| x as f64).collect(),
-        Data::I32(v) => v.iter().map(|&x| x as f64).collect(),
-        Data::I64(v) => v.iter().map(|&x| x as f64).collect(),
+        Data::F16(v) => memory::collect(v.iter().map(|x| x.to_f64()), what),
+        Data::F32(v) => memory::collect(v.iter().map(|&x| x as f64), what),
+        Data::F64(v) => Ok(v),
+        Data::U8(v) => memory::collect(v.iter().map(|&x| x as f64), what),
+        Data::I8(v) => memory::collect(v.iter().map(|&x| x as f64), what),
+        Data::I32(v) => memory::collect(v.iter().map(|&x| x as f64), what),
+        Data::I64(v) => memory::collect(v.iter().map(|&x| x as f64), what),
     }
 }
 
@@ -199,7 +201,7 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
     let (dims, data) = match (&args.input, &args.values) {
         (Some(path), _) => {
             let a = npy::read(path, "--input")?;
-            (a.dims, to_f64(a.data))
+            (a.dims, to_f64(a.data)?)
         }
         (None, Some(text)) => {
             let values: Vec<f64> = text
@@ -216,14 +218,12 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
             let Some(s) = &args.shape else { bail!("give --input, or --shape with --values or --seed") };
             let dims = parse_sizes("--shape", s)?;
             let mut state = args.seed.unwrap_or(1);
-            let n: usize = dims.iter().product();
-            let values = (0..n)
-                .map(|_| {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    ((state >> 33) % 10) as f64
-                })
-                .collect();
-            (dims, values)
+            let n = Shape::from_dims(&dims, layout)?.numel()?;
+            let values = (0..n).map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 33) % 10) as f64
+            });
+            (dims, memory::collect(values, "the generated input")?)
         }
     };
     let shape = Shape::from_dims(&dims, layout)?;
@@ -250,7 +250,7 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
                     out.dims(layout)
                 );
             }
-            Some(plane(&to_f64(g.data), &out, layout, pl[0], pl[1]))
+            Some(plane(&to_f64(g.data)?, &out, layout, pl[0], pl[1]))
         }
     };
     let title = describe(&args.pool, &shape.spatial);

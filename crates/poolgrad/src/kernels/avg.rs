@@ -1,8 +1,8 @@
 //! Average pooling kernels: sums in the accumulation type, PyTorch's divisors.
 
 use super::window::{chunk_starts, split_phases, Covering, Rows, Window, Windows, RUN_CHUNK};
+use super::{buffer, par_blocks, par_blocks_accumulating, par_blocks_with};
 use super::{deinterleave_planes, interleave_planes, Path, PLANE_GROUP};
-use super::{par_blocks, par_blocks_accumulating, par_blocks_with};
 use crate::error::Result;
 use crate::simd;
 use crate::tensor::{Blocking, Element};
@@ -86,7 +86,7 @@ pub(crate) fn forward<T: Element>(
         Path::PlaneGroups => par_blocks_with(
             out,
             PLANE_GROUP * ov,
-            || (Vec::new(), vec![T::zero(); PLANE_GROUP * ov]),
+            || Ok((Vec::new(), buffer::filled(PLANE_GROUP * ov, T::zero(), "scratch")?)),
             |(interleaved, means), g, out| {
                 let planes = out.len() / ov;
                 let x = &x[g * PLANE_GROUP * iv..][..planes * iv];
@@ -98,7 +98,7 @@ pub(crate) fn forward<T: Element>(
                 isa.run(
                     #[inline(always)]
                     || {
-                        interleave_planes(x, iv, interleaved);
+                        interleave_planes(x, iv, interleaved)?;
                         lane_chunks(interleaved, PLANE_GROUP, windows, divisor, means)?;
                         deinterleave_planes(means, ov, out);
                         Ok(())
@@ -131,7 +131,7 @@ fn plane_rows<T: Element>(x: &[T], rows: &Rows, divisor: Divisor, out: &mut [T])
     let (ow, width) = (rows.out_cols, rows.width);
     let mut phases = Vec::new();
     if rows.phased {
-        split_phases(x, width, 2, &mut phases);
+        split_phases(x, width, 2, &mut phases)?;
     }
     let mut counts = Vec::new();
     rows.outer.for_each(|orow, outer| {
@@ -249,7 +249,7 @@ pub(crate) fn backward<T: Element>(
     divisor: Divisor,
     grad_in: &mut [T],
 ) -> Result<()> {
-    let Some(covering) = windows.covering() else {
+    let Some(covering) = windows.covering()? else {
         return backward_scatter(grad_out, blocking, windows, divisor, grad_in);
     };
     let (iv, ov) = (windows.input_volume, windows.output_volume);
@@ -259,7 +259,7 @@ pub(crate) fn backward<T: Element>(
         return par_blocks_with(
             grad_in,
             iv * lanes,
-            || vec![T::zero(); ov * lanes],
+            || buffer::filled(ov * lanes, T::zero(), "scratch"),
             |shares, b, grad_in| {
                 let g = &grad_out[b * ov * lanes..][..ov * lanes];
                 isa.run(
@@ -276,7 +276,10 @@ pub(crate) fn backward<T: Element>(
     par_blocks_with(
         grad_in,
         PLANE_GROUP * iv,
-        || (Vec::new(), vec![T::zero(); PLANE_GROUP * ov], vec![T::zero(); PLANE_GROUP * iv]),
+        || {
+            let shares = buffer::filled(PLANE_GROUP * ov, T::zero(), "scratch")?;
+            Ok((Vec::new(), shares, buffer::filled(PLANE_GROUP * iv, T::zero(), "scratch")?))
+        },
         |(interleaved, shares, gathered), g, grad_in| {
             let planes = grad_in.len() / iv;
             let grad_out = &grad_out[g * PLANE_GROUP * ov..][..planes * ov];
@@ -291,7 +294,7 @@ pub(crate) fn backward<T: Element>(
             isa.run(
                 #[inline(always)]
                 || {
-                    interleave_planes(grad_out, ov, interleaved);
+                    interleave_planes(grad_out, ov, interleaved)?;
                     window_shares(interleaved, PLANE_GROUP, windows, divisor, shares)?;
                     gather_shares(shares, PLANE_GROUP, &covering, gathered);
                     deinterleave_planes(gathered, iv, grad_in);
@@ -311,7 +314,7 @@ fn window_shares<T: Element>(
     divisor: Divisor,
     shares: &mut [T],
 ) -> Result<()> {
-    let mut acc = vec![T::Acc::zero(); lanes];
+    let mut acc = buffer::filled(lanes, T::Acc::zero(), "scratch")?;
     windows.for_each(
         #[inline(always)]
         |o, window: &Window<'_>| {
@@ -368,7 +371,7 @@ fn backward_scatter<T: Element>(
     let out_block = windows.output_volume * lanes;
     par_blocks_accumulating(grad_in, windows.input_volume * lanes, |b, grad_in| {
         let g = &grad_out[b * out_block..][..out_block];
-        let mut shares = vec![T::zero(); lanes];
+        let mut shares = buffer::filled(lanes, T::zero(), "scratch")?;
         windows.for_each(|o, window| {
             for (share, &gv) in shares.iter_mut().zip(&g[o * lanes..][..lanes]) {
                 *share = T::from_acc(divisor.apply::<T>(gv.to_acc(), window));

@@ -28,6 +28,49 @@ pub(crate) fn zeroed<T: Zeroable + Clone>(n: usize) -> Result<Vec<T>> {
     Ok(buffer)
 }
 
+/// The error for `n` elements of `T` that could not be allocated.
+fn out_of_memory<T>(what: &'static str, n: usize) -> PoolError {
+    match n.checked_mul(std::mem::size_of::<T>()) {
+        Some(bytes) => PoolError::OutOfMemory { what, bytes },
+        None => PoolError::Overflow { what },
+    }
+}
+
+/// Reserves room for `additional` more elements, or fails with
+/// [`PoolError::OutOfMemory`] (never aborts). Every scratch, table and buffer whose size
+/// a request decides grows through this.
+pub(crate) fn reserve<T>(v: &mut Vec<T>, additional: usize, what: &'static str) -> Result<()> {
+    v.try_reserve(additional).map_err(|_| out_of_memory::<T>(what, v.len().saturating_add(additional)))
+}
+
+/// An empty vector with room for `n` elements, or [`PoolError::OutOfMemory`].
+pub(crate) fn with_capacity<T>(n: usize, what: &'static str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    reserve(&mut v, n, what)?;
+    Ok(v)
+}
+
+/// `n` copies of `value`, or [`PoolError::OutOfMemory`].
+pub(crate) fn filled<T: Clone>(n: usize, value: T, what: &'static str) -> Result<Vec<T>> {
+    let mut v = with_capacity(n, what)?;
+    v.resize(n, value);
+    Ok(v)
+}
+
+/// Resizes `v` to `n` elements (new ones `value`), or [`PoolError::OutOfMemory`].
+pub(crate) fn resize<T: Clone>(v: &mut Vec<T>, n: usize, value: T, what: &'static str) -> Result<()> {
+    reserve(v, n.saturating_sub(v.len()), what)?;
+    v.resize(n, value);
+    Ok(())
+}
+
+/// The items of an iterator of known length, collected, or [`PoolError::OutOfMemory`].
+pub(crate) fn collect<T>(items: impl ExactSizeIterator<Item = T>, what: &'static str) -> Result<Vec<T>> {
+    let mut v = with_capacity(items.len(), what)?;
+    v.extend(items);
+    Ok(v)
+}
+
 #[cfg(target_os = "linux")]
 fn advise_huge_pages(start: *const u8, bytes: usize) {
     const PAGE: usize = 4096;
@@ -63,5 +106,11 @@ mod tests {
     #[test]
     fn impossible_sizes_are_errors() {
         assert!(zeroed::<f64>(usize::MAX / 4).is_err());
+        assert!(matches!(filled(usize::MAX / 16, 0u64, "t"), Err(PoolError::OutOfMemory { .. })));
+        assert!(matches!(with_capacity::<u8>(isize::MAX as usize + 1, "t"), Err(PoolError::OutOfMemory { .. })));
+        let mut v = vec![1u32; 3];
+        assert!(resize(&mut v, usize::MAX / 8, 0, "t").is_err());
+        assert_eq!(v, [1, 1, 1]);
+        assert_eq!(collect((0..4).map(|i| i * 2), "t").unwrap(), [0, 2, 4, 6]);
     }
 }

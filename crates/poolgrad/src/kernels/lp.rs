@@ -8,7 +8,7 @@
 
 use super::avg::{self, Divisor};
 use super::window::{Window, Windows};
-use super::{par_blocks, par_blocks_accumulating};
+use super::{buffer, par_blocks, par_blocks_accumulating};
 use crate::error::Result;
 use crate::tensor::{Blocking, Element};
 use num_traits::{Float, One, Zero};
@@ -126,7 +126,7 @@ pub(crate) fn backward<T: Element>(
         Formula::Torch { kernel_volume } => {
             // Chain rule through the composite: y = m^(1/p), m = K·out, out = avg(a), a = x^p.
             let k = T::count(kernel_volume);
-            let mut grad_out_avg = vec![T::zero(); grad_out.len()];
+            let mut grad_out_avg = buffer::filled(grad_out.len(), T::zero(), "scratch")?;
             par_blocks(&mut grad_out_avg, out_block, |b, gavg| {
                 let x = &x[b * in_block..][..in_block];
                 let g = &grad_out[b * out_block..][..out_block];
@@ -253,7 +253,7 @@ pub(crate) fn hvp<T: Element>(
         let x = &x[b * in_block..][..in_block];
         let v = &v[b * in_block..][..in_block];
         let g = &grad_out[b * out_block..][..out_block];
-        let mut acc_hv = vec![T::Acc::zero(); in_block];
+        let mut acc_hv = buffer::filled(in_block, T::Acc::zero(), "scratch")?;
         windows.for_each(|o, window| {
             for lane in 0..lanes {
                 let at = |s: usize| x[s * lanes + lane].to_acc();

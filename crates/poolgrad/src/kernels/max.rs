@@ -18,8 +18,8 @@
 //! - planes over 2^32 cells ([`plain`]): [`reduce`] per window and lane.
 
 use super::window::{chunk_starts, split_phases, Rows, Window, Windows, RUN_CHUNK};
+use super::{buffer, par_blocks2, par_blocks2_with};
 use super::{deinterleave_planes, interleave_planes, sparse, Path, PLANE_GROUP};
-use super::{par_blocks2, par_blocks2_with};
 use crate::error::Result;
 use crate::simd;
 use crate::tensor::{Blocking, MaxElement};
@@ -95,14 +95,19 @@ pub(crate) fn forward<T: MaxElement, A: Argmax>(
     if blocking.lanes == 1 && sparse::worthwhile(windows) {
         let rows = windows.rows()?;
         let row_axis = windows.axes().first().filter(|_| windows.axes().len() == 2);
-        return par_blocks2_with(out, indices, ov, sparse::Scratch::new, |scratch, b, out, indices| {
-            let x = &x[b * iv..][..iv];
-            isa.run(
-                #[inline(always)]
-                || sparse::plane::<T, A>(x, &rows, row_axis, scratch, out, indices),
-            );
-            Ok(())
-        });
+        return par_blocks2_with(
+            out,
+            indices,
+            ov,
+            || Ok(sparse::Scratch::new()),
+            |scratch, b, out, indices| {
+                let x = &x[b * iv..][..iv];
+                isa.run(
+                    #[inline(always)]
+                    || sparse::plane::<T, A>(x, &rows, row_axis, scratch, out, indices),
+                )
+            },
+        );
     }
     match Path::choose(blocking, windows)? {
         Path::Rows(rows) => par_blocks2(out, indices, ov, |b, out, indices| {
@@ -116,7 +121,10 @@ pub(crate) fn forward<T: MaxElement, A: Argmax>(
             out,
             indices,
             PLANE_GROUP * ov,
-            || (Vec::new(), vec![T::lowest(); PLANE_GROUP * ov], vec![A::EMPTY; PLANE_GROUP * ov]),
+            || {
+                let best = buffer::filled(PLANE_GROUP * ov, T::lowest(), "scratch")?;
+                Ok((Vec::new(), best, buffer::filled(PLANE_GROUP * ov, A::EMPTY, "scratch")?))
+            },
             |(interleaved, best, arg), g, out, indices| {
                 let planes = out.len() / ov;
                 let x = &x[g * PLANE_GROUP * iv..][..planes * iv];
@@ -126,7 +134,7 @@ pub(crate) fn forward<T: MaxElement, A: Argmax>(
                 isa.run(
                     #[inline(always)]
                     || {
-                        interleave_planes(x, iv, interleaved);
+                        interleave_planes(x, iv, interleaved)?;
                         lane_chunks(interleaved, PLANE_GROUP, windows, best, arg)?;
                         deinterleave_planes(best, ov, out);
                         deinterleave_planes(arg, ov, indices);
@@ -183,7 +191,7 @@ fn plane_rows<T: MaxElement, A: Argmax>(x: &[T], rows: &Rows, out: &mut [T], ind
     let (ow, width) = (rows.out_cols, rows.width);
     let mut phases = Vec::new();
     if rows.phased {
-        split_phases(x, width, 2, &mut phases);
+        split_phases(x, width, 2, &mut phases)?;
     }
     rows.outer.for_each(|orow, outer| {
         let lines = outer.cells;

@@ -50,15 +50,16 @@ pub(crate) const PLANE_GROUP: usize = 16;
 /// Interleaves [`PLANE_GROUP`] consecutive planes of `volume` cells into channels-last
 /// order: `out[cell · G + p] = planes[p · volume + cell]`.
 #[inline(always)]
-pub(crate) fn interleave_planes<T: Copy>(planes: &[T], volume: usize, out: &mut Vec<T>) {
+pub(crate) fn interleave_planes<T: Copy>(planes: &[T], volume: usize, out: &mut Vec<T>) -> Result<()> {
     out.clear();
-    let Some(&fill) = planes.first() else { return };
-    out.resize(volume * PLANE_GROUP, fill);
+    let Some(&fill) = planes.first() else { return Ok(()) };
+    buffer::resize(out, volume.saturating_mul(PLANE_GROUP), fill, "interleaved planes")?;
     for (p, plane) in planes.chunks_exact(volume.max(1)).take(PLANE_GROUP).enumerate() {
         for (cell, &v) in out.chunks_exact_mut(PLANE_GROUP).zip(plane) {
             cell[p] = v;
         }
     }
+    Ok(())
 }
 
 /// The inverse of [`interleave_planes`]: `out[p · volume + cell] = interleaved[cell · G + p]`.
@@ -77,7 +78,7 @@ pub(crate) fn par_blocks<T: Send>(
     block_len: usize,
     f: impl Fn(usize, &mut [T]) -> Result<()> + Sync + Send,
 ) -> Result<()> {
-    par_blocks_with(out, block_len, || (), |(), b, block| f(b, block))
+    par_blocks_with(out, block_len, || Ok(()), |(), b, block| f(b, block))
 }
 
 /// Like [`par_blocks`] over two outputs with matching blocks.
@@ -87,7 +88,7 @@ pub(crate) fn par_blocks2<T: Send, U: Send>(
     block_len: usize,
     f: impl Fn(usize, &mut [T], &mut [U]) -> Result<()> + Sync + Send,
 ) -> Result<()> {
-    par_blocks2_with(out, out2, block_len, || (), |(), b, block, block2| f(b, block, block2))
+    par_blocks2_with(out, out2, block_len, || Ok(()), |(), b, block, block2| f(b, block, block2))
 }
 
 /// Like [`par_blocks`] for kernels that add into their output: each block is written
@@ -109,18 +110,20 @@ pub(crate) fn par_blocks_accumulating<T: Send + bytemuck::Zeroable + Copy>(
     })
 }
 
-/// Like [`par_blocks`] with a scratch value per parallel job (made by `init`), reused
-/// across the blocks that job runs.
+/// Like [`par_blocks`] with a scratch value per parallel job (made by `init`, which may
+/// fail, e.g. out of memory), reused across the blocks that job runs.
 pub(crate) fn par_blocks_with<T: Send, S>(
     out: &mut [T],
     block_len: usize,
-    init: impl Fn() -> S + Sync + Send,
+    init: impl Fn() -> Result<S> + Sync + Send,
     f: impl Fn(&mut S, usize, &mut [T]) -> Result<()> + Sync + Send,
 ) -> Result<()> {
     if block_len == 0 || out.is_empty() {
         return Ok(());
     }
-    out.par_chunks_mut(block_len).enumerate().try_for_each_init(init, |scratch, (b, block)| f(scratch, b, block))
+    out.par_chunks_mut(block_len)
+        .enumerate()
+        .try_for_each_init(init, |scratch, (b, block)| f(scratch.as_mut().map_err(|e| e.clone())?, b, block))
 }
 
 /// Like [`par_blocks_with`] over two outputs with matching blocks.
@@ -128,7 +131,7 @@ pub(crate) fn par_blocks2_with<T: Send, U: Send, S>(
     out: &mut [T],
     out2: &mut [U],
     block_len: usize,
-    init: impl Fn() -> S + Sync + Send,
+    init: impl Fn() -> Result<S> + Sync + Send,
     f: impl Fn(&mut S, usize, &mut [T], &mut [U]) -> Result<()> + Sync + Send,
 ) -> Result<()> {
     if block_len == 0 || out.is_empty() {
@@ -137,5 +140,7 @@ pub(crate) fn par_blocks2_with<T: Send, U: Send, S>(
     out.par_chunks_mut(block_len)
         .zip(out2.par_chunks_mut(block_len))
         .enumerate()
-        .try_for_each_init(init, |scratch, (b, (block, block2))| f(scratch, b, block, block2))
+        .try_for_each_init(init, |scratch, (b, (block, block2))| {
+            f(scratch.as_mut().map_err(|e| e.clone())?, b, block, block2)
+        })
 }

@@ -10,8 +10,10 @@
 //! row-stage result a whole output row wide, so the second stage and the doubling steps
 //! vectorise. The result is exactly the plain scan's, value and index.
 
+use super::buffer;
 use super::max::Argmax;
 use super::window::{AxisWindows, Rows, Windows};
+use crate::error::Result;
 use crate::tensor::MaxElement;
 
 /// The scan rule on two partial results, `earlier` covering taps before `later`'s.
@@ -134,10 +136,11 @@ impl<T: MaxElement> Scratch<T> {
 
 impl<T: MaxElement> Table<T> {
     /// Resizes to `levels` levels of `len` items.
-    fn reset(&mut self, levels: usize, len: usize) {
+    fn reset(&mut self, levels: usize, len: usize) -> Result<()> {
         self.len = len;
-        self.values.resize(levels * len, T::lowest());
-        self.indices.resize(levels * len, 0);
+        let n = levels.saturating_mul(len);
+        buffer::resize(&mut self.values, n, T::lowest(), "range-maximum table")?;
+        buffer::resize(&mut self.indices, n, 0, "range-maximum table")
     }
 }
 
@@ -151,7 +154,7 @@ pub(crate) fn plane<T: MaxElement, A: Argmax>(
     scratch: &mut Scratch<T>,
     out: &mut [T],
     indices: &mut [A],
-) {
+) -> Result<()> {
     let (width, ow) = (rows.width, rows.out_cols);
     let height = x.len() / width.max(1);
     let oh = out.len() / ow.max(1);
@@ -166,10 +169,10 @@ pub(crate) fn plane<T: MaxElement, A: Argmax>(
     // Stage 1: each input row's sparse table, queried at every output column.
     let lowest = T::lowest();
     let Scratch { line, stage, best, arg } = scratch;
-    line.reset(col_top + 1, width);
-    stage.reset(row_top + 1, height * ow);
-    best.resize(ow, lowest);
-    arg.resize(ow, 0);
+    line.reset(col_top + 1, width)?;
+    stage.reset(row_top + 1, height * ow)?;
+    buffer::resize(best, ow, lowest, "scratch")?;
+    buffer::resize(arg, ow, 0, "scratch")?;
     for r in 0..height {
         line.values[..width].copy_from_slice(&x[r * width..][..width]);
         for (c, i) in line.indices[..width].iter_mut().enumerate() {
@@ -235,4 +238,5 @@ pub(crate) fn plane<T: MaxElement, A: Argmax>(
             };
         }
     }
+    Ok(())
 }

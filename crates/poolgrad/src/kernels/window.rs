@@ -6,6 +6,7 @@
 //! dim and visits the N-D windows in row-major output order, taps in row-major window
 //! order (PyTorch's scan order).
 
+use super::buffer;
 use crate::error::{PoolError, Result};
 use crate::geometry::{adaptive_window, AxisGeometry};
 use crate::tensor::checked_product;
@@ -54,9 +55,10 @@ impl Interior {
 
 impl AxisWindows {
     /// Regular windows: kernel, stride, padding, dilation, ceil mode.
-    pub fn regular(axis: &AxisGeometry) -> Self {
-        let mut w = AxisWindows::empty(axis.input, axis.output);
+    pub fn regular(axis: &AxisGeometry) -> Result<Self> {
+        let mut w = AxisWindows::empty(axis.input, axis.output)?;
         for o in 0..axis.output {
+            buffer::reserve(&mut w.coords, axis.kernel.min(axis.input), "window table")?;
             w.coords.extend(axis.valid_taps(o).map(|(_, i)| i));
             w.bounds.push(w.coords.len());
             w.padded_counts.push(axis.padded_tap_count(o));
@@ -78,14 +80,15 @@ impl AxisWindows {
                 });
             }
         }
-        w
+        Ok(w)
     }
 
     /// Adaptive windows `[floor(i·I/O), ceil((i+1)·I/O))`; `output = 1` is global pooling.
-    pub fn adaptive(input: usize, output: usize) -> Self {
-        let mut w = AxisWindows::empty(input, output);
+    pub fn adaptive(input: usize, output: usize) -> Result<Self> {
+        let mut w = AxisWindows::empty(input, output)?;
         for o in 0..output {
             let (start, end) = adaptive_window(o, input, output);
+            buffer::reserve(&mut w.coords, end - start, "window table")?;
             w.coords.extend(start..end);
             w.bounds.push(w.coords.len());
             w.padded_counts.push(end - start);
@@ -95,24 +98,26 @@ impl AxisWindows {
             let k = input / output;
             w.interior = Some(Interior { first: 0, end: output, kernel: k, stride: k, dilation: 1, offset: 0 });
         }
-        w
+        Ok(w)
     }
 
     /// Fixed-size windows at the given starts (fractional max pooling).
-    pub fn at_starts(input: usize, kernel: usize, starts: &[usize]) -> Self {
-        let mut w = AxisWindows::empty(input, starts.len());
+    pub fn at_starts(input: usize, kernel: usize, starts: &[usize]) -> Result<Self> {
+        let mut w = AxisWindows::empty(input, starts.len())?;
         for &s in starts {
+            buffer::reserve(&mut w.coords, kernel.min(input), "window table")?;
             w.coords.extend(s..(s + kernel).min(input));
             w.bounds.push(w.coords.len());
             w.padded_counts.push(kernel);
         }
-        w
+        Ok(w)
     }
 
-    fn empty(input: usize, output: usize) -> Self {
-        let mut bounds = Vec::with_capacity(output + 1);
+    fn empty(input: usize, output: usize) -> Result<Self> {
+        let mut bounds = buffer::with_capacity(output.saturating_add(1), "window table")?;
         bounds.push(0);
-        AxisWindows { input, bounds, coords: Vec::new(), padded_counts: Vec::with_capacity(output), interior: None }
+        let padded_counts = buffer::with_capacity(output, "window table")?;
+        Ok(AxisWindows { input, bounds, coords: Vec::new(), padded_counts, interior: None })
     }
 
     /// Number of windows (outputs) along this dim.
@@ -163,6 +168,7 @@ impl Rows {
         let mut run_taps = Vec::new();
         if let Some(run) = run {
             outer.for_each(|_, window| {
+                buffer::reserve(&mut run_taps, window.cells.len().saturating_mul(run.kernel), "row runs")?;
                 for &r in window.cells {
                     run_taps.extend((0..run.kernel).map(|j| {
                         let c = run.first_coordinate(j);
@@ -214,14 +220,14 @@ pub(crate) fn chunk_starts(n: usize, chunk: usize) -> impl Iterator<Item = usize
 /// phase `q` holds `row[q], row[q + phases], ...`, so taps at stride `phases` become
 /// contiguous. Phase rows are `ceil(width / phases)` long.
 #[inline(always)]
-pub(crate) fn split_phases<T: Copy>(plane: &[T], width: usize, phases: usize, out: &mut Vec<T>) {
+pub(crate) fn split_phases<T: Copy>(plane: &[T], width: usize, phases: usize, out: &mut Vec<T>) -> Result<()> {
     out.clear();
     if width == 0 || phases == 0 {
-        return;
+        return Ok(());
     }
     let phase_width = width.div_ceil(phases);
     let rows = plane.len() / width;
-    out.resize(rows * phases * phase_width, plane[0]);
+    buffer::resize(out, rows * phases * phase_width, plane[0], "phase-split plane")?;
     let phase_len = rows * phase_width;
     for (r, row) in plane.chunks_exact(width).enumerate() {
         if phases == 2 {
@@ -246,6 +252,7 @@ pub(crate) fn split_phases<T: Copy>(plane: &[T], width: usize, phases: usize, ou
             }
         }
     }
+    Ok(())
 }
 
 /// Every window of a plane, enumerated once: `cells[bounds[o]..bounds[o + 1]]` are
@@ -315,13 +322,14 @@ impl Windows {
         if taps.is_some_and(|t| t <= TABLE_LIMIT) {
             let rank = windows.axes.len();
             let mut table = Table {
-                bounds: Vec::with_capacity(output_volume + 1),
+                bounds: buffer::with_capacity(output_volume.saturating_add(1), "window table")?,
                 cells: Vec::new(),
-                padded_counts: Vec::with_capacity(output_volume),
-                axis_counts: Vec::with_capacity(output_volume * rank),
+                padded_counts: buffer::with_capacity(output_volume, "window table")?,
+                axis_counts: buffer::with_capacity(output_volume.saturating_mul(rank), "window table")?,
             };
             table.bounds.push(0);
             windows.enumerate(|_, w| {
+                buffer::reserve(&mut table.cells, w.cells.len(), "window table")?;
                 table.cells.extend_from_slice(w.cells);
                 table.bounds.push(table.cells.len());
                 table.padded_counts.push(w.padded_count);
@@ -360,24 +368,24 @@ impl Windows {
 
     /// The transpose of the window table ([`Covering`]); `None` when the windows are too
     /// many to tabulate.
-    pub fn covering(&self) -> Option<Covering> {
-        let t = self.table.as_ref()?;
-        let mut bounds = vec![0usize; self.input_volume + 1];
+    pub fn covering(&self) -> Result<Option<Covering>> {
+        let Some(t) = self.table.as_ref() else { return Ok(None) };
+        let mut bounds = buffer::filled(self.input_volume.saturating_add(1), 0usize, "covering table")?;
         for &cell in &t.cells {
             bounds[cell + 1] += 1;
         }
         for i in 0..self.input_volume {
             bounds[i + 1] += bounds[i];
         }
-        let mut next = bounds.clone();
-        let mut outputs = vec![0usize; t.cells.len()];
+        let mut next = buffer::collect(bounds.iter().copied(), "covering table")?;
+        let mut outputs = buffer::filled(t.cells.len(), 0usize, "covering table")?;
         for o in 0..self.output_volume {
             for &cell in &t.cells[t.bounds[o]..t.bounds[o + 1]] {
                 outputs[next[cell]] = o;
                 next[cell] += 1;
             }
         }
-        Some(Covering { bounds, outputs })
+        Ok(Some(Covering { bounds, outputs }))
     }
 
     /// The largest number of valid taps of any window.
@@ -410,8 +418,8 @@ impl Windows {
     fn enumerate(&self, mut f: impl FnMut(usize, &Window<'_>) -> Result<()>) -> Result<()> {
         let rank = self.axes.len();
         let cap = self.max_cells()?;
-        let mut cells = Vec::with_capacity(cap);
-        let mut scratch = Vec::with_capacity(cap);
+        let mut cells = buffer::with_capacity(cap, "window cells")?;
+        let mut scratch = buffer::with_capacity(cap, "window cells")?;
         let mut index = vec![0usize; rank];
         let mut axis_counts = vec![0usize; rank];
         for out in 0..self.output_volume {

@@ -88,7 +88,7 @@ impl FractionalMaxPool {
                 // PyTorch's sample order: 2-D (w, h); 3-D (t, h, w).
                 let u = if rank == 2 { samples[rank - 1 - d] } else { samples[d] };
                 let starts = fractional_starts(shape.spatial[d], output[d], kernel[d], u)?;
-                Ok(AxisWindows::at_starts(shape.spatial[d], kernel[d], &starts))
+                AxisWindows::at_starts(shape.spatial[d], kernel[d], &starts)
             })
             .collect::<Result<Vec<_>>>()?;
         Windows::new(axes)

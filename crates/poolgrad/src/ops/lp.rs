@@ -5,6 +5,7 @@ use super::{zeroed, Pooling, WindowSpec};
 use crate::error::{PoolError, Result};
 use crate::geometry::PoolGeometry;
 use crate::kernels;
+use crate::kernels::buffer;
 use crate::kernels::lp::Formula;
 use crate::tensor::{Blocking, Element, Shape, Tensor, TensorView};
 use num_traits::{Float, Zero};
@@ -116,14 +117,13 @@ impl LpPool {
 
     /// `±|x|` and the max pooling that reduces it (for `p = ±∞`).
     fn infinite<T: Element>(&self, x: &TensorView<'_, T>, negative: bool) -> Result<(Tensor<T>, MaxPool)> {
-        let magnitude: Vec<T> = x
-            .data()
-            .iter()
-            .map(|&v| {
+        let magnitude = buffer::collect(
+            x.data().iter().map(|&v| {
                 let a = v.to_acc().abs();
                 T::from_acc(if negative { -a } else { a })
-            })
-            .collect();
+            }),
+            "LP magnitudes",
+        )?;
         Ok((Tensor::new(magnitude, x.shape().clone(), x.layout())?, MaxPool::new(self.geometry.clone())))
     }
 }
@@ -191,7 +191,10 @@ impl Pooling for LpPool {
             Resolved::Infinite { negative } => {
                 let (m, pool) = self.infinite(x, negative)?;
                 let y = pool.forward_with_indices(&m.view())?.output;
-                let data = y.data().iter().map(|&v| if negative { T::from_acc(-v.to_acc()) } else { v }).collect();
+                let data = buffer::collect(
+                    y.data().iter().map(|&v| if negative { T::from_acc(-v.to_acc()) } else { v }),
+                    "an output buffer",
+                )?;
                 Tensor::new(data, y.shape().clone(), y.layout())
             }
         }
@@ -220,7 +223,10 @@ impl Pooling for LpPool {
                 let (m, pool) = self.infinite(x, negative)?;
                 let saved = pool.forward_with_indices(&m.view())?;
                 let g = pool.backward_with_indices(x.shape(), grad_output, &saved.indices.view())?;
-                let data = g.data().iter().zip(x.data()).map(|(&g, &v)| T::from_acc(g.to_acc() * sign(v))).collect();
+                let data = buffer::collect(
+                    g.data().iter().zip(x.data()).map(|(&g, &v)| T::from_acc(g.to_acc() * sign(v))),
+                    "an output buffer",
+                )?;
                 Tensor::new(data, x.shape().clone(), x.layout())
             }
         }
@@ -253,12 +259,10 @@ impl Pooling for LpPool {
             Resolved::Infinite { negative } => {
                 let (m, pool) = self.infinite(x, negative)?;
                 let saved = pool.forward_with_indices(&m.view())?;
-                let signed: Vec<T> = grad_grad_input
-                    .data()
-                    .iter()
-                    .zip(x.data())
-                    .map(|(&g, &v)| T::from_acc(g.to_acc() * sign(v)))
-                    .collect();
+                let signed = buffer::collect(
+                    grad_grad_input.data().iter().zip(x.data()).map(|(&g, &v)| T::from_acc(g.to_acc() * sign(v))),
+                    "LP signed directions",
+                )?;
                 let signed = Tensor::new(signed, x.shape().clone(), x.layout())?;
                 pool.double_backward_with_indices(&signed.view(), &saved.indices.view())
             }

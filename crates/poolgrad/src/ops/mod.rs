@@ -4,7 +4,7 @@
 //! fractional windows live with [`FractionalMaxPool`](fractional::FractionalMaxPool))
 //! times a reduction (max, average, LP). The [`Pooling`] trait is what they have in
 //! common: forward, backward from the input alone, and double backward, which is all
-//! [`gradcheck`](crate::gradcheck) and generic code need.
+//! [`gradcheck`](crate::gradcheck()) and generic code need.
 
 pub mod avg;
 pub mod fractional;
@@ -72,7 +72,9 @@ impl WindowSpec {
             }
         }
         let axes: Vec<AxisWindows> = match self {
-            WindowSpec::Regular(g) => g.resolve(&input.spatial)?.iter().map(AxisWindows::regular).collect(),
+            WindowSpec::Regular(g) => {
+                g.resolve(&input.spatial)?.iter().map(AxisWindows::regular).collect::<Result<_>>()?
+            }
             WindowSpec::Adaptive(sizes) => {
                 let sizes = sizes.expand("output_size", rank)?;
                 if let Some(d) = sizes.iter().position(|&s| s == 0) {
@@ -81,9 +83,9 @@ impl WindowSpec {
                         reason: format!("value 0 in spatial dim {d}; every value must be >= 1"),
                     });
                 }
-                input.spatial.iter().zip(&sizes).map(|(&i, &o)| AxisWindows::adaptive(i, o)).collect()
+                input.spatial.iter().zip(&sizes).map(|(&i, &o)| AxisWindows::adaptive(i, o)).collect::<Result<_>>()?
             }
-            WindowSpec::Global => input.spatial.iter().map(|&i| AxisWindows::adaptive(i, 1)).collect(),
+            WindowSpec::Global => input.spatial.iter().map(|&i| AxisWindows::adaptive(i, 1)).collect::<Result<_>>()?,
         };
         let windows = Windows::new(axes)?;
         let output = Shape::new(input.batch, input.channels, &windows.output_spatial());
