@@ -5,7 +5,9 @@
 //!     → avg pool 2x2 → linear (10)
 //!
 //! `cargo run --release --example train_digits -p poolgrad-candle` trains it and reports
-//! the loss per epoch and the test accuracy. With `--candle-pooling` the same network uses
+//! the loss per epoch and the test accuracy. Every random source is seeded (`--seed N`,
+//! default 1: the weight initialisation; the split is fixed), so the same command prints
+//! the same numbers on every run. With `--candle-pooling` the same network uses
 //! candle's own `max_pool2d_with_stride`/`avg_pool2d`, whose backward refuses a 3x3
 //! window with stride 2: it cannot train.
 
@@ -47,6 +49,57 @@ impl Module for Net {
     }
 }
 
+/// A seeded generator (SplitMix64) for the weight initialisation: candle's CPU random
+/// source cannot be seeded.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box–Muller).
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (1.0 - self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+}
+
+/// Re-initialises every variable from `seed` with candle-nn's own distributions: weights
+/// Kaiming-normal for ReLU (std `sqrt(2 / fan_in)`), biases uniform in `±1/sqrt(fan_in)`.
+fn seed_weights(varmap: &VarMap, seed: u64) -> Result<()> {
+    let vars = varmap.data().lock().map_err(|_| candle_core::Error::Msg("variable map poisoned".into()))?;
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    let mut rng = Rng(seed);
+    for name in names {
+        let var = &vars[name];
+        let layer = name.rsplit_once('.').map_or(name.as_str(), |(layer, _)| layer);
+        let weight = &vars[&format!("{layer}.weight")];
+        let fan_in = weight.dims()[1..].iter().product::<usize>() as f64;
+        let values: Vec<f32> = (0..var.elem_count())
+            .map(|_| {
+                if name.ends_with(".weight") {
+                    (rng.normal() * (2.0 / fan_in).sqrt()) as f32
+                } else {
+                    ((rng.uniform() * 2.0 - 1.0) / fan_in.sqrt()) as f32
+                }
+            })
+            .collect();
+        var.set(&Tensor::from_vec(values, var.dims(), var.device())?)?;
+    }
+    Ok(())
+}
+
 /// Images (N, 1, 8, 8) scaled to [0, 1] and labels (N).
 fn load(dev: &Device) -> Result<(Tensor, Tensor)> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits.csv");
@@ -74,7 +127,15 @@ fn load(dev: &Device) -> Result<(Tensor, Tensor)> {
 }
 
 fn main() -> Result<()> {
-    let candle_pooling = std::env::args().any(|a| a == "--candle-pooling");
+    let args: Vec<String> = std::env::args().collect();
+    let candle_pooling = args.iter().any(|a| a == "--candle-pooling");
+    let seed = match args.iter().position(|a| a == "--seed") {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| candle_core::Error::Msg("--seed needs a non-negative integer".into()))?,
+        None => 1,
+    };
     let dev = Device::Cpu;
     let (images, labels) = load(&dev)?;
     let n = labels.dims1()?;
@@ -93,13 +154,14 @@ fn main() -> Result<()> {
     let (train_x, train_y) = pick(&order[..n_train])?;
     let (test_x, test_y) = pick(&order[n_train..])?;
     println!(
-        "UCI digits: {n_train} training and {} test images (8x8), pooling: {}",
+        "UCI digits: {n_train} training and {} test images (8x8), pooling: {}, seed {seed}",
         n - n_train,
         if candle_pooling { "candle's own" } else { "poolgrad" }
     );
 
     let varmap = VarMap::new();
     let net = Net::new(VarBuilder::from_varmap(&varmap, DType::F32, &dev), candle_pooling)?;
+    seed_weights(&varmap, seed)?;
     let mut opt = AdamW::new(varmap.all_vars(), ParamsAdamW { lr: 3e-3, weight_decay: 1e-4, ..Default::default() })?;
     let batch = 32;
     let start = std::time::Instant::now();

@@ -13,9 +13,11 @@ use std::process::ExitCode;
 
 /// Exact, verified pooling — forward and backward — from the command line.
 ///
-/// poolgrad computes max and average pooling in any number of spatial dims, channels
-/// first or last, float32 and float64, with PyTorch's exact semantics (ties, NaN,
-/// ceil mode, divisors) and ONNX's where only ONNX defines the case.
+/// poolgrad computes max, average, LP, adaptive and global pooling (forward and input
+/// gradient) in any number of spatial dims, channels first or last, on float16, float32
+/// and float64 inputs (and uint8, int8, int32, int64 for the max ops' forward), with
+/// PyTorch's exact semantics (ties, NaN, ceil mode, divisors) and ONNX's where only ONNX
+/// defines the case. `explain` draws where every gradient goes.
 #[derive(Parser, Debug)]
 #[command(name = "poolgrad", version, propagate_version = true)]
 struct Cli {
