@@ -242,3 +242,52 @@ fn refuses_what_it_cannot_draw_legibly() {
     assert!(err.contains("too large to draw legibly") && err.contains("limit 16"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+/// The pictures of a configuration whose list flags are written once equal those of the
+/// same numbers written per dim: every element but the title (which quotes the flags
+/// as written) and the canvas width that the title sets.
+#[test]
+fn one_number_in_a_list_flag_draws_the_same_pictures() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [[&[&str]; 2]; 3] = [
+        [
+            &["--op", "lp", "--norm-type", "2", "--kernel", "2", "--stride", "2,3"],
+            &["--op", "lp", "--norm-type", "2", "--kernel", "2,2", "--stride", "2,3"],
+        ],
+        [
+            &["--op", "max", "--kernel", "3", "--stride", "2", "--padding", "1"],
+            &["--op", "max", "--kernel", "3,3", "--stride", "2,2", "--padding", "1,1"],
+        ],
+        [
+            &["--op", "avg", "--kernel", "3", "--padding", "1", "--count-include-pad", "false"],
+            &["--op", "avg", "--kernel", "3,3", "--padding", "1,1", "--count-include-pad", "false"],
+        ],
+    ];
+    for (i, pair) in cases.iter().enumerate() {
+        let pictures: Vec<Vec<String>> = pair
+            .iter()
+            .enumerate()
+            .map(|(j, flags)| {
+                let out_dir = dir.path().join(format!("{i}-{j}"));
+                let out = out_dir.to_string_lossy().into_owned();
+                let mut args = vec!["explain", "--shape", "1,1,5,6", "--seed", "4", "--plain", "--out", &out];
+                args.extend(flags.iter().copied());
+                let run = poolgrad(&args);
+                assert!(run.status.success(), "{args:?}: {}", String::from_utf8_lossy(&run.stderr));
+                let mut svgs: Vec<_> = std::fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().path()).collect();
+                svgs.sort();
+                svgs.iter()
+                    .map(|p| {
+                        let svg = std::fs::read_to_string(p).unwrap();
+                        let kept: Vec<&str> =
+                            svg.lines().filter(|l| !l.starts_with("<svg") && !l.contains("kernel")).collect();
+                        kept.join("\n")
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(pictures[0].len(), 2, "forward and backward pictures");
+        assert!(pictures[0].iter().all(|svg| svg.contains("data-role")), "pictures with content");
+        assert_eq!(pictures[0], pictures[1], "case {i}: {:?} vs {:?}", pair[0], pair[1]);
+    }
+}
