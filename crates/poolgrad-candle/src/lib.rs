@@ -29,15 +29,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, Layout as CandleLayout, Module, Result, Shape as CandleShape, Tensor,
 };
-use poolgrad::{AvgPool, Element, Layout, LpPool, MaxPool, Padding, PoolGeometry, Pooling, Shape, WindowSpec};
-
-/// Which pooling.
-#[derive(Debug, Clone, PartialEq)]
-enum Kind {
-    Max(MaxPool),
-    Avg(AvgPool),
-    Lp(LpPool),
-}
+use poolgrad::{AvgPool, Element, Layout, LpPool, MaxPool, Operator, Padding, PoolGeometry, Pooling, Shape};
 
 /// A pooling layer for candle tensors. Build it, then `x.apply(&pool)` or
 /// `pool.forward(&x)`.
@@ -48,57 +40,49 @@ enum Kind {
 /// contiguous first, through candle's differentiable `contiguous`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pool {
-    kind: Kind,
+    op: Operator,
     layout: Layout,
 }
 
 impl Pool {
     /// Max pooling with this kernel size (PyTorch `max_pool{1,2,3}d`).
     pub fn max(kernel_size: &[usize]) -> Self {
-        Pool { kind: Kind::Max(MaxPool::new(PoolGeometry::new(kernel_size))), layout: Layout::ChannelsFirst }
+        Pool { op: Operator::Max(MaxPool::new(PoolGeometry::new(kernel_size))), layout: Layout::ChannelsFirst }
     }
 
     /// Average pooling with this kernel size (PyTorch `avg_pool{1,2,3}d`).
     pub fn avg(kernel_size: &[usize]) -> Self {
-        Pool { kind: Kind::Avg(AvgPool::new(PoolGeometry::new(kernel_size))), layout: Layout::ChannelsFirst }
+        Pool { op: Operator::Avg(AvgPool::new(PoolGeometry::new(kernel_size))), layout: Layout::ChannelsFirst }
     }
 
     /// LP pooling of power `p` (PyTorch `lp_pool{1,2,3}d`; ONNX's formula with padding or
     /// dilation, see [`poolgrad::LpFormula`]).
     pub fn lp(p: f64, kernel_size: &[usize]) -> Self {
-        Pool { kind: Kind::Lp(LpPool::new(PoolGeometry::new(kernel_size), p)), layout: Layout::ChannelsFirst }
+        Pool { op: Operator::Lp(LpPool::new(PoolGeometry::new(kernel_size), p)), layout: Layout::ChannelsFirst }
     }
 
     /// Adaptive max pooling to `output_size`.
     pub fn adaptive_max(output_size: &[usize]) -> Self {
-        Pool { kind: Kind::Max(MaxPool::adaptive(output_size)), layout: Layout::ChannelsFirst }
+        Pool { op: Operator::Max(MaxPool::adaptive(output_size)), layout: Layout::ChannelsFirst }
     }
 
     /// Adaptive average pooling to `output_size`.
     pub fn adaptive_avg(output_size: &[usize]) -> Self {
-        Pool { kind: Kind::Avg(AvgPool::adaptive(output_size)), layout: Layout::ChannelsFirst }
+        Pool { op: Operator::Avg(AvgPool::adaptive(output_size)), layout: Layout::ChannelsFirst }
     }
 
     /// Global max pooling (spatial dims kept with size 1).
     pub fn global_max() -> Self {
-        Pool { kind: Kind::Max(MaxPool::global()), layout: Layout::ChannelsFirst }
+        Pool { op: Operator::Max(MaxPool::global()), layout: Layout::ChannelsFirst }
     }
 
     /// Global average pooling (spatial dims kept with size 1).
     pub fn global_avg() -> Self {
-        Pool { kind: Kind::Avg(AvgPool::global()), layout: Layout::ChannelsFirst }
+        Pool { op: Operator::Avg(AvgPool::global()), layout: Layout::ChannelsFirst }
     }
 
     fn geometry(mut self, edit: impl FnOnce(PoolGeometry) -> PoolGeometry) -> Self {
-        let g = match &mut self.kind {
-            Kind::Max(MaxPool { windows: WindowSpec::Regular(g) }) => Some(g),
-            Kind::Avg(AvgPool { windows: WindowSpec::Regular(g), .. }) => Some(g),
-            Kind::Lp(p) => Some(&mut p.geometry),
-            _ => None,
-        };
-        if let Some(g) = g {
-            *g = edit(g.clone());
-        }
+        self.op = self.op.with_geometry(edit);
         self
     }
 
@@ -129,7 +113,7 @@ impl Pool {
 
     /// Average pooling: whether padding counts in the divisor (default `true`).
     pub fn count_include_pad(mut self, yes: bool) -> Self {
-        if let Kind::Avg(p) = &mut self.kind {
+        if let Operator::Avg(p) = &mut self.op {
             p.count_include_pad = yes;
         }
         self
@@ -137,7 +121,7 @@ impl Pool {
 
     /// Average pooling: divide every window by `divisor`.
     pub fn divisor_override(mut self, divisor: usize) -> Self {
-        if let Kind::Avg(p) = &mut self.kind {
+        if let Operator::Avg(p) = &mut self.op {
             p.divisor_override = Some(divisor);
         }
         self
@@ -265,12 +249,7 @@ impl Pool {
 
     fn run_forward<T: Store>(&self, x: &[T], dims: &[usize]) -> Result<(CpuStorage, CandleShape)> {
         let x = poolgrad::TensorView::new(x, self.shape(dims)?, self.layout).map_err(err)?;
-        let y = match &self.kind {
-            Kind::Max(p) => p.forward(&x),
-            Kind::Avg(p) => p.forward(&x),
-            Kind::Lp(p) => p.forward(&x),
-        }
-        .map_err(err)?;
+        let y = self.op.forward(&x).map_err(err)?;
         let out = CandleShape::from(y.dims());
         Ok((T::store(y.into_data()), out))
     }
@@ -284,12 +263,7 @@ impl Pool {
     ) -> Result<(CpuStorage, CandleShape)> {
         let x = poolgrad::TensorView::new(x, self.shape(dims)?, self.layout).map_err(err)?;
         let g = poolgrad::TensorView::new(g, self.shape(g_dims)?, self.layout).map_err(err)?;
-        let gx = match &self.kind {
-            Kind::Max(p) => p.backward(&x, &g),
-            Kind::Avg(p) => p.backward(&x, &g),
-            Kind::Lp(p) => p.backward(&x, &g),
-        }
-        .map_err(err)?;
+        let gx = self.op.backward(&x, &g).map_err(err)?;
         Ok((T::store(gx.into_data()), CandleShape::from(dims)))
     }
 
@@ -297,12 +271,7 @@ impl Pool {
         let shape = self.shape(dims)?;
         let x = poolgrad::TensorView::new(x, shape.clone(), self.layout).map_err(err)?;
         let v = poolgrad::TensorView::new(v, shape, self.layout).map_err(err)?;
-        let jv = match &self.kind {
-            Kind::Max(p) => p.double_backward(&x, &v),
-            Kind::Avg(p) => p.double_backward(&x, &v),
-            Kind::Lp(p) => p.double_backward(&x, &v),
-        }
-        .map_err(err)?;
+        let jv = self.op.double_backward(&x, &v).map_err(err)?;
         let out = CandleShape::from(jv.dims());
         Ok((T::store(jv.into_data()), out))
     }
@@ -356,8 +325,8 @@ impl CustomOp2 for Backward {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let v = grad_res.contiguous()?;
         let d_grad_output = arg1.apply_op2_no_bwd(&v, &DoubleBackward(self.0.clone()))?;
-        let d_input = match &self.0.kind {
-            Kind::Lp(_) => {
+        let d_input = match &self.0.op {
+            Operator::Lp(_) => {
                 let packed = Tensor::cat(&[&arg2.flatten_all()?, &v.flatten_all()?], 0)?;
                 Some(arg1.apply_op2_no_bwd(&packed, &LpHessian(self.0.clone(), arg2.dims().to_vec()))?)
             }
@@ -409,7 +378,7 @@ impl CustomOp2 for LpHessian {
             dims: &[usize],
             packed: &[T],
         ) -> Result<(CpuStorage, CandleShape)> {
-            let Kind::Lp(lp) = &pool.kind else { return Err(err("LP Hessian of a non-LP pool")) };
+            let Operator::Lp(lp) = &pool.op else { return Err(err("LP Hessian of a non-LP pool")) };
             let n: usize = g_dims.iter().product();
             if packed.len() != n + x.len() {
                 return Err(err("LP Hessian: packed grad-output and direction have the wrong length"));

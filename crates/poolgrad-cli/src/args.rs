@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use poolgrad::{AvgPool, Layout, LpFormula, LpPool, MaxPool, Padding, PoolGeometry, Shape};
+use poolgrad::{AvgPool, Layout, LpFormula, LpPool, MaxPool, Operator, Padding, PoolGeometry};
 
 /// The pooling operators of the CLI contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -172,14 +172,6 @@ pub struct PoolArgs {
     /// Tensor layout: ncx = (N, C, d1..dk), nxc = (N, d1..dk, C). [default: ncx]
     #[arg(long, value_enum, default_value_t = LayoutArg::Ncx, hide_default_value = true)]
     pub layout: LayoutArg,
-}
-
-/// An operator the CLI can run.
-#[derive(Debug, Clone)]
-pub enum Operator {
-    Max(MaxPool),
-    Avg(AvgPool),
-    Lp(LpPool),
 }
 
 /// Parses a comma-separated list of non-negative integers; `min` is the smallest allowed.
@@ -392,42 +384,6 @@ impl PoolArgs {
                 Operator::Lp(LpPool::new(geometry, self.norm_type()?).formula(formula))
             }
             other => bail!("--op {}: not a windowed op", other.name()),
-        })
-    }
-}
-
-impl Operator {
-    /// Forward (values only).
-    pub fn forward<T: poolgrad::Element>(&self, x: &poolgrad::Tensor<T>) -> Result<poolgrad::Tensor<T>> {
-        use poolgrad::Pooling;
-        Ok(match self {
-            Operator::Max(p) => p.forward(&x.view())?,
-            Operator::Avg(p) => p.forward(&x.view())?,
-            Operator::Lp(p) => p.forward(&x.view())?,
-        })
-    }
-
-    /// Backward from the input and the output gradient.
-    pub fn backward<T: poolgrad::Element>(
-        &self,
-        x: &poolgrad::Tensor<T>,
-        g: &poolgrad::Tensor<T>,
-    ) -> Result<poolgrad::Tensor<T>> {
-        use poolgrad::Pooling;
-        Ok(match self {
-            Operator::Max(p) => p.backward(&x.view(), &g.view())?,
-            Operator::Avg(p) => p.backward(&x.view(), &g.view())?,
-            Operator::Lp(p) => p.backward(&x.view(), &g.view())?,
-        })
-    }
-
-    /// The output's logical shape.
-    pub fn output_shape(&self, input: &Shape) -> Result<Shape> {
-        use poolgrad::Pooling;
-        Ok(match self {
-            Operator::Max(p) => p.output_shape(input)?,
-            Operator::Avg(p) => p.output_shape(input)?,
-            Operator::Lp(p) => p.output_shape(input)?,
         })
     }
 }

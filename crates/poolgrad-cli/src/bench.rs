@@ -1,9 +1,10 @@
 //! `poolgrad bench`: times one operator through the public API, as a user calls it.
 
-use crate::args::{Operator, PoolArgs};
+use crate::args::PoolArgs;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use poolgrad::{Element, Layout, Shape, Tensor};
+use poolgrad::{Operator, Pooling};
 use std::time::{Duration, Instant};
 
 /// Element type to benchmark.

@@ -1,9 +1,10 @@
 //! `poolgrad run`: one operator, forward and optionally backward, `.npy` in and out.
 
-use crate::args::{Operator, PoolArgs};
+use crate::args::PoolArgs;
 use crate::npy::{self, Array, Data};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use poolgrad::Operator;
 use poolgrad::{indices_to_onnx, Element, Layout, MaxElement, Pooling, Shape, StorageOrder, Tensor};
 use std::path::PathBuf;
 

@@ -52,6 +52,7 @@ pub use ops::avg::AvgPool;
 pub use ops::fractional::FractionalMaxPool;
 pub use ops::lp::{LpFormula, LpPool};
 pub use ops::max::{indices_to_onnx, MaxPool, MaxPoolCompactOutput, MaxPoolOutput, StorageOrder};
+pub use ops::operator::Operator;
 pub use ops::unpool::MaxUnpool;
 pub use ops::{Pooling, WindowSpec};
 pub use tensor::{Element, Layout, MaxElement, Shape, Tensor, TensorView};

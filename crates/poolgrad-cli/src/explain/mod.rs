@@ -11,7 +11,7 @@ use crate::memory;
 use crate::npy::{self, Data};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use poolgrad::{Layout, Shape};
+use poolgrad::{Layout, Pooling, Shape};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 

@@ -6,10 +6,10 @@
 //! backward of a one-hot grad-output at `o`, so the picture shows exactly what poolgrad
 //! computes (ties, divisors, padding and all), for every operator alike.
 
-use crate::args::Operator;
 use anyhow::{bail, Result};
 use poolgrad::geometry::adaptive_window;
 use poolgrad::{Layout, Shape, Tensor, WindowSpec};
+use poolgrad::{Operator, Pooling};
 
 /// How a contribution is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,12 +148,7 @@ pub fn number(v: f64) -> String {
 
 /// The per-dim windows of an operator over `spatial`.
 fn axes_of(op: &Operator, spatial: &[usize]) -> Result<Vec<Axis>> {
-    let spec = match op {
-        Operator::Max(p) => p.windows.clone(),
-        Operator::Avg(p) => p.windows.clone(),
-        Operator::Lp(p) => WindowSpec::Regular(p.geometry.clone()),
-    };
-    Ok(match spec {
+    Ok(match op.windows() {
         WindowSpec::Regular(g) => g
             .resolve(spatial)?
             .iter()
@@ -213,7 +208,7 @@ pub fn explain(
     }
     let shape = Shape::new(1, 1, spatial);
     let xt = Tensor::new(x, shape.clone(), Layout::ChannelsFirst)?;
-    let y = op.forward(&xt)?;
+    let y = op.forward(&xt.view())?;
     let outputs = y.data().len();
     if outputs > MAX_OUTPUTS {
         bail!("output too large to draw legibly: {outputs} cells (limit {MAX_OUTPUTS})");
@@ -224,13 +219,13 @@ pub fn explain(
         None => vec![1.0; outputs],
     };
     let dt = Tensor::new(delta.clone(), y.shape().clone(), Layout::ChannelsFirst)?;
-    let grad = op.backward(&xt, &dt)?;
+    let grad = op.backward(&xt.view(), &dt.view())?;
     let jacobian = (0..outputs)
         .map(|o| {
             let mut e = vec![0.0; outputs];
             e[o] = 1.0;
             let e = Tensor::new(e, y.shape().clone(), Layout::ChannelsFirst)?;
-            Ok(op.backward(&xt, &e)?.into_data())
+            Ok(op.backward(&xt.view(), &e.view())?.into_data())
         })
         .collect::<Result<Vec<_>>>()?;
     let mut axes = axes_of(op, spatial)?;

@@ -10,6 +10,7 @@ pub mod avg;
 pub mod fractional;
 pub mod lp;
 pub mod max;
+pub mod operator;
 pub mod unpool;
 
 use crate::error::{PoolError, Result};
