@@ -22,7 +22,7 @@ pub enum Data {
 
 impl Data {
     /// Number of elements.
-    pub fn len(&self) -> usize {
+    pub fn element_count(&self) -> usize {
         match self {
             Data::F16(v) => v.len(),
             Data::F32(v) => v.len(),
@@ -87,10 +87,15 @@ fn dtype_name(descr: &str) -> String {
 
 /// Reads `path`; `flag` names the command-line flag in error messages.
 pub fn read(path: &Path, flag: &str) -> Result<Array> {
-    let context = || format!("{flag} {}", path.display());
-    let bytes = std::fs::read(path).with_context(context)?;
-    let file =
-        npyz::NpyFile::new(&bytes[..]).map_err(|e| anyhow!("not a valid .npy file ({e})")).with_context(context)?;
+    let bytes = std::fs::read(path).with_context(|| format!("{flag} {}", path.display()))?;
+    parse(&bytes, &format!("{flag} {}", path.display()))
+}
+
+/// Parses the bytes of a `.npy` file; `name` names it in error messages. Any bytes give
+/// an array or an error, and nothing larger than the bytes is allocated for the data.
+pub fn parse(bytes: &[u8], name: &str) -> Result<Array> {
+    let context = || name.to_string();
+    let file = npyz::NpyFile::new(bytes).map_err(|e| anyhow!("not a valid .npy file ({e})")).with_context(context)?;
     let descr = match file.dtype() {
         npyz::DType::Plain(t) => t.to_string(),
         other => return Err(anyhow!("structured dtype {other:?} is not supported")).with_context(context),
@@ -195,7 +200,7 @@ pub fn write_all(outputs: &[(PathBuf, &str, Array)]) -> Result<()> {
     let result = (|| -> Result<()> {
         for (path, flag, array) in outputs {
             let mut bytes = Vec::new();
-            let payload = array.data.len().saturating_mul(array.data.item_size());
+            let payload = array.data.element_count().saturating_mul(array.data.item_size());
             crate::memory::reserve(&mut bytes, payload.saturating_add(128), "an encoded output")
                 .with_context(|| format!("{flag} {}", path.display()))?;
             encode(array, &mut bytes).with_context(|| format!("{flag} {}: encoding", path.display()))?;

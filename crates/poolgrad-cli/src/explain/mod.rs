@@ -25,7 +25,7 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "X.npy", conflicts_with_all = ["values", "seed"])]
     pub input: Option<PathBuf>,
 
-    /// Shape N,C,d1[,d2[,d3]] of a generated input. [default: 1,1,<number of --values>]
+    /// Shape N,C,d1,... (1 to 3 spatial dims) of a generated input. [default: 1,1,<number of --values>]
     #[arg(long, value_name = "N,C,d1,...")]
     pub shape: Option<String>,
 

@@ -1,0 +1,238 @@
+//! The fuzz targets' bodies, as ordinary functions: `fuzz/` (cargo fuzz, nightly) calls
+//! them with libFuzzer's inputs, and this crate's `tests/replay.rs` (stable, in
+//! `cargo test`) replays every committed corpus file through them.
+//!
+//! Each function takes arbitrary bytes and panics only when poolgrad breaks a promise:
+//! a panic inside poolgrad, a wrong answer, an output file left after a failure.
+//!
+//! ```
+//! poolgrad_fuzzing::npy(b"\x93NUMPY\x01\x00garbage");
+//! poolgrad_fuzzing::differential(&[3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5]);
+//! ```
+
+use poolgrad::simd::{available, with_isa};
+use poolgrad::{reference, AvgPool, Layout, LpFormula, LpPool, MaxPool, Padding, PoolGeometry, Pooling, Shape, Tensor};
+
+/// Reads the bytes as a `.npy` file: an array or an error, never a panic; an array holds
+/// exactly the elements its shape says.
+pub fn npy(data: &[u8]) {
+    if let Ok(array) = poolgrad_cli::npy::parse(data, "fuzz input") {
+        let numel: usize = array.dims.iter().product();
+        assert_eq!(array.data.element_count(), numel, "shape {:?}", array.dims);
+        assert!(numel.saturating_mul(array.data.item_size()) <= data.len(), "more data than bytes");
+    }
+}
+
+/// A byte reader that yields defaults once the input runs out.
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn byte(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((&b, rest)) => {
+                self.0 = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+
+    /// A value in `lo..=hi`.
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.byte() as usize % (hi - lo + 1)
+    }
+
+    /// A list of one value or one per dim.
+    fn list(&mut self, rank: usize, lo: usize, hi: usize) -> Vec<usize> {
+        let n = if self.byte() % 2 == 0 { 1 } else { rank };
+        (0..n).map(|_| self.range(lo, hi)).collect()
+    }
+}
+
+/// The values the differential target draws from: ties, signs, zeros of both signs,
+/// infinities and NaN.
+const PALETTE: [f64; 12] =
+    [0.0, -0.0, 1.0, -1.0, 2.0, 2.0, -3.5, 0.25, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 7.0];
+
+/// The run request: a command line and a small input, through the same code path as
+/// `poolgrad run` (parse, validate, compute, write into a temporary folder). It must end
+/// in correct outputs or one clear error with no output file left.
+pub fn run(data: &[u8]) {
+    let mut b = Bytes(data);
+    let rank = b.range(1, 3);
+    let mut dims = vec![b.range(1, 2), b.range(1, 3)];
+    dims.extend((0..rank).map(|_| b.range(1, 6)));
+    let numel: usize = dims.iter().product();
+    let values: Vec<f32> = (0..numel).map(|_| PALETTE[b.byte() as usize % PALETTE.len()] as f32).collect();
+    // The rest of the bytes are the flags, split at NUL bytes.
+    let text = String::from_utf8_lossy(b.0);
+    let flags: Vec<&str> = text.split('\0').filter(|s| !s.is_empty()).take(24).collect();
+    // Files are this target's to name: a fuzzed path could point anywhere.
+    const FILE_FLAGS: [&str; 5] = ["--input", "--output", "--indices", "--grad-output", "--grad-input"];
+    if flags.iter().any(|f| f.contains(['/', '\\']) || FILE_FLAGS.iter().any(|p| f.starts_with(p))) {
+        return;
+    }
+    let with_indices = flags.first().is_some_and(|f| f.len() % 2 == 0);
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let input = dir.path().join("x.npy");
+    let mut bytes = Vec::new();
+    {
+        use npyz::WriterBuilder;
+        let shape: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
+        let mut w =
+            npyz::WriteOptions::<f32>::new().default_dtype().shape(&shape).writer(&mut bytes).begin_nd().unwrap();
+        w.extend(values.iter().copied()).unwrap();
+        w.finish().unwrap();
+    }
+    std::fs::write(&input, &bytes).unwrap();
+    let output = dir.path().join("y.npy");
+    let mut args: Vec<String> = vec!["poolgrad".into(), "run".into(), "--input".into(), input.display().to_string()];
+    args.extend(["--output".into(), output.display().to_string()]);
+    args.extend(flags.iter().map(|s| s.to_string()));
+    if with_indices {
+        args.extend(["--indices".into(), dir.path().join("i.npy").display().to_string()]);
+    }
+    // A grad-output shaped like the input: right for shape-keeping requests, else the
+    // error path (which must leave no file).
+    let grad_output = dir.path().join("gy.npy");
+    std::fs::write(&grad_output, &bytes).unwrap();
+    args.extend(["--grad-output".into(), grad_output.display().to_string()]);
+    args.extend(["--grad-input".into(), dir.path().join("gx.npy").display().to_string()]);
+    let Ok(cli) = <poolgrad_cli::Cli as clap::Parser>::try_parse_from(&args) else { return };
+    let before: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    match poolgrad_cli::execute(&cli) {
+        Ok(()) => {
+            assert!(output.exists(), "no output written: {args:?}");
+            assert!(dir.path().join("gx.npy").exists(), "no gradient written: {args:?}");
+        }
+        Err(e) => {
+            let line = poolgrad_cli::error_line(&e);
+            assert_eq!(line.lines().count(), 1, "{line}");
+            let after: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(before.len(), after.len(), "{args:?}: a failure left files: {after:?}");
+        }
+    }
+}
+
+/// Differential: a small random request through the library's fast paths under every
+/// instruction set this CPU runs, and through `poolgrad::reference`. Max pooling agrees
+/// bitwise (values, indices, gradient), average pooling bitwise, ONNX LP within rounding;
+/// an invalid request is an error on both sides.
+pub fn differential(data: &[u8]) {
+    let mut b = Bytes(data);
+    let rank = b.range(1, 4);
+    let spatial: Vec<usize> = (0..rank).map(|_| b.range(1, if rank == 4 { 4 } else { 7 })).collect();
+    let shape = Shape::new(b.range(1, 2), b.range(1, 17), &spatial);
+    let layout = if b.byte() % 2 == 0 { Layout::ChannelsFirst } else { Layout::ChannelsLast };
+    let kernel = b.list(rank, 1, 5);
+    let stride = b.list(rank, 1, 3);
+    let dilation = b.list(rank, 1, 2);
+    let padding = match b.byte() % 5 {
+        0 => Padding::None,
+        1 => Padding::Symmetric(b.list(rank, 0, 2)),
+        2 => Padding::Explicit { begin: b.list(rank, 0, 3), end: b.list(rank, 0, 3) },
+        3 => Padding::SameUpper,
+        _ => Padding::SameLower,
+    };
+    let same = matches!(padding, Padding::SameUpper | Padding::SameLower);
+    let ceil = !same && b.byte() % 2 == 0;
+    let geometry = PoolGeometry::new(&kernel).stride(&stride).dilation(&dilation).padding(padding).ceil_mode(ceil);
+    let op = b.byte() % 4;
+    let include_pad = b.byte() % 2 == 0;
+    let divisor = if b.byte() % 4 == 0 { Some(b.range(1, 9)) } else { None };
+    let n = match shape.numel() {
+        Ok(n) => n,
+        Err(_) => return,
+    };
+    let output = b.list(rank, 1, 9);
+    let values: Vec<f64> = (0..n).map(|_| PALETTE[b.byte() as usize % PALETTE.len()]).collect();
+    let x = Tensor::new(values, shape.clone(), layout).unwrap();
+    let same_bits = |a: &[f64], b: &[f64]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+    };
+    for isa in available() {
+        with_isa(isa, || match op {
+            0 => {
+                let pool = MaxPool::new(geometry.clone());
+                match (pool.forward_with_indices(&x.view()), reference::max_pool(&x.view(), &geometry)) {
+                    (Ok(got), Ok((y, idx))) => {
+                        assert!(same_bits(got.output.data(), y.data()), "{isa:?} max values");
+                        assert_eq!(got.indices.data(), idx.data(), "{isa:?} max indices");
+                        let g = Tensor::new(
+                            (0..y.data().len()).map(|i| (i % 7) as f64 - 3.0).collect(),
+                            y.shape().clone(),
+                            layout,
+                        )
+                        .unwrap();
+                        let gx = pool.backward_with_indices(x.shape(), &g.view(), &got.indices.view()).unwrap();
+                        let want = reference::max_pool_backward(&x.view(), &g.view(), &geometry).unwrap();
+                        assert!(same_bits(gx.data(), want.data()), "{isa:?} max gradient");
+                        if let Ok(compact) = pool.forward_compact(&x.view()) {
+                            let idx = pool.compact_to_indices(x.shape(), &compact.taps.view()).unwrap();
+                            assert_eq!(idx.data(), got.indices.data(), "{isa:?} compact state");
+                        }
+                    }
+                    (Err(a), Err(b)) => assert_eq!(a, b),
+                    (a, b) => panic!("{isa:?}: kernel {:?} vs reference {:?}", a.err(), b.err()),
+                }
+            }
+            1 => {
+                let pool = AvgPool::new(geometry.clone()).count_include_pad(include_pad).divisor_override(divisor);
+                let want = reference::avg_pool(&x.view(), &geometry, include_pad, divisor);
+                match (pool.forward(&x.view()), want) {
+                    (Ok(y), Ok(want)) => {
+                        assert!(same_bits(y.data(), want.data()), "{isa:?} avg values");
+                        let g = Tensor::new(
+                            (0..y.data().len()).map(|i| (i % 5) as f64 * 0.5).collect(),
+                            y.shape().clone(),
+                            layout,
+                        )
+                        .unwrap();
+                        let gx = pool.backward(&x.view(), &g.view()).unwrap();
+                        let want = reference::avg_pool_backward(&x.view(), &g.view(), &geometry, include_pad, divisor)
+                            .unwrap();
+                        assert!(same_bits(gx.data(), want.data()), "{isa:?} avg gradient");
+                    }
+                    (Err(a), Err(b)) => assert_eq!(a, b),
+                    (a, b) => panic!("{isa:?}: kernel {:?} vs reference {:?}", a.err(), b.err()),
+                }
+            }
+            2 => {
+                let pool = LpPool::new(geometry.clone(), 2.0).formula(LpFormula::Onnx);
+                match (pool.forward(&x.view()), reference::lp_pool_onnx(&x.view(), &geometry, 2.0)) {
+                    (Ok(y), Ok(want)) => {
+                        for (a, w) in y.data().iter().zip(want.data()) {
+                            let ok = a == w || (a.is_nan() && w.is_nan()) || (a - w).abs() <= 1e-12 * w.abs();
+                            assert!(ok, "{isa:?} lp: {a} vs {w}");
+                        }
+                        // The backward runs and keeps the input's shape.
+                        let g = Tensor::new(vec![1.0; y.data().len()], y.shape().clone(), layout).unwrap();
+                        assert_eq!(pool.backward(&x.view(), &g.view()).unwrap().shape(), x.shape());
+                    }
+                    (Err(_), Err(_)) => {}
+                    (a, b) => panic!("{isa:?}: kernel {:?} vs reference {:?}", a.err(), b.err()),
+                }
+            }
+            _ => {
+                for max in [true, false] {
+                    let got = if max {
+                        MaxPool::adaptive(&output).forward_with_indices(&x.view()).map(|o| (o.output, Some(o.indices)))
+                    } else {
+                        AvgPool::adaptive(&output).forward(&x.view()).map(|y| (y, None))
+                    };
+                    let want = reference::adaptive_pool(&x.view(), &output, max);
+                    match (got, want) {
+                        (Ok((y, idx)), Ok((want_y, want_idx))) => {
+                            assert!(same_bits(y.data(), want_y.data()), "{isa:?} adaptive values (max {max})");
+                            if let Some(idx) = idx {
+                                assert_eq!(idx.data(), want_idx.data(), "{isa:?} adaptive indices");
+                            }
+                        }
+                        (Err(_), Err(_)) => {}
+                        (a, b) => panic!("{isa:?}: adaptive kernel {:?} vs reference {:?}", a.err(), b.err()),
+                    }
+                }
+            }
+        });
+    }
+}
