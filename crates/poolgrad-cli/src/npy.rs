@@ -95,6 +95,7 @@ pub fn read(path: &Path, flag: &str) -> Result<Array> {
 /// an array or an error, and nothing larger than the bytes is allocated for the data.
 pub fn parse(bytes: &[u8], name: &str) -> Result<Array> {
     let context = || name.to_string();
+    check_header(bytes).with_context(context)?;
     let file = npyz::NpyFile::new(bytes).map_err(|e| anyhow!("not a valid .npy file ({e})")).with_context(context)?;
     let descr = match file.dtype() {
         npyz::DType::Plain(t) => t.to_string(),
@@ -144,6 +145,27 @@ pub fn parse(bytes: &[u8], name: &str) -> Result<Array> {
         name => bail!("{}: dtype {name} is not supported (use float16, float32, float64, or uint8, int8, int32, int64 for the max ops)", context()),
     };
     Ok(Array { dims, data })
+}
+
+/// Refuses a header that is not a flat dict before the header parser sees it: nested
+/// brackets make that parser backtrack for ages (found by fuzzing: a 180-byte file with
+/// 100 `{` took over 10 s). numpy writes `{'descr': ..., 'fortran_order': ..., 'shape':
+/// (...), }`: one pair of braces, one of parentheses, no brackets.
+fn check_header(bytes: &[u8]) -> Result<()> {
+    let Some(rest) = bytes.strip_prefix(b"\x93NUMPY") else {
+        bail!("not a valid .npy file (no \\x93NUMPY magic)");
+    };
+    let (len, start): (usize, usize) = match rest.first() {
+        Some(1) if rest.len() >= 4 => (u16::from_le_bytes([rest[2], rest[3]]) as usize, 10),
+        Some(2 | 3) if rest.len() >= 6 => (u32::from_le_bytes([rest[2], rest[3], rest[4], rest[5]]) as usize, 12),
+        _ => bail!("not a valid .npy file (unknown version or truncated header)"),
+    };
+    let header = bytes.get(start..start.saturating_add(len)).unwrap_or(&bytes[start.min(bytes.len())..]);
+    let count = |c: u8| header.iter().filter(|&&b| b == c).count();
+    if count(b'{') > 1 || count(b'}') > 1 || count(b'(') > 1 || count(b')') > 1 || count(b'[') > 0 {
+        bail!("not a valid .npy file (the header is not a flat dict of descr, fortran_order and shape)");
+    }
+    Ok(())
 }
 
 /// Reorders Fortran-order data to C order (a no-op for C order).
@@ -237,6 +259,18 @@ mod tests {
         // A 2x3 array [[0, 1, 2], [3, 4, 5]] stored column-major.
         let f = vec![0, 3, 1, 4, 2, 5];
         assert_eq!(reorder(f, &[2, 3], true).unwrap(), vec![0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn nested_headers_are_refused_at_once() {
+        // Found by fuzzing: 100 nested braces made the header parser backtrack for > 10 s.
+        let mut file = b"\x93NUMPY\x01\x00\x76\x00{'descr': ".to_vec();
+        file.extend([b'{'; 100]);
+        file.extend(b"'<f4', 'fortran_order': False, 'shape': (2,), }\n");
+        let start = std::time::Instant::now();
+        let err = parse(&file, "x.npy").unwrap_err();
+        assert!(format!("{err:#}").contains("flat dict"), "{err:#}");
+        assert!(start.elapsed().as_secs() < 1);
     }
 
     #[test]
