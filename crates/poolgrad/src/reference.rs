@@ -189,7 +189,7 @@ pub fn adaptive_pool<T: Element>(
     let layout = x.layout();
     let shape = x.shape();
     let rank = shape.spatial.len();
-    let output: Vec<usize> = if output.len() == 1 { vec![output[0]; rank] } else { output.to_vec() };
+    let output = crate::geometry::PerDim::new(output).expand("output_size", rank)?;
     let out_shape = Shape::new(shape.batch, shape.channels, &output);
     let mut values = vec![T::zero(); out_shape.numel()?];
     let mut indices = vec![-1i64; values.len()];
