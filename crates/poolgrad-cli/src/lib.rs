@@ -58,10 +58,22 @@ pub fn execute(cli: &Cli) -> anyhow::Result<()> {
     }
 }
 
-/// One line for an error: the chain of contexts, outermost first.
+/// One line for an error: the chain of contexts, outermost first. Control characters
+/// (a newline inside a flag's value, say) are escaped, so it stays one line whatever the
+/// user typed (found by fuzzing).
+///
+/// ```
+/// let e = anyhow::anyhow!("--stride 1\n2: not an integer");
+/// assert_eq!(poolgrad_cli::error_line(&e), "poolgrad: error: --stride 1\\n2: not an integer");
+/// ```
 pub fn error_line(e: &anyhow::Error) -> String {
     let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-    format!("poolgrad: error: {}", chain.join(": "))
+    let text: String = chain
+        .join(": ")
+        .chars()
+        .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
+        .collect();
+    format!("poolgrad: error: {text}")
 }
 
 /// Parses `args` (program name first) and runs the command; returns the process exit

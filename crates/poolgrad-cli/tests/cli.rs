@@ -961,3 +961,11 @@ fn an_npy_header_claiming_more_than_the_file_is_refused() {
     assert!(err.contains("--input") && err.contains("truncated"), "{err}");
     assert!(!d.p("y.npy").exists());
 }
+
+#[test]
+fn a_flag_value_with_newlines_still_gives_one_error_line() {
+    // Found by fuzzing: the value was echoed with its newlines, making several lines.
+    let d = Dir::new();
+    write_f32(&d.p("x.npy"), &[1, 1, 4, 4], &values(16, 1));
+    refuse(&d, &["run", "--op", "max", "--kernel", "2", "--stride", "1\n\n]\n", "--input", &d.s("x.npy")], "--stride");
+}
