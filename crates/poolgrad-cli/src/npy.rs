@@ -165,6 +165,22 @@ fn check_header(bytes: &[u8]) -> Result<()> {
     if count(b'{') > 1 || count(b'}') > 1 || count(b'(') > 1 || count(b')') > 1 || count(b'[') > 0 {
         bail!("not a valid .npy file (the header is not a flat dict of descr, fortran_order and shape)");
     }
+    // The header parser multiplies the dims in u64 without a check (found by fuzzing):
+    // refuse a shape whose element count does not fit first.
+    let text = String::from_utf8_lossy(header);
+    if let (Some(open), Some(close)) = (text.find('('), text.find(')')) {
+        let dims = text.get(open + 1..close).unwrap_or_default();
+        let mut count = Some(1u64);
+        for d in dims.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            let Ok(d) = d.parse::<u64>() else {
+                bail!("not a valid .npy file (shape ({dims}) is not a tuple of integers)");
+            };
+            count = count.and_then(|n| n.checked_mul(d));
+        }
+        if count.is_none() {
+            bail!("not a valid .npy file (shape ({dims}) has more elements than fit in 64 bits)");
+        }
+    }
     Ok(())
 }
 
