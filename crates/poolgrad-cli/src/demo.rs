@@ -1,11 +1,12 @@
 //! `poolgrad demo`: backpropagation through pooling on built-in examples, printed so a
 //! learner can follow where every gradient goes, drawn as pictures, each step checked.
 
-use crate::explain::{self, model};
+use crate::explain;
 use anyhow::{bail, Result};
 use clap::Args;
 use poolgrad::Operator;
 use poolgrad::{gradcheck, AvgPool, Layout, MaxPool, Padding, PoolGeometry, Pooling, Shape, Tensor};
+use poolgrad_explain::model;
 use std::path::PathBuf;
 
 /// Arguments of `poolgrad demo`.

@@ -8,6 +8,7 @@
 //! ```
 //! poolgrad_fuzzing::npy(b"\x93NUMPY\x01\x00garbage");
 //! poolgrad_fuzzing::differential(&[3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5]);
+//! poolgrad_fuzzing::candle(&[2, 7, 1, 8, 2, 8, 1, 8, 2, 8, 4, 5, 9]);
 //! ```
 
 use poolgrad::simd::{available, with_isa};
@@ -242,4 +243,172 @@ pub fn differential(data: &[u8]) {
             }
         });
     }
+}
+
+/// Differential through candle: a small random request through poolgrad-candle's ops
+/// (forward, and the gradient of `sum(y · g)` through candle's autograd), on a
+/// contiguous tensor or on a strided view (narrowed, transposed), against
+/// `poolgrad::reference`. Max and average pooling agree bitwise (values and gradient),
+/// adaptive average and LP within rounding of the library; an invalid request is an
+/// error on both sides.
+pub fn candle(data: &[u8]) {
+    use candle_core::{Device, Module, Tensor as CandleTensor, Var};
+    use poolgrad_candle::Pool;
+
+    let mut b = Bytes(data);
+    let rank = b.range(1, 3);
+    let spatial: Vec<usize> = (0..rank).map(|_| b.range(1, 6)).collect();
+    let shape = Shape::new(b.range(1, 2), b.range(1, 5), &spatial);
+    let layout = if b.byte() % 2 == 0 { Layout::ChannelsFirst } else { Layout::ChannelsLast };
+    let kernel = b.list(rank, 1, 4);
+    let stride = b.list(rank, 1, 3);
+    let dilation = b.list(rank, 1, 2);
+    let padding = b.list(rank, 0, 2);
+    let explicit = b.byte() % 3 == 0;
+    let (begin, end) = (b.list(rank, 0, 2), b.list(rank, 0, 2));
+    let ceil = b.byte() % 2 == 0;
+    let include_pad = b.byte() % 2 == 0;
+    let divisor = if b.byte() % 4 == 0 { Some(b.range(1, 9)) } else { None };
+    let op = b.byte() % 5;
+    let view = b.byte() % 3;
+    let output = b.list(rank, 1, 5);
+    let Ok(n) = shape.numel() else { return };
+    let values: Vec<f64> = (0..n).map(|_| PALETTE[b.byte() as usize % PALETTE.len()]).collect();
+
+    // The same request, as the library's geometry and as candle's builder.
+    let padding_mode = if explicit {
+        Padding::Explicit { begin: begin.clone(), end: end.clone() }
+    } else {
+        Padding::Symmetric(padding.clone())
+    };
+    let geometry = PoolGeometry::new(&kernel).stride(&stride).dilation(&dilation).padding(padding_mode).ceil_mode(ceil);
+    let regular = |pool: Pool| {
+        let pool = pool.stride(&stride).dilation(&dilation).ceil_mode(ceil);
+        if explicit {
+            pool.pads(&begin, &end)
+        } else {
+            pool.padding(&padding)
+        }
+    };
+    let mut pool = match op {
+        0 => regular(Pool::max(&kernel)),
+        1 => {
+            let pool = regular(Pool::avg(&kernel)).count_include_pad(include_pad);
+            match divisor {
+                Some(d) => pool.divisor_override(d),
+                None => pool,
+            }
+        }
+        2 => regular(Pool::lp(2.0, &kernel)),
+        3 => Pool::adaptive_max(&output),
+        _ => Pool::adaptive_avg(&output),
+    };
+    if layout == Layout::ChannelsLast {
+        pool = pool.channels_last();
+    }
+
+    // The input as candle holds it: contiguous, a narrowed slice of a wider tensor, or
+    // the transpose of a tensor stored with its first two dims swapped.
+    let dims = shape.dims(layout);
+    let device = Device::Cpu;
+    let x = Tensor::new(values.clone(), shape.clone(), layout).unwrap();
+    let var = match view {
+        0 => Var::from_vec(values, dims.as_slice(), &device).unwrap(),
+        1 => {
+            let last = dims.len() - 1;
+            let mut wide_dims = dims.clone();
+            wide_dims[last] += 2;
+            let wide = CandleTensor::full(f64::NAN, wide_dims.as_slice(), &device).unwrap();
+            let inner = CandleTensor::from_vec(values, dims.as_slice(), &device).unwrap();
+            let wide = wide.slice_assign(&ranges(&dims, 1), &inner).unwrap();
+            Var::from_tensor(&wide).unwrap()
+        }
+        _ => {
+            let inner = CandleTensor::from_vec(values, dims.as_slice(), &device).unwrap();
+            Var::from_tensor(&inner.transpose(0, 1).unwrap().contiguous().unwrap()).unwrap()
+        }
+    };
+    let input = match view {
+        0 => var.as_tensor().clone(),
+        1 => var.as_tensor().narrow(dims.len() - 1, 1, dims[dims.len() - 1]).unwrap(),
+        _ => var.as_tensor().transpose(0, 1).unwrap(),
+    };
+    assert_eq!(input.dims(), dims.as_slice());
+
+    let want: poolgrad::Result<(Tensor<f64>, Box<dyn Fn(&Tensor<f64>) -> Tensor<f64>>)> = match op {
+        0 => reference::max_pool(&x.view(), &geometry).map(|(y, _)| {
+            let (x, g) = (x.clone(), geometry.clone());
+            let f: Box<dyn Fn(&Tensor<f64>) -> Tensor<f64>> =
+                Box::new(move |gy| reference::max_pool_backward(&x.view(), &gy.view(), &g).unwrap());
+            (y, f)
+        }),
+        1 => reference::avg_pool(&x.view(), &geometry, include_pad, divisor).map(|y| {
+            let (x, g) = (x.clone(), geometry.clone());
+            let f: Box<dyn Fn(&Tensor<f64>) -> Tensor<f64>> = Box::new(move |gy| {
+                reference::avg_pool_backward(&x.view(), &gy.view(), &g, include_pad, divisor).unwrap()
+            });
+            (y, f)
+        }),
+        2 => {
+            let lp = LpPool::new(geometry.clone(), 2.0);
+            lp.forward(&x.view()).map(|y| {
+                let x = x.clone();
+                let f: Box<dyn Fn(&Tensor<f64>) -> Tensor<f64>> =
+                    Box::new(move |gy| lp.backward(&x.view(), &gy.view()).unwrap());
+                (y, f)
+            })
+        }
+        _ => {
+            let max = op == 3;
+            let pool = if max {
+                poolgrad::Operator::Max(MaxPool::adaptive(&output))
+            } else {
+                poolgrad::Operator::Avg(AvgPool::adaptive(&output))
+            };
+            reference::adaptive_pool(&x.view(), &output, max).map(|(y, _)| {
+                let x = x.clone();
+                let f: Box<dyn Fn(&Tensor<f64>) -> Tensor<f64>> =
+                    Box::new(move |gy| pool.backward(&x.view(), &gy.view()).unwrap());
+                (y, f)
+            })
+        }
+    };
+    let got = pool.forward(&input);
+    let (want_y, want_backward) = match (got.as_ref(), want) {
+        (Ok(_), Ok(want)) => want,
+        (Err(_), Err(_)) => return,
+        (a, b) => panic!("candle {:?} vs reference {:?}", a.as_ref().err(), b.err()),
+    };
+    let y = got.unwrap();
+    assert_eq!(y.dims(), want_y.dims().as_slice(), "output shape");
+    let exact = op <= 1 || op == 3;
+    let close = |a: &[f64], w: &[f64], what: &str| {
+        assert_eq!(a.len(), w.len(), "{what} length");
+        for (a, w) in a.iter().zip(w) {
+            let ok = a.to_bits() == w.to_bits()
+                || (a.is_nan() && w.is_nan())
+                || (!exact && (a - w).abs() <= 1e-12 * w.abs().max(1e-300));
+            assert!(ok, "{what}: {a} vs {w} (op {op}, view {view})");
+        }
+    };
+    close(&y.flatten_all().unwrap().to_vec1::<f64>().unwrap(), want_y.data(), "forward");
+
+    // The gradient of sum(y · g) through candle's autograd.
+    let gy_values: Vec<f64> = (0..want_y.data().len()).map(|i| (i % 7) as f64 * 0.5 - 1.5).collect();
+    let gy = Tensor::new(gy_values.clone(), want_y.shape().clone(), layout).unwrap();
+    let g = CandleTensor::from_vec(gy_values, y.dims(), &device).unwrap();
+    let grads = (y * g).unwrap().sum_all().unwrap().backward().unwrap();
+    let gx = grads.get(var.as_tensor()).expect("a gradient for the input");
+    let gx = match view {
+        0 => gx.clone(),
+        1 => gx.narrow(dims.len() - 1, 1, dims[dims.len() - 1]).unwrap(),
+        _ => gx.transpose(0, 1).unwrap(),
+    };
+    close(&gx.flatten_all().unwrap().to_vec1::<f64>().unwrap(), want_backward(&gy).data(), "gradient");
+}
+
+/// `offset..offset + d` for every dim: where a narrowed last dim sits in a wider tensor.
+fn ranges(dims: &[usize], offset: usize) -> Vec<std::ops::Range<usize>> {
+    let last = dims.len() - 1;
+    dims.iter().enumerate().map(|(i, &d)| if i == last { offset..offset + d } else { 0..d }).collect()
 }

@@ -36,3 +36,8 @@ fn run_corpus() {
 fn differential_corpus() {
     assert!(replay("differential", poolgrad_fuzzing::differential) > 0, "the differential corpus is committed");
 }
+
+#[test]
+fn candle_corpus() {
+    assert!(replay("candle", poolgrad_fuzzing::candle) > 0, "the candle corpus is committed");
+}

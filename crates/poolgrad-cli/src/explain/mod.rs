@@ -1,17 +1,12 @@
 //! `poolgrad explain`: draws where every gradient goes, for the user's configuration.
 
-pub mod model;
-pub mod palette;
-pub mod png;
-pub mod svg;
-pub mod terminal;
-
 use crate::args::{Op, PoolArgs};
 use crate::memory;
 use crate::npy::{self, Data};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use poolgrad::{Layout, Pooling, Shape};
+use poolgrad_explain::{model, png, svg, terminal};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -156,17 +151,6 @@ fn parse_sizes(flag: &str, text: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
-/// Plane `(n, c)` of a tensor, in row-major spatial order.
-fn plane(data: &[f64], shape: &Shape, layout: Layout, n: usize, c: usize) -> Vec<f64> {
-    let volume: usize = shape.spatial.iter().product();
-    (0..volume)
-        .map(|s| match layout {
-            Layout::ChannelsFirst => data[(n * shape.channels + c) * volume + s],
-            Layout::ChannelsLast => data[(n * volume + s) * shape.channels + c],
-        })
-        .collect()
-}
-
 /// Writes the explanation's pictures as `<dir>/<stem>-forward.svg` and `-backward.svg`
 /// (and PNGs); returns the paths written.
 pub fn write_pictures(ex: &model::Explanation, dir: &Path, stem: &str, with_png: bool) -> Result<Vec<PathBuf>> {
@@ -217,12 +201,9 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
         (None, None) => {
             let Some(s) = &args.shape else { bail!("give --input, or --shape with --values or --seed") };
             let dims = parse_sizes("--shape", s)?;
-            let mut state = args.seed.unwrap_or(1);
             let n = Shape::from_dims(&dims, layout)?.numel()?;
-            let values = (0..n).map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((state >> 33) % 10) as f64
-            });
+            let mut seeded = poolgrad_explain::seeded_values(args.seed.unwrap_or(1));
+            let values = (0..n).map(|_| seeded.next().unwrap_or_default());
             (dims, memory::collect(values, "the generated input")?)
         }
     };
@@ -236,7 +217,7 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
         bail!("--plane {}: needs n,c with n < {} and c < {}", args.plane, shape.batch, shape.channels);
     }
     let op = args.pool.operator(shape.spatial.len())?;
-    let x = plane(&data, &shape, layout, pl[0], pl[1]);
+    let x = poolgrad_explain::plane(&data, &shape, layout, pl[0], pl[1]);
     let delta = match &args.grad_output {
         None => None,
         Some(path) => {
@@ -250,7 +231,7 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
                     out.dims(layout)
                 );
             }
-            Some(plane(&to_f64(g.data)?, &out, layout, pl[0], pl[1]))
+            Some(poolgrad_explain::plane(&to_f64(g.data)?, &out, layout, pl[0], pl[1]))
         }
     };
     let title = describe(&args.pool, &shape.spatial);

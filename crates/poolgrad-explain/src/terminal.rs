@@ -1,8 +1,8 @@
 //! The terminal rendering: grids side by side, and each input gradient as the sum it
 //! comes from, coloured by the output that sent each term.
 
-use super::model::{number, Explanation};
-use super::palette;
+use crate::model::{number, Explanation};
+use crate::palette;
 
 /// ANSI colouring, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

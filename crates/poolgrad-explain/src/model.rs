@@ -6,7 +6,7 @@
 //! backward of a one-hot grad-output at `o`, so the picture shows exactly what poolgrad
 //! computes (ties, divisors, padding and all), for every operator alike.
 
-use anyhow::{bail, Result};
+use crate::{ExplainError, Result};
 use poolgrad::geometry::adaptive_window;
 use poolgrad::{Layout, Shape, Tensor, WindowSpec};
 use poolgrad::{Operator, Pooling};
@@ -197,25 +197,34 @@ pub fn explain(
 ) -> Result<Explanation> {
     let rank = spatial.len();
     if !(1..=3).contains(&rank) {
-        bail!("explain draws 1-D, 2-D and 3-D inputs; this one has {rank} spatial dims");
+        return Err(ExplainError::Unsupported(format!(
+            "explain draws 1-D, 2-D and 3-D inputs; this one has {rank} spatial dims"
+        )));
     }
     let sides = &spatial[rank.saturating_sub(2)..];
     let slices = if rank == 3 { spatial[0] } else { 1 };
     if sides.iter().any(|&s| s > MAX_SIDE) || slices > MAX_SLICES {
-        bail!(
+        return Err(ExplainError::Unsupported(format!(
             "input too large to draw legibly: spatial shape {spatial:?} (limit {MAX_SIDE} per side, {MAX_SLICES} slices for 3-D)"
-        );
+        )));
     }
     let shape = Shape::new(1, 1, spatial);
     let xt = Tensor::new(x, shape.clone(), Layout::ChannelsFirst)?;
     let y = op.forward(&xt.view())?;
     let outputs = y.data().len();
     if outputs > MAX_OUTPUTS {
-        bail!("output too large to draw legibly: {outputs} cells (limit {MAX_OUTPUTS})");
+        return Err(ExplainError::Unsupported(format!(
+            "output too large to draw legibly: {outputs} cells (limit {MAX_OUTPUTS})"
+        )));
     }
     let delta = match delta {
         Some(d) if d.len() == outputs => d,
-        Some(d) => bail!("the grad-output plane has {} values, the output {outputs}", d.len()),
+        Some(d) => {
+            return Err(ExplainError::Unsupported(format!(
+                "the grad-output plane has {} values, the output {outputs}",
+                d.len()
+            )))
+        }
         None => vec![1.0; outputs],
     };
     let dt = Tensor::new(delta.clone(), y.shape().clone(), Layout::ChannelsFirst)?;
@@ -232,7 +241,7 @@ pub fn explain(
     while axes.len() < 3 {
         axes.insert(0, Axis::trivial());
     }
-    let [a0, a1, a2]: [Axis; 3] = axes.try_into().map_err(|_| anyhow::anyhow!("rank"))?;
+    let [a0, a1, a2]: [Axis; 3] = axes.try_into().map_err(|_| ExplainError::Unsupported("rank".into()))?;
     let formula = match op {
         Operator::Max(_) => Formula::Max,
         Operator::Avg(_) => Formula::Avg,
@@ -248,5 +257,40 @@ pub fn explain(
         delta,
         grad: grad.into_data(),
         jacobian,
+    })
+}
+
+/// Plane `(n, c)` of a tensor's data (logical shape `shape`, stored in `layout`), in
+/// row-major spatial order: the input to [`explain`].
+///
+/// ```
+/// use poolgrad::{Layout, Shape};
+/// let shape = Shape::new(1, 2, &[2]);
+/// // Channels-last storage of two channels over two cells: c0 = [1, 3], c1 = [2, 4].
+/// assert_eq!(poolgrad_explain::plane(&[1.0, 2.0, 3.0, 4.0], &shape, Layout::ChannelsLast, 0, 1), vec![2.0, 4.0]);
+/// ```
+pub fn plane(data: &[f64], shape: &Shape, layout: Layout, n: usize, c: usize) -> Vec<f64> {
+    let volume: usize = shape.spatial.iter().product();
+    (0..volume)
+        .map(|s| match layout {
+            Layout::ChannelsFirst => data[(n * shape.channels + c) * volume + s],
+            Layout::ChannelsLast => data[(n * volume + s) * shape.channels + c],
+        })
+        .collect()
+}
+
+/// The small integers (0 to 9, ties included) of a generated input for `seed`, in C
+/// order: `poolgrad explain --seed S` and Python's `poolgrad.explain(seed=S)` draw the
+/// same input from them.
+///
+/// ```
+/// let v: Vec<f64> = poolgrad_explain::seeded_values(7).take(4).collect();
+/// assert!(v.iter().all(|&x| (0.0..10.0).contains(&x) && x == x.trunc()));
+/// ```
+pub fn seeded_values(seed: u64) -> impl Iterator<Item = f64> {
+    let mut state = seed;
+    std::iter::repeat_with(move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 33) % 10) as f64
     })
 }

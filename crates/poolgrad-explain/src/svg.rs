@@ -5,8 +5,8 @@
 //! Elements carry `data-*` attributes (role, index, exact value, terms) so tests can
 //! read a picture back and check it against the library.
 
-use super::model::{number, Explanation, Formula};
-use super::palette;
+use crate::model::{number, Explanation, Formula};
+use crate::palette;
 use std::fmt::Write;
 
 const FONT: &str = "DejaVu Sans";
