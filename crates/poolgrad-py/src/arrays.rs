@@ -7,7 +7,7 @@ use numpy::{
     PyUntypedArray, PyUntypedArrayMethods,
 };
 use poolgrad::{Layout, MaxElement, MaxPool, Tensor};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use std::ops::Deref;
 
@@ -80,7 +80,7 @@ impl<W: Wire> Deref for Held<'_, W> {
     fn deref(&self) -> &[W] {
         match &self.copy {
             Some(v) => v,
-            None => self.array.as_slice().unwrap_or(&[]),
+            None => self.array.as_slice().unwrap_or_default(),
         }
     }
 }
@@ -93,9 +93,16 @@ pub fn read<'py, W: Wire>(a: &Bound<'py, PyAny>, what: &str) -> PyResult<(Held<'
     })?;
     let array = typed.try_readonly().map_err(|e| PyValueError::new_err(format!("{what}: {e}")))?;
     let dims = array.shape().to_vec();
-    let copy = match array.as_slice() {
-        Ok(_) => None,
-        Err(_) => Some(array.as_array().iter().copied().collect()),
+    // `as_slice` also accepts Fortran order, whose memory order is not the logical one.
+    let copy = if array.is_c_contiguous() && array.as_slice().is_ok() {
+        None
+    } else {
+        let mut copy = Vec::new();
+        copy.try_reserve_exact(array.len()).map_err(|_| {
+            PyMemoryError::new_err(format!("{what}: out of memory copying {} elements into C order", array.len()))
+        })?;
+        copy.extend(array.as_array().iter().copied());
+        Some(copy)
     };
     Ok((Held { array, copy }, dims))
 }

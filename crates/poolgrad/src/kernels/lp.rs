@@ -285,7 +285,16 @@ pub(crate) fn hvp<T: Element>(
             }
             Ok(())
         })?;
-        for (o, a) in hv.iter_mut().zip(acc_hv) {
+        // PyTorch's composite differentiates `x^p` at every cell, windows or not: where
+        // `x^(p−2)` is NaN (a negative `x` with fractional `p`) its `0 · NaN` reaches the
+        // cells no window covers too, as in its first-order gradient (see `backward`).
+        for (i, (o, a)) in hv.iter_mut().zip(acc_hv).enumerate() {
+            let a = match formula {
+                Formula::Torch { .. } if !(formula.dphi(x[i].to_acc(), pa) * v[i].to_acc()).is_finite() => {
+                    T::Acc::nan()
+                }
+                _ => a,
+            };
             *o = T::from_acc(a);
         }
         Ok(())
