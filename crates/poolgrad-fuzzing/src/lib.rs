@@ -335,27 +335,27 @@ pub fn candle(data: &[u8]) {
     };
     assert_eq!(input.dims(), dims.as_slice());
 
-    let want: poolgrad::Result<(Tensor<f64>, Box<dyn Fn(&Tensor<f64>) -> Tensor<f64>>)> = match op {
-        0 => reference::max_pool(&x.view(), &geometry).map(|(y, _)| {
-            let (x, g) = (x.clone(), geometry.clone());
-            let f: Box<dyn Fn(&Tensor<f64>) -> Tensor<f64>> =
-                Box::new(move |gy| reference::max_pool_backward(&x.view(), &gy.view(), &g).unwrap());
-            (y, f)
+    // The reference's forward, and its gradient for a grad-output made from the output's shape.
+    let gy_for = |y: &Tensor<f64>| {
+        let values = (0..y.data().len()).map(|i| (i % 7) as f64 * 0.5 - 1.5).collect();
+        Tensor::new(values, y.shape().clone(), layout).unwrap()
+    };
+    let xv = x.view();
+    let want: poolgrad::Result<(Tensor<f64>, Tensor<f64>)> = match op {
+        0 => reference::max_pool(&xv, &geometry).and_then(|(y, _)| {
+            let gx = reference::max_pool_backward(&xv, &gy_for(&y).view(), &geometry)?;
+            Ok((y, gx))
         }),
-        1 => reference::avg_pool(&x.view(), &geometry, include_pad, divisor).map(|y| {
-            let (x, g) = (x.clone(), geometry.clone());
-            let f: Box<dyn Fn(&Tensor<f64>) -> Tensor<f64>> = Box::new(move |gy| {
-                reference::avg_pool_backward(&x.view(), &gy.view(), &g, include_pad, divisor).unwrap()
-            });
-            (y, f)
+        1 => reference::avg_pool(&xv, &geometry, include_pad, divisor).and_then(|y| {
+            let gx = reference::avg_pool_backward(&xv, &gy_for(&y).view(), &geometry, include_pad, divisor)?;
+            Ok((y, gx))
         }),
+        // LP and adaptive pooling's gradients: the library's own (the reference has none).
         2 => {
             let lp = LpPool::new(geometry.clone(), 2.0);
-            lp.forward(&x.view()).map(|y| {
-                let x = x.clone();
-                let f: Box<dyn Fn(&Tensor<f64>) -> Tensor<f64>> =
-                    Box::new(move |gy| lp.backward(&x.view(), &gy.view()).unwrap());
-                (y, f)
+            lp.forward(&xv).and_then(|y| {
+                let gx = lp.backward(&xv, &gy_for(&y).view())?;
+                Ok((y, gx))
             })
         }
         _ => {
@@ -365,16 +365,14 @@ pub fn candle(data: &[u8]) {
             } else {
                 poolgrad::Operator::Avg(AvgPool::adaptive(&output))
             };
-            reference::adaptive_pool(&x.view(), &output, max).map(|(y, _)| {
-                let x = x.clone();
-                let f: Box<dyn Fn(&Tensor<f64>) -> Tensor<f64>> =
-                    Box::new(move |gy| pool.backward(&x.view(), &gy.view()).unwrap());
-                (y, f)
+            reference::adaptive_pool(&xv, &output, max).and_then(|(y, _)| {
+                let gx = pool.backward(&xv, &gy_for(&y).view())?;
+                Ok((y, gx))
             })
         }
     };
     let got = pool.forward(&input);
-    let (want_y, want_backward) = match (got.as_ref(), want) {
+    let (want_y, want_gx) = match (got.as_ref(), want) {
         (Ok(_), Ok(want)) => want,
         (Err(_), Err(_)) => return,
         (a, b) => panic!("candle {:?} vs reference {:?}", a.as_ref().err(), b.err()),
@@ -394,9 +392,8 @@ pub fn candle(data: &[u8]) {
     close(&y.flatten_all().unwrap().to_vec1::<f64>().unwrap(), want_y.data(), "forward");
 
     // The gradient of sum(y · g) through candle's autograd.
-    let gy_values: Vec<f64> = (0..want_y.data().len()).map(|i| (i % 7) as f64 * 0.5 - 1.5).collect();
-    let gy = Tensor::new(gy_values.clone(), want_y.shape().clone(), layout).unwrap();
-    let g = CandleTensor::from_vec(gy_values, y.dims(), &device).unwrap();
+    let gy = gy_for(&want_y);
+    let g = CandleTensor::from_vec(gy.data().to_vec(), y.dims(), &device).unwrap();
     let grads = (y * g).unwrap().sum_all().unwrap().backward().unwrap();
     let gx = grads.get(var.as_tensor()).expect("a gradient for the input");
     let gx = match view {
@@ -404,7 +401,7 @@ pub fn candle(data: &[u8]) {
         1 => gx.narrow(dims.len() - 1, 1, dims[dims.len() - 1]).unwrap(),
         _ => gx.transpose(0, 1).unwrap(),
     };
-    close(&gx.flatten_all().unwrap().to_vec1::<f64>().unwrap(), want_backward(&gy).data(), "gradient");
+    close(&gx.flatten_all().unwrap().to_vec1::<f64>().unwrap(), want_gx.data(), "gradient");
 }
 
 /// `offset..offset + d` for every dim: where a narrowed last dim sits in a wider tensor.

@@ -80,6 +80,8 @@ def _sizes(name: str, value: Optional[Size]) -> Optional[list]:
     """One number or a sequence of numbers, as a list (``None`` stays ``None``)."""
     if value is None:
         return None
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {type(value).__name__}")
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         values = [int(value)]
     else:
@@ -121,11 +123,17 @@ def _back(result: np.ndarray, like: np.ndarray) -> np.ndarray:
 
 def _regular(kind: str, kernel_size, stride, padding, dilation, ceil_mode, pads, auto_pad, **extra):
     stride = _sizes("stride", stride)
+    padding = _sizes("padding", padding)
+    if pads is not None or auto_pad not in (None, "NOTSET"):
+        # ONNX's padding replaces PyTorch's, whose default (0) is then no padding at all.
+        if padding and any(padding):
+            raise ValueError("give at most one of padding, pads and auto_pad")
+        padding = None
     return _native.Operator(
         kind,
         kernel_size=_sizes("kernel_size", kernel_size),
         stride=stride if stride else None,
-        padding=None if (pads is not None or auto_pad not in (None, "NOTSET")) else _sizes("padding", padding),
+        padding=padding,
         pads=_sizes("pads", pads),
         auto_pad=auto_pad,
         dilation=_sizes("dilation", dilation),
