@@ -139,20 +139,29 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let extra =
         if args.argmax == Argmax::Compact && matches!(op, Operator::Max(_)) { ", \"argmax\": \"compact\"" } else { "" };
     if !args.json {
-        println!(
+        outln!(
             "{:<8} {:<9} {:<22} {:<6} {:<5} {:>7} {:>12} {:>12} {:>6} {:>8}",
-            "op", "pass", "shape", "layout", "dtype", "threads", "median", "min", "runs", "GB/s"
-        );
+            "op",
+            "pass",
+            "shape",
+            "layout",
+            "dtype",
+            "threads",
+            "median",
+            "min",
+            "runs",
+            "GB/s"
+        )?;
     }
     for m in results {
         let gbps = m.bytes as f64 / m.median / 1e9;
         if args.json {
-            println!(
+            outln!(
                 "{{\"op\": \"{}\", \"pass\": \"{}\", \"shape\": {:?}, \"layout\": \"{}\", \"dtype\": \"{}\", \"threads\": {}, \"median_s\": {:e}, \"min_s\": {:e}, \"runs\": {}, \"bytes\": {}, \"gbps\": {:.4}{extra}}}",
                 args.pool.op.name(), m.pass, dims, layout.name(), args.dtype.name(), threads, m.median, m.min, m.runs, m.bytes, gbps
-            );
+            )?;
         } else {
-            println!(
+            outln!(
                 "{:<8} {:<9} {:<22} {:<6} {:<5} {:>7} {:>10.3}ms {:>10.3}ms {:>6} {:>8.2}",
                 args.pool.op.name(),
                 m.pass,
@@ -164,7 +173,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
                 m.min * 1e3,
                 m.runs,
                 gbps
-            );
+            )?;
         }
     }
     Ok(())

@@ -88,17 +88,17 @@ fn examples() -> Vec<Example> {
 
 pub fn demo(args: &DemoArgs) -> Result<()> {
     let style = explain::style(args.plain);
-    println!("poolgrad demo: backpropagation through pooling, step by step.");
-    println!("Notation: x is the input, y = pool(x) the output, δ = ∂L/∂y the gradient arriving");
-    println!("from the loss L, and ∂L/∂x the gradient poolgrad sends back to the input.\n");
+    outln!("poolgrad demo: backpropagation through pooling, step by step.")?;
+    outln!("Notation: x is the input, y = pool(x) the output, δ = ∂L/∂y the gradient arriving")?;
+    outln!("from the loss L, and ∂L/∂x the gradient poolgrad sends back to the input.\n")?;
     let mut pictures = Vec::new();
     for ex in examples() {
         let (h, w) = (ex.x.len(), ex.x[0].len());
-        println!("== {} ==", ex.title);
-        println!(" rule: {}", ex.rule);
+        outln!("== {} ==", ex.title)?;
+        outln!(" rule: {}", ex.rule)?;
         let explanation =
             model::explain(&ex.op, ex.title[3..].to_string(), &[h, w], ex.x.concat(), Some(ex.delta.clone()))?;
-        explain::print(&explanation, style);
+        explain::print(&explanation, style)?;
         // The parts listed add up to the library's gradient.
         for i in 0..explanation.x.len() {
             let total: f64 = explanation.contributions(i).iter().map(|&(o, c)| c * explanation.delta[o]).sum();
@@ -120,9 +120,9 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
         }
     }
     if !pictures.is_empty() {
-        println!("Pictures of every step ({} files) are in {}/", pictures.len(), args.out.display());
+        outln!("Pictures of every step ({} files) are in {}/", pictures.len(), args.out.display())?;
     }
-    println!("Try your own: poolgrad explain --help");
+    outln!("Try your own: poolgrad explain --help")?;
     Ok(())
 }
 
@@ -130,10 +130,11 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
 fn check(ex: &Example, h: usize, w: usize) -> Result<()> {
     let x = Tensor::new(ex.x.concat(), Shape::new(1, 1, &[h, w]), Layout::ChannelsFirst)?;
     let report = gradcheck(&ex.op, &x.view(), 1e-6)?;
-    println!(
+    outln!(
         " check: central finite differences agree with the backward on all {} cells (max |error| = {:.1e})\n",
-        report.checked, report.max_abs_error
-    );
+        report.checked,
+        report.max_abs_error
+    )?;
     if report.max_abs_error > 1e-6 {
         bail!("demo gradient check failed: {report:?}");
     }
@@ -155,13 +156,13 @@ fn tie_note(ex: &Example) -> Result<()> {
         Ok((up - down) / (2.0 * eps))
     };
     let (a, b) = (numeric(0)?, numeric(3)?);
-    println!(" x[0][0] and x[1][1] are both 7. The max is not differentiable here: central differences");
-    println!(
+    outln!(" x[0][0] and x[1][1] are both 7. The max is not differentiable here: central differences")?;
+    outln!(
         " give {} and {} (each one-sided derivative is 1 or 0). poolgrad, like PyTorch, sends all",
         model::number(a),
         model::number(b)
-    );
-    println!(" of δ to the first maximum in row-major order, x[0][0]: a valid subgradient, and the total");
-    println!(" δ reaching the input is conserved.\n");
+    )?;
+    outln!(" of δ to the first maximum in row-major order, x[0][0]: a valid subgradient, and the total")?;
+    outln!(" δ reaching the input is conserved.\n")?;
     Ok(())
 }

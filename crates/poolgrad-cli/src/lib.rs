@@ -5,6 +5,15 @@
 //! let code = poolgrad_cli::run_from(["poolgrad", "demo"]);
 //! ```
 
+/// `println!` that returns the write's error instead of panicking, so that a closed
+/// stdout (`poolgrad demo | head`) ends the command quietly (see [`run_from`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 pub mod args;
 pub mod bench;
 pub mod demo;
@@ -92,9 +101,15 @@ where
     };
     match execute(&cli) {
         Ok(()) => 0,
+        // The reader went away (`| head`): nothing more to say, as for other Unix tools.
+        Err(e) if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(is_broken_pipe)) => 0,
         Err(e) => {
             eprintln!("{}", error_line(&e));
             2
         }
     }
+}
+
+fn is_broken_pipe(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::BrokenPipe
 }

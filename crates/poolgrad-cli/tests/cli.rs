@@ -969,3 +969,27 @@ fn a_flag_value_with_newlines_still_gives_one_error_line() {
     write_f32(&d.p("x.npy"), &[1, 1, 4, 4], &values(16, 1));
     refuse(&d, &["run", "--op", "max", "--kernel", "2", "--stride", "1\n\n]\n", "--input", &d.s("x.npy")], "--stride");
 }
+
+/// A reader that stops early (`poolgrad demo | head -1`) ends the command quietly:
+/// exit 0, no panic message (it used to panic in `println!` on the broken pipe).
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_poolgrad"))
+        .args(["demo", "--out", dir.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    // Read the first line, then close the pipe while the demo still has pages to print.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}

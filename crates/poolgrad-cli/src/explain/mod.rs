@@ -170,13 +170,14 @@ pub fn write_pictures(ex: &model::Explanation, dir: &Path, stem: &str, with_png:
 }
 
 /// Prints an explanation in the terminal.
-pub fn print(ex: &model::Explanation, style: terminal::Style) {
-    println!(" forward:");
-    println!("{}\n", terminal::forward(ex, style));
-    println!(" backward:");
-    println!("{}\n", terminal::backward(ex, style));
-    println!(" where each nonzero gradient comes from:");
-    println!("{}", terminal::sums(ex, style));
+pub fn print(ex: &model::Explanation, style: terminal::Style) -> Result<()> {
+    outln!(" forward:")?;
+    outln!("{}\n", terminal::forward(ex, style))?;
+    outln!(" backward:")?;
+    outln!("{}\n", terminal::backward(ex, style))?;
+    outln!(" where each nonzero gradient comes from:")?;
+    outln!("{}", terminal::sums(ex, style))?;
+    Ok(())
 }
 
 pub fn explain(args: &ExplainArgs) -> Result<()> {
@@ -236,9 +237,9 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
     };
     let title = describe(&args.pool, &shape.spatial);
     let ex = model::explain(&op, title.clone(), &shape.spatial, x, delta)?;
-    println!("== {title} (plane n={}, c={}) ==", pl[0], pl[1]);
-    print(&ex, style(args.plain));
+    outln!("== {title} (plane n={}, c={}) ==", pl[0], pl[1])?;
+    print(&ex, style(args.plain))?;
     let written = write_pictures(&ex, &args.out, &stem(&args.pool), args.png)?;
-    println!("\n pictures: {}", written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+    outln!("\n pictures: {}", written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))?;
     Ok(())
 }

@@ -178,9 +178,11 @@ def explain(
             ("output size", output_size),
             ("p", norm_type),
             ("divisor", divisor_override),
-            ("auto_pad", auto_pad),
+            # In the order and words of `poolgrad explain`'s titles.
+            ("auto_pad", auto_pad.lower() if auto_pad else None),
             ("ceil mode", bool(ceil_mode)),
-            ("count_include_pad False", count_include_pad is False and op == "avg"),
+            (f"{formula} formula", op == "lp" and formula != "auto"),
+            ("count_include_pad false", count_include_pad is False and op == "avg"),
         ],
     )
     g = None
