@@ -33,18 +33,7 @@ import poolgrad
 import poolgrad.torch as pt
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_torch import BINARY, WORKLOADS  # noqa: E402
-
-
-def median_time(f, min_time):
-    f()
-    times = []
-    start = time.perf_counter()
-    while len(times) < 5 or time.perf_counter() - start < min_time:
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+from compare_torch import BINARY, WORKLOADS, median_time  # noqa: E402
 
 
 def functions(module, op, rank, flags):

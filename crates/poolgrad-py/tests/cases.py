@@ -206,6 +206,22 @@ def from_layout(a, layout):
 
 # ------------------------------------------------------------- PyTorch side
 
+def torch_tensor(a, case, memory_format=None):
+    """A case-layout float64 array as a torch (N, C, d...) tensor of the case's dtype."""
+    import torch
+
+    dt = getattr(torch, case["dtype"])
+    t = torch.from_numpy(np.ascontiguousarray(from_layout(np.asarray(a, dtype=np.float64), case["layout"]))).to(dt)
+    return t.contiguous(memory_format=memory_format) if memory_format is not None else t
+
+
+def from_torch(t, case):
+    """A torch (N, C, d...) tensor as a case-layout array (floats as float64)."""
+    t = t.detach()
+    a = (t.double() if t.is_floating_point() else t).numpy()
+    return with_layout(a, case["layout"], case["rank"])
+
+
 
 def torch_results(case, arrays):
     """PyTorch's results for a case: forward, indices, backward for a seeded
@@ -214,19 +230,15 @@ def torch_results(case, arrays):
     import torch
     import torch.nn.functional as F
 
-    dt = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}[
-        case["dtype"]
-    ]
+    dt = getattr(torch, case["dtype"])
     layout, rank, op = case["layout"], case["rank"], case["op"]
     rng = np.random.default_rng(case["seed"] + 1)
 
     def tensor(a):
-        return torch.from_numpy(np.ascontiguousarray(from_layout(np.asarray(a, dtype=np.float64), layout))).to(dt)
+        return torch_tensor(a, case)
 
     def back(t):
-        t = t.detach()
-        a = (t.double() if t.is_floating_point() else t).numpy()
-        return with_layout(a, layout, rank)
+        return from_torch(t, case)
 
     out = dict(arrays)
     x = tensor(arrays["x"]).requires_grad_(True)
@@ -381,19 +393,15 @@ def torch_api_results(case, arrays):
 
     import poolgrad.torch as pt
 
-    dt = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}[
-        case["dtype"]
-    ]
+    dt = getattr(torch, case["dtype"])
     layout, rank, op = case["layout"], case["rank"], case["op"]
     fmt = {2: torch.channels_last, 3: torch.channels_last_3d}.get(rank) if layout == "nxc" else None
 
     def tensor(a):
-        t = torch.from_numpy(np.ascontiguousarray(from_layout(np.asarray(a, dtype=np.float64), layout))).to(dt)
-        return t.contiguous(memory_format=fmt) if fmt is not None else t
+        return torch_tensor(a, case, fmt)
 
     def back(t):
-        t = t.detach()
-        return with_layout((t.double() if t.is_floating_point() else t).numpy(), layout, rank)
+        return from_torch(t, case)
 
     x = tensor(arrays["x"]).requires_grad_(True)
     got = {}

@@ -166,18 +166,23 @@ class _Scatter(torch.autograd.Function):
         return call.tensor(out), None, None, None, None, None
 
 
+def _scatter_to_indices(call, a, indices, params, adjoint):
+    """max_unpool of `a` (`adjoint`: its double backward, which adds repeated indices)."""
+    kernel, stride, padding, size = params
+    out = _native.max_unpool(
+        call.array(a), call.indices(indices), kernel, stride, padding, size, call.layout, call.bf16, adjoint
+    )
+    return call.tensor(out)
+
+
 class _Unpool(torch.autograd.Function):
     """y = max_unpool(x, indices); backward a gather, whose backward is a scatter-add."""
 
     @staticmethod
     def forward(ctx, x, indices, params, call):
-        kernel, stride, padding, size = params
         ctx.save_for_backward(indices)
         ctx.params, ctx.call = params, call
-        y = _native.max_unpool(
-            call.array(x), call.indices(indices), kernel, stride, padding, size, call.layout, call.bf16, False
-        )
-        return call.tensor(y)
+        return _scatter_to_indices(call, x, indices, params, adjoint=False)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -199,12 +204,7 @@ class _UnpoolBackward(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_grad_input):
         (indices,) = ctx.saved_tensors
-        kernel, stride, padding, size = ctx.params
-        call = ctx.call
-        out = _native.max_unpool(
-            call.array(grad_grad_input), call.indices(indices), kernel, stride, padding, size, call.layout, call.bf16, True
-        )
-        return call.tensor(out), None, None, None
+        return _scatter_to_indices(ctx.call, grad_grad_input, indices, ctx.params, adjoint=True), None, None, None
 
 
 # ------------------------------------------------------------------ functions
