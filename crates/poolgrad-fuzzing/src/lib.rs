@@ -148,9 +148,6 @@ pub fn differential(data: &[u8]) {
     let output = b.list(rank, 1, 9);
     let values: Vec<f64> = (0..n).map(|_| PALETTE[b.byte() as usize % PALETTE.len()]).collect();
     let x = Tensor::new(values, shape.clone(), layout).unwrap();
-    let same_bits = |a: &[f64], b: &[f64]| {
-        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
-    };
     for isa in available() {
         with_isa(isa, || match op {
             0 => {
@@ -241,6 +238,95 @@ pub fn differential(data: &[u8]) {
                     }
                 }
             }
+        });
+    }
+    // Fractional max pooling and max unpooling, chosen by a byte after the values (older
+    // corpus files end before it and keep their meaning).
+    match b.byte() % 3 {
+        1 if (2..=3).contains(&rank) => {
+            let samples: Vec<f64> =
+                (0..shape.batch * shape.channels * rank).map(|_| f64::from(b.byte()) / 256.0).collect();
+            fractional_differential(&x, &kernel, &output, &samples);
+        }
+        2 => unpool_differential(&x, &geometry, &kernel, &stride),
+        _ => {}
+    }
+}
+
+/// Where cell `s` of plane `(n, c)` sits in a tensor's data.
+fn position(shape: &Shape, layout: Layout, n: usize, c: usize, s: usize) -> usize {
+    let volume: usize = shape.spatial.iter().product();
+    match layout {
+        Layout::ChannelsFirst => (n * shape.channels + c) * volume + s,
+        Layout::ChannelsLast => (n * volume + s) * shape.channels + c,
+    }
+}
+
+/// Every (n, c, s) of a shape's planes, in plane order.
+fn cells(shape: &Shape) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    let volume: usize = shape.spatial.iter().product();
+    (0..shape.batch).flat_map(move |n| (0..shape.channels).flat_map(move |c| (0..volume).map(move |s| (n, c, s))))
+}
+
+fn same_bits(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+}
+
+/// Fractional max pooling under every instruction set: the same bits everywhere, every
+/// output the input cell its index names, and the backward of ones a count per cell.
+fn fractional_differential(x: &Tensor<f64>, kernel: &[usize], output: &[usize], samples: &[f64]) {
+    let pool = poolgrad::FractionalMaxPool::new(kernel, output);
+    let runs: Vec<_> =
+        available().into_iter().map(|isa| with_isa(isa, || pool.forward_with_indices(&x.view(), samples))).collect();
+    let Ok(first) = &runs[0] else {
+        assert!(runs.iter().all(|r| r.as_ref().err() == runs[0].as_ref().err()), "fractional errors differ");
+        return;
+    };
+    for run in &runs[1..] {
+        let run = run.as_ref().expect("fractional: an error under one instruction set only");
+        assert!(same_bits(run.output.data(), first.output.data()), "fractional values differ between ISAs");
+        assert_eq!(run.indices.data(), first.indices.data(), "fractional indices differ between ISAs");
+    }
+    let (layout, y_shape) = (x.layout(), first.output.shape());
+    let mut counts = vec![0.0; x.data().len()];
+    for (n, c, s) in cells(y_shape) {
+        let o = position(y_shape, layout, n, c, s);
+        let i = first.indices.data()[o];
+        let at = position(x.shape(), layout, n, c, usize::try_from(i).expect("a fractional window is never empty"));
+        assert!(same_bits(&[first.output.data()[o]], &[x.data()[at]]), "fractional output {o} is not x at its index");
+        counts[at] += 1.0;
+    }
+    let ones = Tensor::new(vec![1.0; first.output.data().len()], y_shape.clone(), layout).unwrap();
+    let gx = pool.backward_with_indices(x.shape(), &ones.view(), &first.indices.view()).unwrap();
+    assert_eq!(gx.data(), &counts[..], "fractional backward of ones");
+}
+
+/// Max unpooling of a max pooling's output to the input's size, against a plain loop
+/// (the last value in output order wins a repeated index; index -1 writes nothing), and
+/// its backward against a plain gather, under every instruction set.
+fn unpool_differential(x: &Tensor<f64>, geometry: &PoolGeometry, kernel: &[usize], stride: &[usize]) {
+    let Ok(pooled) = MaxPool::new(geometry.clone()).forward_with_indices(&x.view()) else { return };
+    let (layout, y, idx) = (x.layout(), &pooled.output, &pooled.indices);
+    let unpool = poolgrad::MaxUnpool::new(kernel).stride(stride);
+    let spatial = x.shape().spatial.clone();
+    let mut want = vec![0.0; x.data().len()];
+    let mut gathered = vec![0.0; y.data().len()];
+    let g: Vec<f64> = (0..x.data().len()).map(|i| (i % 5) as f64 - 2.0).collect();
+    for (n, c, s) in cells(y.shape()) {
+        let o = position(y.shape(), layout, n, c, s);
+        if let Ok(i) = usize::try_from(idx.data()[o]) {
+            let at = position(x.shape(), layout, n, c, i);
+            want[at] = y.data()[o];
+            gathered[o] = g[at];
+        }
+    }
+    let g = Tensor::new(g, x.shape().clone(), layout).unwrap();
+    for isa in available() {
+        with_isa(isa, || {
+            let z = unpool.forward(&y.view(), &idx.view(), Some(&spatial)).unwrap();
+            assert!(same_bits(z.data(), &want), "{isa:?} unpool");
+            let back = unpool.backward(&g.view(), &idx.view()).unwrap();
+            assert!(same_bits(back.data(), &gathered), "{isa:?} unpool backward");
         });
     }
 }

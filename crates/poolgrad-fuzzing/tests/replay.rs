@@ -41,3 +41,21 @@ fn differential_corpus() {
 fn candle_corpus() {
     assert!(replay("candle", poolgrad_fuzzing::candle) > 0, "the candle corpus is committed");
 }
+
+/// Seeded pseudo-random inputs long enough to reach every branch of the differential
+/// target (fractional and unpooling checks come after the values), so CI runs them even
+/// where the committed corpus predates them.
+#[test]
+fn differential_on_generated_inputs() {
+    let mut state = 0x2026_1202_u64;
+    for len in (0..240).map(|i| 40 + i * 3) {
+        let data: Vec<u8> = (0..len)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (state >> 56) as u8
+            })
+            .collect();
+        let outcome = std::panic::catch_unwind(|| poolgrad_fuzzing::differential(&data));
+        assert!(outcome.is_ok(), "generated input of {len} bytes fails: {data:?}");
+    }
+}
