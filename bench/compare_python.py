@@ -33,7 +33,7 @@ import poolgrad
 import poolgrad.torch as pt
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_torch import BINARY, WORKLOADS, median_time  # noqa: E402
+from compare_torch import BINARY, WORKLOADS, median_time, poolgrad_bench  # noqa: E402
 
 
 def functions(module, op, rank, flags):
@@ -104,18 +104,6 @@ def table_torch(args):
             del x
 
 
-def cli_bench(op, shape, flags, dtype, threads, min_time):
-    cmd = [BINARY, "bench", "--op", op, "--shape", ",".join(map(str, shape)), "--layout", "ncx", "--dtype", dtype]
-    cmd += ["--threads", str(threads), "--min-time", str(min_time), "--json"]
-    for key in ("kernel", "stride", "padding"):
-        if key in flags:
-            cmd += [f"--{key}", str(flags[key])]
-    if "count_include_pad" in flags:
-        cmd += ["--count-include-pad", "true" if flags["count_include_pad"] else "false"]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return {r["pass"]: r["median_s"] for r in map(json.loads, out.splitlines())}
-
-
 def numpy_calls(op, flags, x):
     """The NumPy API's forward (the training forward for max) and backward, as the CLI times them."""
     if op == "max":
@@ -147,7 +135,7 @@ def table_overhead(args):
         gt = torch.randn_like(ours(xt).detach())
         samples = {"forward": ([], [], []), "backward": ([], [], [])}
         for _ in range(args.rounds):
-            cli = cli_bench(op, shape, flags, dtype, 2, args.min_time)
+            cli = {p: r["median_s"] for p, r in poolgrad_bench(op, shape, flags, "ncx", dtype, 2, args.min_time).items()}
             y = ours(xt)
             for label, f, tf in (
                 ("forward", fwd, lambda: ours(xt)),
