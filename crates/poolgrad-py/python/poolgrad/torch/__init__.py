@@ -232,14 +232,7 @@ def _max(op, x, call, return_indices):
 def _make_max_pool(rank):
     def max_pool(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
         call = _Call(input, rank, f"max_pool{rank}d")
-        op = _native.Operator(
-            "max",
-            kernel_size=_pg._sizes("kernel_size", kernel_size),
-            stride=_stride(stride),
-            padding=_pg._sizes("padding", padding),
-            dilation=_pg._sizes("dilation", dilation),
-            ceil_mode=bool(ceil_mode),
-        )
+        op = _pg._regular("max", kernel_size, stride, padding, dilation, ceil_mode, None, None)
         return _max(op, input, call, return_indices)
 
     max_pool.__doc__ = f"poolgrad's ``torch.nn.functional.max_pool{rank}d`` (same arguments and results)."
@@ -249,15 +242,7 @@ def _make_max_pool(rank):
 def _make_avg_pool(rank):
     def avg_pool(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
         call = _Call(input, rank, f"avg_pool{rank}d")
-        op = _native.Operator(
-            "avg",
-            kernel_size=_pg._sizes("kernel_size", kernel_size),
-            stride=_stride(stride),
-            padding=_pg._sizes("padding", padding),
-            ceil_mode=bool(ceil_mode),
-            count_include_pad=bool(count_include_pad),
-            divisor_override=divisor_override,
-        )
+        op = _pg._avg(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, 1, None, None)
         return _Pool.apply(input, op, call)
 
     avg_pool.__doc__ = f"poolgrad's ``torch.nn.functional.avg_pool{rank}d`` (same arguments and results)."
@@ -274,14 +259,7 @@ def _make_avg_pool(rank):
 def _make_lp_pool(rank):
     def lp_pool(input, norm_type, kernel_size, stride=None, ceil_mode=False):
         call = _Call(input, rank, f"lp_pool{rank}d")
-        op = _native.Operator(
-            "lp",
-            kernel_size=_pg._sizes("kernel_size", kernel_size),
-            stride=_stride(stride),
-            ceil_mode=bool(ceil_mode),
-            norm_type=float(norm_type),
-            lp_formula="torch",
-        )
+        op = _pg._lp(norm_type, kernel_size, stride, ceil_mode, 0, 1, None, None, "torch")
         return _Pool.apply(input, op, call)
 
     lp_pool.__doc__ = f"poolgrad's ``torch.nn.functional.lp_pool{rank}d`` (same arguments and results)."
