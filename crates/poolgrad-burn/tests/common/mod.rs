@@ -16,7 +16,9 @@ pub fn values(n: usize, seed: u64) -> Vec<f64> {
 
 /// The CPU devices poolgrad-burn supports, with autodiff.
 pub fn devices() -> Vec<(&'static str, Device)> {
-    vec![("flex", Device::flex().autodiff()), ("ndarray", Device::ndarray().autodiff())]
+    #[allow(deprecated)] // burn-ndarray: deprecated upstream, still a burn CPU backend.
+    let ndarray = Device::ndarray().autodiff();
+    vec![("flex", Device::flex().autodiff()), ("ndarray", ndarray)]
 }
 
 /// An f64 tensor of these dims and values.
@@ -26,5 +28,5 @@ pub fn tensor<const D: usize>(data: Vec<f64>, dims: &[usize], device: &Device) -
 
 /// A tensor's values as f64.
 pub fn to_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data().convert::<f64>().into_vec::<f64>().unwrap()
+    t.into_data().convert::<f64>().try_into_vec::<f64>().unwrap()
 }
