@@ -117,7 +117,10 @@ impl AvgPool {
 }
 
 impl Pooling for AvgPool {
+    /// The output's shape; an error for any request the forward would refuse (a zero
+    /// `divisor_override` included).
     fn output_shape(&self, input: &Shape) -> Result<Shape> {
+        self.divisor()?;
         Ok(self.windows.plan(input)?.output)
     }
 

@@ -48,22 +48,38 @@ impl FractionalMaxPool {
     /// let pool = FractionalMaxPool::new(&[2], &[3]);
     /// assert_eq!(pool.output_shape(&Shape::new(2, 4, &[7, 6])).unwrap(), Shape::new(2, 4, &[3, 3]));
     /// ```
+    ///
+    /// An error for any geometry the forward would refuse: not 2-D or 3-D, a zero kernel
+    /// or output, windows that do not fit the input.
     pub fn output_shape(&self, input: &Shape) -> Result<Shape> {
-        let output = self.output_size.expand("output_size", input.spatial.len())?;
+        let rank = input.spatial.len();
+        Self::check_rank(rank)?;
+        let kernel = self.kernel_size.expand("kernel_size", rank)?;
+        let output = self.output_size.expand("output_size", rank)?;
+        for d in 0..rank {
+            // The windows' fit does not depend on the sample: check it with u = 0.
+            fractional_starts(input.spatial[d], output[d], kernel[d], 0.0f64)?;
+        }
         let shape = Shape::new(input.batch, input.channels, &output);
         shape.numel()?;
         Ok(shape)
     }
 
+    fn check_rank(rank: usize) -> Result<()> {
+        if rank == 2 || rank == 3 {
+            Ok(())
+        } else {
+            Err(PoolError::InvalidShape {
+                what: "input",
+                reason: format!("fractional max pooling is 2-D or 3-D, got {rank} spatial dims"),
+            })
+        }
+    }
+
     /// Checks the request and returns (kernel, output, output shape).
     fn plan<T>(&self, shape: &Shape, samples: &[T]) -> Result<(Vec<usize>, Vec<usize>, Shape)> {
         let rank = shape.spatial.len();
-        if rank != 2 && rank != 3 {
-            return Err(PoolError::InvalidShape {
-                what: "input",
-                reason: format!("fractional max pooling is 2-D or 3-D, got {rank} spatial dims"),
-            });
-        }
+        Self::check_rank(rank)?;
         let kernel = self.kernel_size.expand("kernel_size", rank)?;
         let output = self.output_size.expand("output_size", rank)?;
         let planes = shape.batch.checked_mul(shape.channels).ok_or(PoolError::Overflow { what: "planes" })?;

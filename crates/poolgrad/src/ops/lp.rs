@@ -169,7 +169,10 @@ fn sign<T: Element>(v: T) -> T::Acc {
 }
 
 impl Pooling for LpPool {
+    /// The output's shape; an error for any request the forward would refuse (the power
+    /// and the formula included).
     fn output_shape(&self, input: &Shape) -> Result<Shape> {
+        self.resolve(input)?;
         Ok(WindowSpec::Regular(self.geometry.clone()).plan(input)?.output)
     }
 
