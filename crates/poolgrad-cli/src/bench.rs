@@ -80,6 +80,11 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = Argmax::Indices, hide_default_value = true)]
     pub argmax: Argmax,
 
+    /// Time the library's `*_into` variants, writing into output buffers allocated once
+    /// and reused by every run, as a training loop does (extension; JSON lines then
+    /// carry "outputs": "reused"). Max and average pooling only.
+    #[arg(long)]
+    pub reuse_outputs: bool,
     /// Vector instruction set to run (extension, for comparing builds): narrower than
     /// this CPU's widest is allowed, wider is clamped. [default: the widest available]
     #[arg(long, value_enum)]
@@ -120,6 +125,9 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let shape = Shape::new(dims[0], dims[1], &dims[2..]);
     let op = args.pool.operator(shape.spatial.len())?;
     op.output_shape(&shape)?;
+    if args.reuse_outputs && matches!(op, Operator::Lp(_)) {
+        bail!("--reuse-outputs: LP pooling has no caller-owned-output variant (max and avg have)");
+    }
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
     let layout: Layout = args.pool.layout.into();
@@ -136,8 +144,13 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             DType::Bf16 => measure::<poolgrad::bf16>(args, &op, &shape, layout),
         })
     })?;
-    let extra =
-        if args.argmax == Argmax::Compact && matches!(op, Operator::Max(_)) { ", \"argmax\": \"compact\"" } else { "" };
+    let mut extra = String::new();
+    if args.argmax == Argmax::Compact && matches!(op, Operator::Max(_)) {
+        extra.push_str(", \"argmax\": \"compact\"");
+    }
+    if args.reuse_outputs {
+        extra.push_str(", \"outputs\": \"reused\"");
+    }
     if !args.json {
         outln!(
             "{:<8} {:<9} {:<22} {:<6} {:<5} {:>7} {:>12} {:>12} {:>6} {:>8}",
@@ -190,6 +203,12 @@ fn random<T: Element>(len: usize, mut state: u64) -> Result<Vec<T>> {
     crate::memory::collect(values, "the random input")
 }
 
+/// `len` copies of `value` (an error, not an abort, when they do not fit in memory).
+fn filled<T: Clone>(len: u64, value: T) -> Result<Vec<T>> {
+    let len = usize::try_from(len).context("an output buffer's size")?;
+    crate::memory::collect(std::iter::repeat_n(value, len), "an output buffer")
+}
+
 /// Runs `f` after a warm-up until `min_time` has passed (and at least 5 times).
 fn time(min_time: f64, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64, usize)> {
     f()?;
@@ -212,17 +231,26 @@ fn measure<T: Element>(args: &BenchArgs, op: &Operator, shape: &Shape, layout: L
     let (n_in, n_out) = (shape.numel()? as u64, out_shape.numel()? as u64);
     let mut results = Vec::new();
     let want = |p: Pass| args.pass == p || args.pass == Pass::Both;
+    let reuse = args.reuse_outputs;
+    // Buffers for --reuse-outputs, allocated once (the allocating calls ignore them).
+    let mut out_buf = filled(if reuse { n_out } else { 0 }, T::from_f64(0.0))?;
+    let mut grad_buf = filled(if reuse { n_in } else { 0 }, T::from_f64(0.0))?;
+    let timed = |f: &mut dyn FnMut() -> poolgrad::Result<()>| time(args.min_time, || Ok(f()?));
     match op {
         Operator::Max(pool) if args.argmax == Argmax::Compact => {
             let saved = pool.forward_compact(&x.view())?;
             if want(Pass::Forward) {
-                let (median, min, runs) =
-                    time(args.min_time, || pool.forward_compact(&x.view()).map(drop).map_err(Into::into))?;
+                let mut taps = filled(if reuse { n_out } else { 0 }, 0u8)?;
+                let (median, min, runs) = timed(&mut || match reuse {
+                    true => pool.forward_compact_into(&x.view(), &mut out_buf, &mut taps).map(drop),
+                    false => pool.forward_compact(&x.view()).map(drop),
+                })?;
                 results.push(Measured { pass: "forward", median, min, runs, bytes: n_in * elem + n_out * (elem + 1) });
             }
             if want(Pass::Backward) {
-                let (median, min, runs) = time(args.min_time, || {
-                    pool.backward_compact(shape, &g.view(), &saved.taps.view()).map(drop).map_err(Into::into)
+                let (median, min, runs) = timed(&mut || match reuse {
+                    true => pool.backward_compact_into(shape, &g.view(), &saved.taps.view(), &mut grad_buf),
+                    false => pool.backward_compact(shape, &g.view(), &saved.taps.view()).map(drop),
                 })?;
                 results.push(Measured { pass: "backward", median, min, runs, bytes: n_out * (elem + 1) + n_in * elem });
             }
@@ -230,13 +258,17 @@ fn measure<T: Element>(args: &BenchArgs, op: &Operator, shape: &Shape, layout: L
         Operator::Max(pool) => {
             let saved = pool.forward_with_indices(&x.view())?;
             if want(Pass::Forward) {
-                let (median, min, runs) =
-                    time(args.min_time, || pool.forward_with_indices(&x.view()).map(drop).map_err(Into::into))?;
+                let mut indices = filled(if reuse { n_out } else { 0 }, 0i64)?;
+                let (median, min, runs) = timed(&mut || match reuse {
+                    true => pool.forward_with_indices_into(&x.view(), &mut out_buf, &mut indices).map(drop),
+                    false => pool.forward_with_indices(&x.view()).map(drop),
+                })?;
                 results.push(Measured { pass: "forward", median, min, runs, bytes: n_in * elem + n_out * (elem + 8) });
             }
             if want(Pass::Backward) {
-                let (median, min, runs) = time(args.min_time, || {
-                    pool.backward_with_indices(shape, &g.view(), &saved.indices.view()).map(drop).map_err(Into::into)
+                let (median, min, runs) = timed(&mut || match reuse {
+                    true => pool.backward_with_indices_into(shape, &g.view(), &saved.indices.view(), &mut grad_buf),
+                    false => pool.backward_with_indices(shape, &g.view(), &saved.indices.view()).map(drop),
                 })?;
                 results.push(Measured { pass: "backward", median, min, runs, bytes: n_out * (elem + 8) + n_in * elem });
             }
@@ -244,26 +276,28 @@ fn measure<T: Element>(args: &BenchArgs, op: &Operator, shape: &Shape, layout: L
         Operator::Lp(pool) => {
             use poolgrad::Pooling;
             if want(Pass::Forward) {
-                let (median, min, runs) =
-                    time(args.min_time, || pool.forward(&x.view()).map(drop).map_err(Into::into))?;
+                let (median, min, runs) = timed(&mut || pool.forward(&x.view()).map(drop))?;
                 results.push(Measured { pass: "forward", median, min, runs, bytes: (n_in + n_out) * elem });
             }
             if want(Pass::Backward) {
                 // The LP backward reads the input as well as the grad-output.
-                let (median, min, runs) =
-                    time(args.min_time, || pool.backward(&x.view(), &g.view()).map(drop).map_err(Into::into))?;
+                let (median, min, runs) = timed(&mut || pool.backward(&x.view(), &g.view()).map(drop))?;
                 results.push(Measured { pass: "backward", median, min, runs, bytes: (2 * n_in + n_out) * elem });
             }
         }
         Operator::Avg(pool) => {
             if want(Pass::Forward) {
-                let (median, min, runs) =
-                    time(args.min_time, || pool.forward_values(&x.view()).map(drop).map_err(Into::into))?;
+                let (median, min, runs) = timed(&mut || match reuse {
+                    true => pool.forward_into(&x.view(), &mut out_buf).map(drop),
+                    false => pool.forward_values(&x.view()).map(drop),
+                })?;
                 results.push(Measured { pass: "forward", median, min, runs, bytes: (n_in + n_out) * elem });
             }
             if want(Pass::Backward) {
-                let (median, min, runs) =
-                    time(args.min_time, || pool.backward_from_shape(shape, &g.view()).map(drop).map_err(Into::into))?;
+                let (median, min, runs) = timed(&mut || match reuse {
+                    true => pool.backward_into(shape, &g.view(), &mut grad_buf),
+                    false => pool.backward_from_shape(shape, &g.view()).map(drop),
+                })?;
                 results.push(Measured { pass: "backward", median, min, runs, bytes: (n_in + n_out) * elem });
             }
         }

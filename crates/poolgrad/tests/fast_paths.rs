@@ -270,3 +270,122 @@ fn this_cpu_runs_at_least_the_portable_build() {
     // On x86-64 CI machines AVX2 is there; say which builds these tests covered.
     eprintln!("instruction sets tested: {:?}", isas.iter().map(|i| i.name()).collect::<Vec<_>>());
 }
+
+/// Real-valued data of mixed signs and magnitudes (no ties, no specials).
+fn real_values(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let unit = (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            unit * [1.0f32, 1e3, 1e-3, 7.0][(s >> 20) as usize % 4]
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 80, max_shrink_iters: 256, ..ProptestConfig::default() })]
+
+    /// Channels-first planes reduced to one value (global average pooling, and adaptive
+    /// or regular windows covering the whole plane) are summed with partial sums, not in
+    /// the plain loop's order. Their promise: the same bits for every thread count and
+    /// instruction set, and within `(n + rank + 1) · eps · Σ|x| / N` of the exact mean
+    /// (n cells, N the divisor, one rounding per addition and per division), the exact
+    /// mean computed here in f64. The backward, a fill, stays bitwise the reference's.
+    #[test]
+    fn whole_plane_means_within_the_summation_bound(
+        spatial in prop::collection::vec(1..=40usize, 1..=3), planes in 1..=20usize, seed in any::<u64>(), how in 0..3usize,
+    ) {
+        let shape = Shape::new(1, planes, &spatial);
+        let x = Tensor::new(real_values(shape.numel().unwrap(), seed), shape.clone(), Layout::ChannelsFirst).unwrap();
+        let pool = match how {
+            0 => AvgPool::global(),
+            1 => AvgPool::adaptive(&[1]),
+            _ => AvgPool::new(PoolGeometry::new(&spatial)),
+        };
+        let n: usize = spatial.iter().product();
+        let first = with_isa(poolgrad::simd::Isa::Portable, || pool.forward(&x.view())).unwrap();
+        for isa in available() {
+            for threads in [1, 2] {
+                let threads = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let got = threads.install(|| with_isa(isa, || pool.forward(&x.view()))).unwrap();
+                prop_assert!(same_bits(got.data(), first.data()), "{} differs", isa.name());
+            }
+        }
+        for (plane, &mean) in x.data().chunks_exact(n).zip(first.data()) {
+            let exact = plane.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+            let magnitude = plane.iter().map(|&v| (v as f64).abs()).sum::<f64>() / n as f64;
+            let bound = (n + spatial.len() + 1) as f64 * f32::EPSILON as f64 * magnitude;
+            prop_assert!(
+                (mean as f64 - exact).abs() <= bound,
+                "mean {mean} vs exact {exact}: error {} over the bound {bound}", (mean as f64 - exact).abs()
+            );
+        }
+        let g = Tensor::new(real_values(planes, seed ^ 1), first.shape().clone(), Layout::ChannelsFirst).unwrap();
+        let gx = pool.backward(&x.view(), &g.view()).unwrap();
+        // PyTorch's divisors: adaptive (and global) windows divide one dim at a time,
+        // regular ones by the window size at once.
+        let want_gx: Vec<f32> = g.data().iter().flat_map(|&v| {
+            let share = if how == 2 { v / n as f32 } else { spatial.iter().fold(v, |s, &d| s / d as f32) };
+            std::iter::repeat_n(0.0f32 + share, n)
+        }).collect();
+        prop_assert!(same_bits(gx.data(), &want_gx), "backward");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 60, max_shrink_iters: 256, ..ProptestConfig::default() })]
+
+    /// The `*_into` variants write every element of caller-owned buffers: into buffers
+    /// full of NaN (and stale indices), reused twice, they give the allocating calls' bits.
+    #[test]
+    fn caller_owned_buffers_are_fully_overwritten(req in request(), seed in any::<u64>(), include in any::<bool>()) {
+        let x = Tensor::new(values(req.shape.numel().unwrap(), seed, true), req.shape.clone(), req.layout).unwrap();
+        let max = MaxPool::new(req.geometry.clone());
+        let avg = AvgPool::new(req.geometry.clone()).count_include_pad(include);
+        let out_shape = match max.output_shape(x.shape()) {
+            Ok(shape) => shape,
+            Err(e) => {
+                // A geometry the allocating call refuses is refused the same way.
+                let into = max.forward_with_indices_into(&x.view(), &mut [], &mut []).unwrap_err();
+                prop_assert_eq!(into.to_string(), e.to_string());
+                return Ok(());
+            }
+        };
+        let (n_in, n_out) = (req.shape.numel().unwrap(), out_shape.numel().unwrap());
+        let g = Tensor::new(values(n_out, seed ^ 7, false), out_shape.clone(), req.layout).unwrap();
+        let (mut y, mut idx, mut taps, mut gx) = (vec![f32::NAN; n_out], vec![-5i64; n_out], vec![255u8; n_out], vec![f32::NAN; n_in]);
+        let want = max.forward_with_indices(&x.view()).unwrap();
+        let want_gx = max.backward_with_indices(x.shape(), &g.view(), &want.indices.view()).unwrap();
+        for _ in 0..2 {
+            prop_assert_eq!(max.forward_with_indices_into(&x.view(), &mut y, &mut idx).unwrap(), out_shape.clone());
+            prop_assert!(same_bits(&y, want.output.data()));
+            prop_assert_eq!(&idx[..], want.indices.data());
+            max.backward_with_indices_into(x.shape(), &g.view(), &want.indices.view(), &mut gx).unwrap();
+            prop_assert!(same_bits(&gx, want_gx.data()));
+            gx.fill(f32::NAN);
+        }
+        if let Ok(compact) = max.forward_compact(&x.view()) {
+            y.fill(f32::NAN);
+            max.forward_compact_into(&x.view(), &mut y, &mut taps).unwrap();
+            prop_assert!(same_bits(&y, compact.output.data()));
+            prop_assert_eq!(&taps[..], compact.taps.data());
+            max.backward_compact_into(x.shape(), &g.view(), &compact.taps.view(), &mut gx).unwrap();
+            prop_assert!(same_bits(&gx, want_gx.data()));
+        }
+        y.fill(f32::NAN);
+        gx.fill(f32::NAN);
+        avg.forward_into(&x.view(), &mut y).unwrap();
+        prop_assert!(same_bits(&y, avg.forward(&x.view()).unwrap().data()));
+        avg.backward_into(x.shape(), &g.view(), &mut gx).unwrap();
+        prop_assert!(same_bits(&gx, avg.backward(&x.view(), &g.view()).unwrap().data()));
+        // A buffer one element short or long is an error naming it, and is left alone.
+        let mut short = vec![1.0f32; n_out - 1];
+        let e = avg.forward_into(&x.view(), &mut short).unwrap_err().to_string();
+        prop_assert!(e.contains("output") && e.contains(&format!("{}", n_out - 1)), "{e}");
+        prop_assert!(short.iter().all(|&v| v == 1.0));
+        let mut long = vec![0.0f32; n_in + 1];
+        let e = max.backward_with_indices_into(x.shape(), &g.view(), &want.indices.view(), &mut long).unwrap_err();
+        prop_assert!(e.to_string().contains("grad_input"), "{e}");
+    }
+}

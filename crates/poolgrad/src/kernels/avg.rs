@@ -65,7 +65,9 @@ impl Divisor {
 /// time; channels-first planes without such runs are interleaved [`PLANE_GROUP`] at a
 /// time and summed as channels-last, which ([`lane_chunks`]) sums [`LANE_CHUNK`] channels
 /// at a time. All add the taps of each output in the same order as the plain loop, so
-/// the results are bitwise the same.
+/// the results are bitwise the same — except channels-first planes reduced to one value
+/// (global pooling), which [`plane_sum`] adds with 16 partial sums: there the bits
+/// depend on the plane's size alone, and differ from the plain loop's by rounding.
 pub(crate) fn forward<T: Element>(
     x: &[T],
     blocking: Blocking,
@@ -73,6 +75,9 @@ pub(crate) fn forward<T: Element>(
     divisor: Divisor,
     out: &mut [T],
 ) -> Result<()> {
+    if blocking.lanes == 1 && windows.is_whole_plane() {
+        return whole_plane_means(x, windows, divisor, out);
+    }
     let (iv, ov) = (windows.input_volume, windows.output_volume);
     let isa = simd::current();
     match Path::choose(blocking, windows)? {
@@ -117,6 +122,97 @@ pub(crate) fn forward<T: Element>(
             })
         }
     }
+}
+
+/// Independent partial sums of [`plane_sum`].
+const PLANE_SUM_LANES: usize = 16;
+
+/// The sum of a contiguous slice in an order fixed by its length alone:
+/// [`PLANE_SUM_LANES`] partial sums (`partial[i % 16] += values[i]`, in order), then
+/// added pairwise (16 → 8 → 4 → 2 → 1). Independent partial sums vectorise where one
+/// running sum cannot; the order does not depend on the thread count or the
+/// instruction set, so neither do the bits. Against the sequential sum it differs only
+/// by rounding: the error of either is at most `n · eps · Σ|v|` for `n` values.
+#[inline(always)]
+fn plane_sum<T: Element>(values: &[T]) -> T::Acc {
+    let mut partial = [T::Acc::zero(); PLANE_SUM_LANES];
+    let chunks = values.chunks_exact(PLANE_SUM_LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (p, &v) in partial.iter_mut().zip(chunk) {
+            *p = *p + v.to_acc();
+        }
+    }
+    for (p, &v) in partial.iter_mut().zip(tail) {
+        *p = *p + v.to_acc();
+    }
+    let mut width = PLANE_SUM_LANES;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            partial[i] = partial[i] + partial[i + width];
+        }
+    }
+    partial[0]
+}
+
+/// Planes per parallel job of the whole-plane paths: about 16 Ki cells, at least one plane.
+fn planes_per_job(volume: usize) -> usize {
+    (16 * 1024 / volume.max(1)).max(1)
+}
+
+/// The divisor of the one window of whole-plane windows: its valid tap count and its
+/// padded count per dim.
+fn whole_plane_counts(windows: &Windows) -> Result<(usize, Vec<usize>)> {
+    let (mut valid, mut axis_counts) = (0, Vec::new());
+    windows.for_each(|_, window| {
+        valid = window.cells.len();
+        axis_counts.extend_from_slice(window.axis_counts);
+        Ok(())
+    })?;
+    Ok((valid, axis_counts))
+}
+
+/// Channels-first forward when the one window is the whole plane (global pooling): each
+/// plane is a contiguous slice, summed by [`plane_sum`].
+fn whole_plane_means<T: Element>(x: &[T], windows: &Windows, divisor: Divisor, out: &mut [T]) -> Result<()> {
+    let iv = windows.input_volume;
+    let (valid, axis_counts) = whole_plane_counts(windows)?;
+    let planes = planes_per_job(iv);
+    let isa = simd::current();
+    par_blocks(out, planes, |b, out| {
+        let x = &x[b * planes * iv..][..out.len() * iv];
+        isa.run(
+            #[inline(always)]
+            || {
+                for (mean, plane) in out.iter_mut().zip(x.chunks_exact(iv)) {
+                    *mean = T::from_acc(divisor.apply_counts::<T>(plane_sum(plane), valid, &axis_counts));
+                }
+                Ok(())
+            },
+        )
+    })
+}
+
+/// Channels-first backward when the one window is the whole plane: every cell of a plane
+/// gets its share, `0 + grad_output / divisor` (the bits of the general gather).
+fn whole_plane_shares<T: Element>(
+    grad_out: &[T],
+    windows: &Windows,
+    divisor: Divisor,
+    grad_in: &mut [T],
+) -> Result<()> {
+    let iv = windows.input_volume;
+    let (valid, axis_counts) = whole_plane_counts(windows)?;
+    let planes = planes_per_job(iv);
+    par_blocks(grad_in, planes * iv, |b, grad_in| {
+        let g = &grad_out[b * planes..][..grad_in.len() / iv];
+        for (plane, &gv) in grad_in.chunks_exact_mut(iv).zip(g) {
+            let share = T::from_acc(divisor.apply_counts::<T>(gv.to_acc(), valid, &axis_counts));
+            plane.fill(T::zero().add(share));
+        }
+        Ok(())
+    })
 }
 
 /// The sum of `taps` in order, from zero.
@@ -249,6 +345,9 @@ pub(crate) fn backward<T: Element>(
     divisor: Divisor,
     grad_in: &mut [T],
 ) -> Result<()> {
+    if blocking.lanes == 1 && windows.is_whole_plane() {
+        return whole_plane_shares(grad_out, windows, divisor, grad_in);
+    }
     let Some(covering) = windows.covering()? else {
         return backward_scatter(grad_out, blocking, windows, divisor, grad_in);
     };

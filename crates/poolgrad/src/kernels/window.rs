@@ -346,6 +346,15 @@ impl Windows {
         &self.axes
     }
 
+    /// Whether these windows are one window holding every cell of the plane in order
+    /// (global pooling, and adaptive or regular windows that reduce a plane to one value):
+    /// a kernel may then reduce each plane as one contiguous slice.
+    pub fn is_whole_plane(&self) -> bool {
+        self.output_volume == 1
+            && self.input_volume > 0
+            && self.axes.iter().all(|a| a.coords.len() == a.input && a.coords.iter().enumerate().all(|(i, &c)| i == c))
+    }
+
     /// The row view of these windows (see [`Rows`]).
     pub fn rows(&self) -> Result<Rows> {
         let (cols, outer) = self

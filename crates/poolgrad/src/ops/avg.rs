@@ -1,6 +1,6 @@
 //! Average pooling — regular, adaptive and global.
 
-use super::{zeroed, Pooling, WindowSpec};
+use super::{expect_buffer, zeroed, Pooling, WindowSpec};
 use crate::error::{PoolError, Result};
 use crate::geometry::{PerDim, PoolGeometry};
 use crate::kernels;
@@ -94,25 +94,60 @@ impl AvgPool {
         Tensor::new(out, plan.output, x.layout())
     }
 
+    /// The forward into a caller-owned buffer of exactly the output's elements
+    /// ([`Pooling::output_shape`], in `x`'s layout), so that a training loop allocates
+    /// nothing per step. Every element is overwritten; returns the output's shape.
+    ///
+    /// ```
+    /// use poolgrad::{AvgPool, Layout, PoolGeometry, Shape, Tensor};
+    /// let pool = AvgPool::new(PoolGeometry::new(&[2]));
+    /// let x = Tensor::new(vec![1.0f32, 3.0, 2.0, 6.0], Shape::new(1, 1, &[4]), Layout::ChannelsFirst)?;
+    /// let mut y = vec![0.0f32; 2];
+    /// let shape = pool.forward_into(&x.view(), &mut y)?;
+    /// assert_eq!((shape, y), (Shape::new(1, 1, &[2]), vec![2.0, 4.0]));
+    /// // A buffer of the wrong size is an error, not a panic.
+    /// assert!(pool.forward_into(&x.view(), &mut [0.0f32; 3]).is_err());
+    /// # Ok::<(), poolgrad::PoolError>(())
+    /// ```
+    pub fn forward_into<T: Element>(&self, x: &TensorView<'_, T>, output: &mut [T]) -> Result<Shape> {
+        let divisor = self.divisor()?;
+        let plan = self.windows.plan(x.shape())?;
+        expect_buffer("output", output, &plan.output, x.layout())?;
+        kernels::avg::forward(x.data(), Blocking::of(x.shape(), x.layout()), &plan.windows, divisor, output)?;
+        Ok(plan.output)
+    }
+
     /// Backward pass: needs only the input's shape (average pooling is linear).
     pub fn backward_from_shape<T: Element>(
         &self,
         input_shape: &Shape,
         grad_output: &TensorView<'_, T>,
     ) -> Result<Tensor<T>> {
+        let mut grad_in = zeroed::<T>(input_shape)?;
+        self.backward_into(input_shape, grad_output, &mut grad_in)?;
+        Tensor::new(grad_in, input_shape.clone(), grad_output.layout())
+    }
+
+    /// [`Self::backward_from_shape`] into a caller-owned buffer of exactly the input's
+    /// elements (every element overwritten: no clearing needed between steps).
+    pub fn backward_into<T: Element>(
+        &self,
+        input_shape: &Shape,
+        grad_output: &TensorView<'_, T>,
+        grad_input: &mut [T],
+    ) -> Result<()> {
         let divisor = self.divisor()?;
         let plan = self.windows.plan(input_shape)?;
         let layout = grad_output.layout();
         plan.expect_output("grad_output", grad_output, layout)?;
-        let mut grad_in = zeroed::<T>(input_shape)?;
+        expect_buffer("grad_input", grad_input, input_shape, layout)?;
         kernels::avg::backward(
             grad_output.data(),
             Blocking::of(input_shape, layout),
             &plan.windows,
             divisor,
-            &mut grad_in,
-        )?;
-        Tensor::new(grad_in, input_shape.clone(), layout)
+            grad_input,
+        )
     }
 }
 

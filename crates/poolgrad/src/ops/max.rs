@@ -1,11 +1,12 @@
 //! Max pooling — regular, adaptive and global — with argmax indices; backward and
 //! double backward along the indices.
 
-use super::{zeroed, Plan, Pooling, WindowSpec};
+use super::{expect_buffer, zeroed, Plan, Pooling, WindowSpec};
 use crate::error::{PoolError, Result};
 use crate::geometry::{PerDim, PoolGeometry};
 use crate::kernels;
 use crate::kernels::indexed::Sides;
+use crate::kernels::max::Argmax;
 use crate::tensor::{Blocking, Element, Layout, MaxElement, Shape, Tensor, TensorView};
 
 /// Max pooling (PyTorch `max_pool{1,2,3}d`, `adaptive_max_pool{1,2,3}d`, ONNX `MaxPool`,
@@ -92,14 +93,46 @@ impl MaxPool {
     /// Forward pass returning values and argmax indices (what the backward needs).
     pub fn forward_with_indices<T: MaxElement>(&self, x: &TensorView<'_, T>) -> Result<MaxPoolOutput<T>> {
         let plan = self.windows.plan(x.shape())?;
-        let layout = x.layout();
+        let (output, indices) = Self::forward_planned(&plan, x)?;
+        Ok(MaxPoolOutput { output, indices })
+    }
+
+    /// The forward into fresh buffers of `plan`'s output (values, and indices or taps).
+    fn forward_planned<T: MaxElement, A: Argmax>(plan: &Plan, x: &TensorView<'_, T>) -> Result<(Tensor<T>, Tensor<A>)> {
         let mut out = zeroed::<T>(&plan.output)?;
-        let mut indices = zeroed::<i64>(&plan.output)?;
-        kernels::max::forward(x.data(), Blocking::of(x.shape(), layout), &plan.windows, &mut out, &mut indices)?;
-        Ok(MaxPoolOutput {
-            output: Tensor::new(out, plan.output.clone(), layout)?,
-            indices: Tensor::new(indices, plan.output, layout)?,
-        })
+        let mut state = zeroed::<A>(&plan.output)?;
+        kernels::max::forward(x.data(), Blocking::of(x.shape(), x.layout()), &plan.windows, &mut out, &mut state)?;
+        Ok((Tensor::new(out, plan.output.clone(), x.layout())?, Tensor::new(state, plan.output.clone(), x.layout())?))
+    }
+
+    /// [`Self::forward_with_indices`] into caller-owned buffers, so that a training loop
+    /// allocates nothing per step: `output` and `indices` must hold exactly the output's
+    /// elements ([`Pooling::output_shape`], in `x`'s layout). Every element is
+    /// overwritten (buffers need no clearing); returns the output's shape.
+    ///
+    /// ```
+    /// use poolgrad::{Layout, MaxPool, PoolGeometry, Pooling, Shape, Tensor};
+    /// let pool = MaxPool::new(PoolGeometry::new(&[2]));
+    /// let x = Tensor::new(vec![1.0f32, 5.0, 2.0, 3.0], Shape::new(1, 1, &[4]), Layout::ChannelsFirst)?;
+    /// let (mut y, mut indices) = (vec![0.0f32; 2], vec![0i64; 2]);
+    /// for _step in 0..3 {
+    ///     pool.forward_with_indices_into(&x.view(), &mut y, &mut indices)?;
+    /// }
+    /// assert_eq!((y, indices), (vec![5.0, 3.0], vec![1, 3]));
+    /// # Ok::<(), poolgrad::PoolError>(())
+    /// ```
+    pub fn forward_with_indices_into<T: MaxElement>(
+        &self,
+        x: &TensorView<'_, T>,
+        output: &mut [T],
+        indices: &mut [i64],
+    ) -> Result<Shape> {
+        let plan = self.windows.plan(x.shape())?;
+        let layout = x.layout();
+        expect_buffer("output", output, &plan.output, layout)?;
+        expect_buffer("indices", indices, &plan.output, layout)?;
+        kernels::max::forward(x.data(), Blocking::of(x.shape(), layout), &plan.windows, output, indices)?;
+        Ok(plan.output)
     }
 
     /// Training forward with the compact 1-byte argmax state (see [`MaxPoolCompactOutput`]).
@@ -125,14 +158,25 @@ impl MaxPool {
     pub fn forward_compact<T: MaxElement>(&self, x: &TensorView<'_, T>) -> Result<MaxPoolCompactOutput<T>> {
         let plan = self.windows.plan(x.shape())?;
         Self::check_compact(&plan)?;
+        let (output, taps) = Self::forward_planned(&plan, x)?;
+        Ok(MaxPoolCompactOutput { output, taps })
+    }
+
+    /// [`Self::forward_compact`] into caller-owned buffers of exactly the output's
+    /// elements (every element overwritten); returns the output's shape.
+    pub fn forward_compact_into<T: MaxElement>(
+        &self,
+        x: &TensorView<'_, T>,
+        output: &mut [T],
+        taps: &mut [u8],
+    ) -> Result<Shape> {
+        let plan = self.windows.plan(x.shape())?;
+        Self::check_compact(&plan)?;
         let layout = x.layout();
-        let mut out = zeroed::<T>(&plan.output)?;
-        let mut taps = zeroed::<u8>(&plan.output)?;
-        kernels::max::forward(x.data(), Blocking::of(x.shape(), layout), &plan.windows, &mut out, &mut taps)?;
-        Ok(MaxPoolCompactOutput {
-            output: Tensor::new(out, plan.output.clone(), layout)?,
-            taps: Tensor::new(taps, plan.output, layout)?,
-        })
+        expect_buffer("output", output, &plan.output, layout)?;
+        expect_buffer("taps", taps, &plan.output, layout)?;
+        kernels::max::forward(x.data(), Blocking::of(x.shape(), layout), &plan.windows, output, taps)?;
+        Ok(plan.output)
     }
 
     /// Backward from the compact state: each output's gradient is added to the cell its
@@ -144,10 +188,23 @@ impl MaxPool {
         grad_output: &TensorView<'_, T>,
         taps: &TensorView<'_, u8>,
     ) -> Result<Tensor<T>> {
-        let (plan, sides) = self.checked_plan(input_shape, grad_output, taps, ("grad_output", "taps"))?;
         let mut grad_in = zeroed::<T>(input_shape)?;
-        kernels::indexed::scatter_taps(sides, &plan.windows, grad_output.data(), taps.data(), &mut grad_in)?;
+        self.backward_compact_into(input_shape, grad_output, taps, &mut grad_in)?;
         Tensor::new(grad_in, input_shape.clone(), grad_output.layout())
+    }
+
+    /// [`Self::backward_compact`] into a caller-owned buffer of exactly the input's
+    /// elements (every element overwritten).
+    pub fn backward_compact_into<T: Element>(
+        &self,
+        input_shape: &Shape,
+        grad_output: &TensorView<'_, T>,
+        taps: &TensorView<'_, u8>,
+        grad_input: &mut [T],
+    ) -> Result<()> {
+        let (plan, sides) = self.checked_plan(input_shape, grad_output, taps, ("grad_output", "taps"))?;
+        expect_buffer("grad_input", grad_input, input_shape, grad_output.layout())?;
+        kernels::indexed::scatter_taps(sides, &plan.windows, grad_output.data(), taps.data(), grad_input)
     }
 
     /// PyTorch's `int64` indices from the compact state.
@@ -194,10 +251,35 @@ impl MaxPool {
         grad_output: &TensorView<'_, T>,
         indices: &TensorView<'_, i64>,
     ) -> Result<Tensor<T>> {
-        let (_, sides) = self.checked_plan(input_shape, grad_output, indices, ("grad_output", "indices"))?;
         let mut grad_in = zeroed::<T>(input_shape)?;
-        kernels::indexed::scatter(sides, grad_output.data(), indices.data(), &mut grad_in, true)?;
+        self.backward_with_indices_into(input_shape, grad_output, indices, &mut grad_in)?;
         Tensor::new(grad_in, input_shape.clone(), grad_output.layout())
+    }
+
+    /// [`Self::backward_with_indices`] into a caller-owned buffer of exactly the input's
+    /// elements (every element overwritten: no clearing needed between steps).
+    ///
+    /// ```
+    /// use poolgrad::{Layout, MaxPool, PoolGeometry, Shape, Tensor};
+    /// let pool = MaxPool::new(PoolGeometry::new(&[2]));
+    /// let input = Shape::new(1, 1, &[4]);
+    /// let g = Tensor::new(vec![1.0f32, 2.0], Shape::new(1, 1, &[2]), Layout::ChannelsFirst)?;
+    /// let indices = Tensor::new(vec![1i64, 3], Shape::new(1, 1, &[2]), Layout::ChannelsFirst)?;
+    /// let mut grad_input = vec![f32::NAN; 4]; // reused: whatever it held is overwritten
+    /// pool.backward_with_indices_into(&input, &g.view(), &indices.view(), &mut grad_input)?;
+    /// assert_eq!(grad_input, vec![0.0, 1.0, 0.0, 2.0]);
+    /// # Ok::<(), poolgrad::PoolError>(())
+    /// ```
+    pub fn backward_with_indices_into<T: Element>(
+        &self,
+        input_shape: &Shape,
+        grad_output: &TensorView<'_, T>,
+        indices: &TensorView<'_, i64>,
+        grad_input: &mut [T],
+    ) -> Result<()> {
+        let (_, sides) = self.checked_plan(input_shape, grad_output, indices, ("grad_output", "indices"))?;
+        expect_buffer("grad_input", grad_input, input_shape, grad_output.layout())?;
+        kernels::indexed::scatter(sides, grad_output.data(), indices.data(), grad_input, true)
     }
 
     /// Double backward from saved indices: `grad_grad_output[o] = grad_grad_input[index[o]]`

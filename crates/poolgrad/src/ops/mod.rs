@@ -125,6 +125,15 @@ pub(crate) fn expect_shape<T>(what: &'static str, t: &TensorView<'_, T>, shape: 
     Ok(())
 }
 
+/// Checks that a caller-owned output buffer holds exactly the elements of `shape`.
+pub(crate) fn expect_buffer<T>(what: &'static str, buffer: &[T], shape: &Shape, layout: Layout) -> Result<()> {
+    let expected = shape.numel()?;
+    if buffer.len() != expected {
+        return Err(PoolError::DataLength { what, shape: shape.dims(layout), expected, got: buffer.len() });
+    }
+    Ok(())
+}
+
 /// A zeroed buffer of `shape`'s size (the allocation every operator starts from; see
 /// [`crate::kernels::buffer`]).
 pub(crate) fn zeroed<T: bytemuck::Zeroable + Clone>(shape: &Shape) -> Result<Vec<T>> {
