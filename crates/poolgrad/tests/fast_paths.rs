@@ -321,13 +321,22 @@ proptest! {
                 "mean {mean} vs exact {exact}: error {} over the bound {bound}", (mean as f64 - exact).abs()
             );
         }
-        let g = Tensor::new(real_values(planes, seed ^ 1), first.shape().clone(), Layout::ChannelsFirst).unwrap();
-        let gx = pool.backward(&x.view(), &g.view()).unwrap();
+        // Channels-last sums each channel over the cells in order: the plain loop's bits
+        // (one channel is the channels-first memory, and sums as such).
+        let nxc: Vec<f32> = (0..n).flat_map(|cell| (0..planes).map(move |p| (p, cell))).map(|(p, cell)| x.data()[p * n + cell]).collect();
+        let nxc = Tensor::new(nxc, shape.clone(), Layout::ChannelsLast).unwrap();
         // PyTorch's divisors: adaptive (and global) windows divide one dim at a time,
         // regular ones by the window size at once.
+        let divide = |sum: f32| if how == 2 { sum / n as f32 } else { spatial.iter().fold(sum, |s, &d| s / d as f32) };
+        let want: Vec<f32> = if planes == 1 { first.data().to_vec() } else { x.data().chunks_exact(n).map(|plane| divide(plane.iter().fold(0.0f32, |a, &v| a + v))).collect() };
+        for isa in available() {
+            let got = with_isa(isa, || pool.forward(&nxc.view())).unwrap();
+            prop_assert!(same_bits(got.data(), &want), "channels-last {}", isa.name());
+        }
+        let g = Tensor::new(real_values(planes, seed ^ 1), first.shape().clone(), Layout::ChannelsFirst).unwrap();
+        let gx = pool.backward(&x.view(), &g.view()).unwrap();
         let want_gx: Vec<f32> = g.data().iter().flat_map(|&v| {
-            let share = if how == 2 { v / n as f32 } else { spatial.iter().fold(v, |s, &d| s / d as f32) };
-            std::iter::repeat_n(0.0f32 + share, n)
+            std::iter::repeat_n(0.0f32 + divide(v), n)
         }).collect();
         prop_assert!(same_bits(gx.data(), &want_gx), "backward");
     }

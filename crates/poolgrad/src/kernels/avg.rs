@@ -75,8 +75,11 @@ pub(crate) fn forward<T: Element>(
     divisor: Divisor,
     out: &mut [T],
 ) -> Result<()> {
-    if blocking.lanes == 1 && windows.is_whole_plane() {
-        return whole_plane_means(x, windows, divisor, out);
+    if windows.is_whole_plane() {
+        return match blocking.lanes {
+            1 => whole_plane_means(x, windows, divisor, out),
+            lanes => whole_plane_lane_means(x, lanes, windows, divisor, out),
+        };
     }
     let (iv, ov) = (windows.input_volume, windows.output_volume);
     let isa = simd::current();
@@ -192,6 +195,45 @@ fn whole_plane_means<T: Element>(x: &[T], windows: &Windows, divisor: Divisor, o
             },
         )
     })
+}
+
+/// Channels-last forward when the one window is the whole plane (global pooling): every
+/// channel's sum runs over the cells in order, as in [`lane_chunks`] (so the same bits),
+/// but all channels advance together, reading the block front to back in one stream.
+fn whole_plane_lane_means<T: Element>(
+    x: &[T],
+    lanes: usize,
+    windows: &Windows,
+    divisor: Divisor,
+    out: &mut [T],
+) -> Result<()> {
+    let iv = windows.input_volume;
+    let (valid, axis_counts) = whole_plane_counts(windows)?;
+    let isa = simd::current();
+    par_blocks_with(
+        out,
+        lanes,
+        || buffer::filled(lanes, T::Acc::zero(), "scratch"),
+        |sums, b, out| {
+            let x = &x[b * iv * lanes..][..iv * lanes];
+            isa.run(
+                #[inline(always)]
+                || {
+                    sums.fill(T::Acc::zero());
+                    for cell in x.chunks_exact(lanes) {
+                        for (sum, &v) in sums.iter_mut().zip(cell) {
+                            *sum = *sum + v.to_acc();
+                        }
+                    }
+                    divisor.apply_all::<T>(sums, valid, &axis_counts);
+                    for (mean, &sum) in out.iter_mut().zip(sums.iter()) {
+                        *mean = T::from_acc(sum);
+                    }
+                    Ok(())
+                },
+            )
+        },
+    )
 }
 
 /// Channels-first backward when the one window is the whole plane: every cell of a plane
