@@ -146,8 +146,12 @@ fn plane_sum<T: Element>(values: &[T]) -> T::Acc {
             *p = *p + v.to_acc();
         }
     }
-    for (p, &v) in partial.iter_mut().zip(tail) {
-        *p = *p + v.to_acc();
+    // The tail as one more (partial) chunk, the missing values read as zero: adding +0
+    // to a partial sum that started from +0 changes no bit, and a full-width add keeps
+    // the partial sums in registers.
+    for (i, p) in partial.iter_mut().enumerate() {
+        let v = if i < tail.len() { tail[i].to_acc() } else { T::Acc::zero() };
+        *p = *p + v;
     }
     let mut width = PLANE_SUM_LANES;
     while width > 1 {
@@ -183,18 +187,29 @@ fn whole_plane_means<T: Element>(x: &[T], windows: &Windows, divisor: Divisor, o
     let (valid, axis_counts) = whole_plane_counts(windows)?;
     let planes = planes_per_job(iv);
     let isa = simd::current();
-    par_blocks(out, planes, |b, out| {
-        let x = &x[b * planes * iv..][..out.len() * iv];
-        isa.run(
-            #[inline(always)]
-            || {
-                for (mean, plane) in out.iter_mut().zip(x.chunks_exact(iv)) {
-                    *mean = T::from_acc(divisor.apply_counts::<T>(plane_sum(plane), valid, &axis_counts));
-                }
-                Ok(())
-            },
-        )
-    })
+    par_blocks_with(
+        out,
+        planes,
+        || buffer::filled(planes, T::Acc::zero(), "scratch"),
+        |sums, b, out| {
+            let x = &x[b * planes * iv..][..out.len() * iv];
+            let sums = &mut sums[..out.len()];
+            isa.run(
+                #[inline(always)]
+                || {
+                    for (sum, plane) in sums.iter_mut().zip(x.chunks_exact(iv)) {
+                        *sum = plane_sum(plane);
+                    }
+                    // All planes' divisions at once (the same bits as one by one).
+                    divisor.apply_all::<T>(sums, valid, &axis_counts);
+                    for (mean, &sum) in out.iter_mut().zip(sums.iter()) {
+                        *mean = T::from_acc(sum);
+                    }
+                    Ok(())
+                },
+            )
+        },
+    )
 }
 
 /// Channels-last forward when the one window is the whole plane (global pooling): every
