@@ -4,7 +4,10 @@
 Usage (needs torch and numpy, and a release build of the CLI):
 
     cargo build --release -p poolgrad-cli
-    python3 bench/compare_torch.py [--quick] [--min-time 0.5] [--workloads W1,W3]
+    python3 bench/compare_torch.py [--min-time 0.5] [--workloads W1,W3] [--reuse-outputs]
+
+(POOLGRAD_BIN=path/to/poolgrad to time another build.) W1-W8 are the common layers,
+S5/S9/S13/A13 YOLO's SPPF stride-1 pools.
 
 For each workload (W1-W8), layout (ncx, nxc), thread count (1, 2) and pass (forward,
 backward) it runs `poolgrad bench --json` and the same PyTorch call with
@@ -26,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-BINARY = os.path.join(ROOT, "target", "release", "poolgrad")
+BINARY = os.environ.get("POOLGRAD_BIN", os.path.join(ROOT, "target", "release", "poolgrad"))
 
 # name: (op, shape N,C,spatial..., flags, dtype)
 WORKLOADS = {
@@ -38,6 +41,11 @@ WORKLOADS = {
     "W6": ("max", (4, 32, 32, 64, 64), dict(kernel=2, stride=2, padding=0), "f32"),
     "W7": ("avg", (32, 128, 56, 56), dict(kernel=2, stride=2, padding=0), "f32"),
     "W8": ("max", (32, 64, 112, 112), dict(kernel=3, stride=2, padding=1), "f64"),
+    # YOLO's SPPF block (pytorch/pytorch#123047): stride-1 "same" windows.
+    "S5": ("max", (16, 256, 40, 40), dict(kernel=5, stride=1, padding=2), "f32"),
+    "S9": ("max", (16, 256, 40, 40), dict(kernel=9, stride=1, padding=4), "f32"),
+    "S13": ("max", (16, 256, 40, 40), dict(kernel=13, stride=1, padding=6), "f32"),
+    "A13": ("avg", (16, 256, 40, 40), dict(kernel=13, stride=1, padding=6), "f32"),
 }
 
 
@@ -104,11 +112,13 @@ def torch_bench(op, shape, flags, layout, dtype, threads, min_time):
     return {"forward": forward, "backward": backward}
 
 
-def poolgrad_bench(op, shape, flags, layout, dtype, threads, min_time, compact=False):
+def poolgrad_bench(op, shape, flags, layout, dtype, threads, min_time, compact=False, reuse=False):
     args = [BINARY, "bench", "--op", op, "--shape", ",".join(map(str, shape)), "--layout", layout,
             "--dtype", dtype, "--threads", str(threads), "--min-time", str(min_time), "--json"]
     if compact:
         args += ["--argmax", "compact"]
+    if reuse:
+        args += ["--reuse-outputs"]
     for key in ("kernel", "stride", "padding"):
         if key in flags:
             args += [f"--{key}", str(flags[key])]
@@ -128,6 +138,8 @@ def main():
     parser.add_argument("--compact", action="store_true",
                         help="also time max pooling with poolgrad's 1-byte argmax state (rows 'cmp-fwd'/'cmp-bwd'; "
                              "%% of bandwidth from its own, smaller, ideal bytes)")
+    parser.add_argument("--reuse-outputs", action="store_true",
+                        help="time poolgrad's *_into variants writing into buffers allocated once (bench --reuse-outputs)")
     args = parser.parse_args()
     if not os.path.exists(BINARY):
         sys.exit(f"build first: cargo build --release -p poolgrad-cli ({BINARY} missing)")
@@ -143,7 +155,7 @@ def main():
         op, shape, flags, dtype = WORKLOADS[name]
         for layout in args.layouts.split(","):
             for t in threads_list:
-                ours = poolgrad_bench(op, shape, flags, layout, dtype, t, args.min_time)
+                ours = poolgrad_bench(op, shape, flags, layout, dtype, t, args.min_time, reuse=args.reuse_outputs)
                 theirs = torch_bench(op, shape, flags, layout, dtype, t, args.min_time)
                 for p in ("forward", "backward"):
                     r = ours[p]
@@ -156,7 +168,8 @@ def main():
                     th_bw = 100 * r["bytes"] / th / 1e9 / triad[t]
                     print(f"{name:<3} {layout:<6} {t:>3} {p:<8} {pg_ms:>11.2f} {th * 1e3:>9.2f} {th / r['median_s']:>6.2f} {pg_bw:>6.0f}% {th_bw:>8.0f}%")
                 if args.compact and op == "max":
-                    compact = poolgrad_bench(op, shape, flags, layout, dtype, t, args.min_time, compact=True)
+                    compact = poolgrad_bench(op, shape, flags, layout, dtype, t, args.min_time, compact=True,
+                                             reuse=args.reuse_outputs)
                     for p, label in (("forward", "cmp-fwd"), ("backward", "cmp-bwd")):
                         r = compact[p]
                         pg_ms = r["median_s"] * 1e3
