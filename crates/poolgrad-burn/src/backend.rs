@@ -12,10 +12,13 @@
 // backends; the code generated for the extension names it.
 #![allow(deprecated)]
 
+use burn::backend::ndarray::NdArrayTensor;
 use burn::backend::tensor::{Device, FloatTensor, IntTensor};
 use burn::backend::NdArray;
 use burn::backend::{backend_extension, try_read_sync, Backend, Flex, TensorMetadata};
 use burn::tensor::{DType, TensorData};
+use std::any::Any;
+
 use poolgrad::{Element, FractionalMaxPool, Layout, MaxPool, MaxUnpool, Operator, Pooling, Shape, TensorView};
 
 /// Runs `$body` with `$t` the poolgrad element type of a burn float dtype.
@@ -230,6 +233,9 @@ fn fail(e: impl std::fmt::Display) -> ! {
 }
 
 fn read_float<B: Backend>(t: FloatTensor<B>) -> TensorData {
+    if let Some(data) = (&t as &dyn Any).downcast_ref::<NdArrayTensor>().and_then(ndarray_row_major_copy) {
+        return data;
+    }
     match try_read_sync(B::float_into_data(t)) {
         Some(Ok(data)) => data,
         Some(Err(e)) => fail(format!("could not read a tensor: {e:?}")),
@@ -237,7 +243,32 @@ fn read_float<B: Backend>(t: FloatTensor<B>) -> TensorData {
     }
 }
 
+/// A burn-ndarray tensor's data (f32, f64, i64) when it is row-major: one copy of the slice. burn-ndarray's
+/// own `into_data` copies element by element whenever the array is shared (a tensor also
+/// used elsewhere, as a layer's input usually is): 5–10x slower than the pooling itself
+/// (measured with `benches/vs_burn.rs`).
+fn ndarray_row_major_copy(t: &NdArrayTensor) -> Option<TensorData> {
+    // (A macro: the storage and view types are burn-ndarray's and ndarray's, not named here.)
+    macro_rules! copy {
+        ($storage:expr) => {{
+            let view = $storage.view();
+            view.as_slice().map(|values| TensorData::new(values.to_vec(), view.shape().to_vec()))
+        }};
+    }
+    match t {
+        NdArrayTensor::F32(storage) => copy!(storage),
+        NdArrayTensor::F64(storage) => copy!(storage),
+        NdArrayTensor::I64(storage) => copy!(storage),
+        _ => None,
+    }
+}
+
 fn read_indices<B: Backend>(t: IntTensor<B>) -> TensorData {
+    if let Some(data) = (&t as &dyn Any).downcast_ref::<NdArrayTensor>().and_then(ndarray_row_major_copy) {
+        if data.dtype() == DType::I64 {
+            return data;
+        }
+    }
     let data = match try_read_sync(B::int_into_data(t)) {
         Some(Ok(data)) => data,
         Some(Err(e)) => fail(format!("could not read the indices: {e:?}")),

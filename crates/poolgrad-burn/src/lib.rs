@@ -15,20 +15,28 @@
 //! - [`modules`]: burn-style layers with configs (`MaxPool2dConfig::new([3, 3])...init()`).
 //!
 //! ```
-//! use burn::tensor::{Device, Tensor};
-//! use poolgrad_burn::modules::{MaxPool2dConfig, PoolPadding};
+//! use burn::tensor::{Device, Distribution, Tensor};
+//! use poolgrad_burn::modules::{AvgPool3dConfig, MaxPool2dConfig, PoolPadding};
 //!
 //! let device = Device::flex().autodiff();
-//! let x = Tensor::<4>::from_data(burn::tensor::TensorData::new((0..25).map(|v| v as f32).collect(), [1, 1, 5, 5]), &device)
-//!     .require_grad();
-//! // ResNet's stem pool: 3x3 windows, stride 2, padding 1 (overlapping windows).
+//! let x = Tensor::<4>::random([8, 16, 32, 32], Distribution::Default, &device).require_grad();
+//! // ResNet's stem pool: overlapping windows, burn-nn's names and defaults.
 //! let pool = MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).with_padding(PoolPadding::Explicit([1, 1])).init();
-//! let y = pool.forward(x.clone())?;
-//! assert_eq!(y.dims(), [1, 1, 3, 3]);
-//! let grads = y.sum().backward();
+//! let y = pool.forward(x.clone())?; // a PoolError, never a panic, for a bad request
+//! assert_eq!(y.dims(), [8, 16, 16, 16]);
+//! let grads = y.sum().backward(); // poolgrad's exact backward
 //! let gx = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
-//! // Each of the 9 outputs sends its gradient to exactly one input cell.
-//! assert_eq!(gx.iter().sum::<f32>(), 9.0);
+//! // Each of the 8·16·16·16 outputs sends its gradient to exactly one input cell.
+//! assert_eq!(gx.iter().sum::<f32>(), (8 * 16 * 16 * 16) as f32);
+//! // 3-D, count_include_pad = false with asymmetric padding, channels-last: all there.
+//! let avg3 = AvgPool3dConfig::new([2, 2, 2])
+//!     .with_padding(PoolPadding::Pads { begin: [1, 0, 0], end: [0, 0, 0] })
+//!     .with_count_include_pad(false)
+//!     .with_layout(poolgrad_burn::Layout::ChannelsLast)
+//!     .init();
+//! let v = avg3.forward(Tensor::<5>::ones([1, 3, 3, 3, 2], &device))?;
+//! assert_eq!(v.dims(), [1, 2, 1, 1, 2]);
+//! assert!(v.into_data().to_vec::<f32>().unwrap().iter().all(|&m| m == 1.0)); // padding not counted
 //! # Ok::<(), poolgrad::PoolError>(())
 //! ```
 //!
