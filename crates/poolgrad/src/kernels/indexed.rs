@@ -43,6 +43,16 @@ pub(crate) fn scatter<T: Element>(
     par_blocks_accumulating(wide, sides.wide * lanes, |b, wide_block| {
         let values = &narrow[b * narrow_block..][..narrow_block];
         let idx = &indices[b * narrow_block..][..narrow_block];
+        if lanes == 1 {
+            // Channels-first: the same order without a chunk per position.
+            for (p, (&v, &i)) in values.iter().zip(idx).enumerate() {
+                if let Some(i) = check(i, sides.wide, b * narrow_block + p)? {
+                    let cell = &mut wide_block[i];
+                    *cell = if accumulate { cell.add(v) } else { v };
+                }
+            }
+            return Ok(());
+        }
         // Position by position, each position's lanes in order (the flat order).
         for (o, (values, idx)) in values.chunks_exact(lanes).zip(idx.chunks_exact(lanes)).enumerate() {
             for (lane, (&v, &i)) in values.iter().zip(idx).enumerate() {
