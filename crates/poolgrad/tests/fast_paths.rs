@@ -242,6 +242,51 @@ proptest! {
     }
 }
 
+/// Windows large enough for the separable path (one dim at a time): 2-D and 3-D, both
+/// layouts (channels-first planes without long rows are interleaved 16 at a time),
+/// kernels up to 13 with stride 1 (the SPPF case), dilation, padding, ceil mode, 1–40
+/// channels (chunk remainders, and too few channels for the path).
+fn separable_windows() -> impl Strategy<Value = Request> {
+    (2..=3usize)
+        .prop_flat_map(|rank| {
+            (
+                prop::collection::vec(1..=14usize, rank),
+                prop::collection::vec(1..=13usize, rank),
+                prop::collection::vec(1..=2usize, rank),
+                prop::collection::vec(1..=2usize, rank),
+                prop::collection::vec(0..=6usize, 2 * rank),
+                any::<bool>(),
+                any::<bool>(),
+                1..=40usize,
+            )
+        })
+        .prop_map(|(spatial, kernel, stride, dilation, pads, ceil, last, channels)| {
+            let rank = kernel.len();
+            let kernel: Vec<usize> = kernel.iter().map(|&k| if rank == 3 { k.min(5) } else { k }).collect();
+            let stride: Vec<usize> = stride.iter().map(|&s| if ceil { s } else { s.min(1) }).collect();
+            let begin = pads[..rank].iter().zip(&kernel).map(|(p, k)| p % (k / 2 + 1)).collect();
+            let end = pads[rank..].iter().zip(&kernel).map(|(p, k)| p % (k / 2 + 1)).collect();
+            Request {
+                shape: Shape::new(1, channels, &spatial),
+                layout: if last { Layout::ChannelsLast } else { Layout::ChannelsFirst },
+                geometry: PoolGeometry::new(&kernel)
+                    .stride(&stride)
+                    .dilation(&dilation)
+                    .padding(Padding::Explicit { begin, end })
+                    .ceil_mode(ceil),
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, max_shrink_iters: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn max_separable_windows_every_isa(req in separable_windows(), seed in any::<u64>(), specials in any::<bool>()) {
+        check_max(&req, seed, specials)?;
+    }
+}
+
 #[test]
 fn compact_state_rejects_bad_input() {
     let x =

@@ -15,11 +15,14 @@
 //! - channels-first without long runs (global, adaptive, narrow planes): groups of
 //!   [`PLANE_GROUP`] planes interleaved into a channels-last copy, then as channels-last;
 //! - channels-last ([`lane_chunks`]): per window, blocks of [`LANE_CHUNK`] channels at once;
+//! - channels-last and interleaved plane groups with large windows ([`separable`]): one
+//!   spatial dim at a time, whose cost per output grows with the sum of the window's
+//!   extents, not their product;
 //! - planes over 2^32 cells ([`plain`]): [`reduce`] per window and lane.
 
 use super::window::{chunk_starts, split_phases, Rows, Window, Windows, RUN_CHUNK};
 use super::{buffer, par_blocks2, par_blocks2_with};
-use super::{deinterleave_planes, interleave_planes, sparse, Path, PLANE_GROUP};
+use super::{deinterleave_planes, interleave_planes, separable, sparse, Path, PLANE_GROUP};
 use crate::error::Result;
 use crate::simd;
 use crate::tensor::{Blocking, MaxElement};
@@ -123,9 +126,10 @@ pub(crate) fn forward<T: MaxElement, A: Argmax>(
             PLANE_GROUP * ov,
             || {
                 let best = buffer::filled(PLANE_GROUP * ov, T::lowest(), "scratch")?;
-                Ok((Vec::new(), best, buffer::filled(PLANE_GROUP * ov, A::EMPTY, "scratch")?))
+                let arg = buffer::filled(PLANE_GROUP * ov, A::EMPTY, "scratch")?;
+                Ok((Vec::new(), best, arg, separable::Scratch::new()))
             },
-            |(interleaved, best, arg), g, out, indices| {
+            |(interleaved, best, arg, stages), g, out, indices| {
                 let planes = out.len() / ov;
                 let x = &x[g * PLANE_GROUP * iv..][..planes * iv];
                 if planes < PLANE_GROUP {
@@ -135,7 +139,11 @@ pub(crate) fn forward<T: MaxElement, A: Argmax>(
                     #[inline(always)]
                     || {
                         interleave_planes(x, iv, interleaved)?;
-                        lane_chunks(interleaved, PLANE_GROUP, windows, best, arg)?;
+                        if separable::worthwhile(windows, PLANE_GROUP) {
+                            separable::block(interleaved, PLANE_GROUP, windows, stages, best, arg)?;
+                        } else {
+                            lane_chunks(interleaved, PLANE_GROUP, windows, best, arg)?;
+                        }
                         deinterleave_planes(best, ov, out);
                         deinterleave_planes(arg, ov, indices);
                         Ok(())
@@ -143,6 +151,22 @@ pub(crate) fn forward<T: MaxElement, A: Argmax>(
                 )
             },
         ),
+        Path::LaneChunks if separable::worthwhile(windows, blocking.lanes) => {
+            let lanes = blocking.lanes;
+            par_blocks2_with(
+                out,
+                indices,
+                ov * lanes,
+                || Ok(separable::Scratch::new()),
+                |scratch, b, out, indices| {
+                    let x = &x[b * iv * lanes..][..iv * lanes];
+                    isa.run(
+                        #[inline(always)]
+                        || separable::block(x, lanes, windows, scratch, out, indices),
+                    )
+                },
+            )
+        }
         Path::LaneChunks => {
             let lanes = blocking.lanes;
             par_blocks2(out, indices, ov * lanes, |b, out, indices| {

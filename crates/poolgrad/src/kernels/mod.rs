@@ -11,6 +11,7 @@ pub(crate) mod buffer;
 pub(crate) mod indexed;
 pub(crate) mod lp;
 pub(crate) mod max;
+pub(crate) mod separable;
 pub(crate) mod sparse;
 pub(crate) mod window;
 

@@ -120,6 +120,16 @@ impl AxisWindows {
         Ok(AxisWindows { input, bounds, coords: Vec::new(), padded_counts, interior: None })
     }
 
+    /// Number of input cells along this dim.
+    pub fn input(&self) -> usize {
+        self.input
+    }
+
+    /// The valid taps of all windows along this dim together.
+    pub fn total_taps(&self) -> usize {
+        self.coords.len()
+    }
+
     /// Number of windows (outputs) along this dim.
     pub fn output(&self) -> usize {
         self.padded_counts.len()
