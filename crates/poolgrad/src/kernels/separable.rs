@@ -16,7 +16,7 @@
 use super::buffer;
 use super::max::Argmax;
 use super::window::{AxisWindows, Windows};
-use crate::error::Result;
+use crate::error::{PoolError, Result};
 use crate::tensor::MaxElement;
 
 /// Channels reduced together: the inner loops run over this many lanes.
@@ -26,8 +26,8 @@ const CHUNK: usize = 16;
 const EMPTY: u32 = u32::MAX;
 
 /// Whether the separable path pays for these windows with `lanes` interleaved channels:
-/// at least two spatial dims, enough channels to fill the chunks, a plane whose flat
-/// indices fit in `u32`, and a count of comparisons well below the direct scan's.
+/// at least two spatial dims, enough channels to fill the chunks, stages of at most
+/// [`STAGE_LIMIT`] cells, and a count of comparisons well below the direct scan's.
 ///
 /// The direct scan visits every tap of every window: the product over the dims of their
 /// total taps. Reducing dim `d` visits, for each of its windows' taps, every position of
@@ -45,8 +45,26 @@ pub(crate) fn worthwhile(windows: &Windows, lanes: usize) -> bool {
     });
     axes.len() >= 2
         && lanes >= CHUNK / 2
-        && u32::try_from(windows.input_volume).is_ok_and(|v| v < EMPTY)
+        && largest_stage(windows).is_some_and(|cells| cells <= STAGE_LIMIT)
         && matches!((direct, separable), (Some(d), Some(s)) if s.saturating_mul(5) < d.saturating_mul(2))
+}
+
+/// The most cells a stage may hold: its scratch takes 16 values and 16 `u32` records a
+/// cell, twice (16 MiB for f32), so very large planes keep the direct scan, which needs
+/// no scratch. This also keeps flat indices and [`EMPTY`] apart in a `u32`.
+const STAGE_LIMIT: usize = 1 << 16;
+
+/// The cells of the largest stage: the input, or a partly reduced plane (larger than the
+/// input when windows overhang it); `None` when that overflows.
+fn largest_stage(windows: &Windows) -> Option<usize> {
+    let axes = windows.axes();
+    let mut extents: Vec<usize> = axes.iter().map(AxisWindows::input).collect();
+    let mut largest = windows.input_volume;
+    for d in (0..axes.len()).rev() {
+        extents[d] = axes[d].output();
+        largest = largest.max(extents.iter().try_fold(1usize, |p, &e| p.checked_mul(e))?);
+    }
+    Some(largest)
 }
 
 /// Per-job buffers: two stages of chunk values and their argmax records.
@@ -79,14 +97,7 @@ pub(crate) fn block<T: MaxElement, A: Argmax>(
 ) -> Result<()> {
     let axes = windows.axes();
     let rank = axes.len();
-    // The largest stage: the input, or a partly reduced plane (larger than the input
-    // when windows overhang it).
-    let mut extents: Vec<usize> = axes.iter().map(AxisWindows::input).collect();
-    let mut largest = windows.input_volume;
-    for d in (0..rank).rev() {
-        extents[d] = axes[d].output();
-        largest = largest.max(crate::tensor::checked_product(&extents, "separable stage")?);
-    }
+    let largest = largest_stage(windows).ok_or(PoolError::Overflow { what: "separable stage" })?;
     let len = largest.saturating_mul(CHUNK);
     for stage in 0..2 {
         buffer::resize(&mut scratch.values[stage], len, T::lowest(), "separable stage")?;
