@@ -116,6 +116,33 @@ fn check_max(req: &Request, seed: u64, specials: bool) -> Result<(), TestCaseErr
     Ok(())
 }
 
+/// An average pooling result not summed in window order (see
+/// `AvgPool::sums_in_window_order`) against the exact means, computed by the reference
+/// in f64: within `(n + rank + 1) · ε · Σ|x| / divisor` for windows of at most `n` taps
+/// (one rounding per addition and per division). Non-finite means must match in kind.
+fn check_avg_bound(
+    x: &Tensor<f32>,
+    geometry: &PoolGeometry,
+    include: bool,
+    divisor: Option<usize>,
+    got: &Tensor<f32>,
+) -> Result<(), TestCaseError> {
+    let wide = |f: fn(f32) -> f64| Tensor::new(x.data().iter().map(|&v| f(v)).collect(), x.shape().clone(), x.layout());
+    let exact = reference::avg_pool(&wide(f64::from).unwrap().view(), geometry, include, divisor).unwrap();
+    let magnitude =
+        reference::avg_pool(&wide(|v| f64::from(v.abs())).unwrap().view(), geometry, include, divisor).unwrap();
+    // Each window's valid taps: the sum of ones, divided by 1.
+    let taps = reference::avg_pool(&wide(|_| 1.0).unwrap().view(), geometry, include, Some(1)).unwrap();
+    let rank = x.shape().spatial.len() as f64;
+    for (((&g, &e), &m), &n) in got.data().iter().zip(exact.data()).zip(magnitude.data()).zip(taps.data()) {
+        let (g, bound) = (f64::from(g), (n + rank + 1.0) * f64::from(f32::EPSILON) * m);
+        let ok =
+            if e.is_finite() && m.is_finite() { (g - e).abs() <= bound } else { (g.is_nan() && e.is_nan()) || g == e };
+        prop_assert!(ok, "mean {g} vs exact {e}: over the bound {bound} ({n} taps, Σ|x|/divisor {m})");
+    }
+    Ok(())
+}
+
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
 }
@@ -140,7 +167,11 @@ proptest! {
         for isa in available() {
             let pool = AvgPool::new(req.geometry.clone()).count_include_pad(include).divisor_override(divisor);
             let got = with_isa(isa, || pool.forward(&x.view())).unwrap();
-            prop_assert!(same_bits(got.data(), want.data()), "{}", isa.name());
+            if pool.sums_in_window_order(x.shape(), req.layout).unwrap() {
+                prop_assert!(same_bits(got.data(), want.data()), "{}", isa.name());
+            } else {
+                check_avg_bound(&x, &req.geometry, include, divisor, &got)?;
+            }
             let gx = with_isa(isa, || pool.backward(&x.view(), &g.view())).unwrap();
             prop_assert!(same_bits(gx.data(), want_gx.data()), "backward {}", isa.name());
         }
@@ -280,6 +311,49 @@ fn separable_windows() -> impl Strategy<Value = Request> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, max_shrink_iters: 256, ..ProptestConfig::default() })]
+
+    /// Average pooling over the same large windows: summed one dim at a time where
+    /// `sums_in_window_order` says so, the same bits under every instruction set and
+    /// thread count, within the summation bound of the exact means; elsewhere the
+    /// reference's bits. The backward is a gather in PyTorch's order either way.
+    #[test]
+    fn avg_separable_windows_every_isa(
+        req in separable_windows(), seed in any::<u64>(), include in any::<bool>(), divisor in prop::option::of(1..10usize),
+    ) {
+        let x = Tensor::new(real_values(req.shape.numel().unwrap(), seed), req.shape.clone(), req.layout).unwrap();
+        let Ok(want) = reference::avg_pool(&x.view(), &req.geometry, include, divisor) else { return Ok(()) };
+        let pool = AvgPool::new(req.geometry.clone()).count_include_pad(include).divisor_override(divisor);
+        let first = with_isa(poolgrad::simd::Isa::Portable, || pool.forward(&x.view())).unwrap();
+        for isa in available() {
+            for threads in [1, 2] {
+                let threads = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let got = threads.install(|| with_isa(isa, || pool.forward(&x.view()))).unwrap();
+                prop_assert!(same_bits(got.data(), first.data()), "{} differs", isa.name());
+            }
+        }
+        if pool.sums_in_window_order(x.shape(), req.layout).unwrap() {
+            prop_assert!(same_bits(first.data(), want.data()), "in window order, not the reference's bits");
+        } else {
+            check_avg_bound(&x, &req.geometry, include, divisor, &first)?;
+        }
+        // The other layout sums in the same order: the same bits, transposed.
+        let other = if req.layout == Layout::ChannelsLast { Layout::ChannelsFirst } else { Layout::ChannelsLast };
+        let (c, cells) = (req.shape.channels, req.shape.spatial.iter().product::<usize>());
+        let moved = |data: &[f32], from_last: bool| -> Vec<f32> {
+            (0..c * cells).map(|i| if from_last { data[(i % cells) * c + i / cells] } else { data[(i % c) * cells + i / c] }).collect()
+        };
+        let x_other = Tensor::new(moved(x.data(), req.layout == Layout::ChannelsLast), req.shape.clone(), other).unwrap();
+        let y_other = pool.forward(&x_other.view()).unwrap();
+        let out_cells = first.data().len() / c;
+        let back: Vec<f32> = (0..c * out_cells)
+            .map(|i| if other == Layout::ChannelsLast { y_other.data()[(i % out_cells) * c + i / out_cells] } else { y_other.data()[(i % c) * out_cells + i / c] })
+            .collect();
+        prop_assert!(same_bits(&back, first.data()), "the layouts differ");
+        let g = Tensor::new(real_values(want.data().len(), seed ^ 7), want.shape().clone(), req.layout).unwrap();
+        let want_gx = reference::avg_pool_backward(&x.view(), &g.view(), &req.geometry, include, divisor).unwrap();
+        let gx = pool.backward(&x.view(), &g.view()).unwrap();
+        prop_assert!(same_bits(gx.data(), want_gx.data()), "backward");
+    }
 
     #[test]
     fn max_separable_windows_every_isa(req in separable_windows(), seed in any::<u64>(), specials in any::<bool>()) {

@@ -2,7 +2,7 @@
 
 use super::window::{chunk_starts, split_phases, Covering, Rows, Window, Windows, RUN_CHUNK};
 use super::{buffer, par_blocks, par_blocks_accumulating, par_blocks_with};
-use super::{deinterleave_planes, interleave_planes, Path, PLANE_GROUP};
+use super::{deinterleave_planes, interleave_planes, separable, Path, PLANE_GROUP};
 use crate::error::Result;
 use crate::simd;
 use crate::tensor::{Blocking, Element};
@@ -83,6 +83,9 @@ pub(crate) fn forward<T: Element>(
     }
     let (iv, ov) = (windows.input_volume, windows.output_volume);
     let isa = simd::current();
+    if sums_by_dim(windows) {
+        return separable_means(x, blocking, windows, divisor, out);
+    }
     match Path::choose(blocking, windows)? {
         Path::Rows(rows) => par_blocks(out, ov, |b, out| {
             let x = &x[b * iv..][..iv];
@@ -125,6 +128,74 @@ pub(crate) fn forward<T: Element>(
             })
         }
     }
+}
+
+/// Whether the forward sums windows one spatial dim at a time ([`separable::mean_block`]):
+/// windows large enough for it to pay. The choice does not depend on the layout or the
+/// channel count (channels-first planes are interleaved [`PLANE_GROUP`] at a time), so
+/// both layouts give the same bits, as they do for smaller windows.
+pub(crate) fn sums_by_dim(windows: &Windows) -> bool {
+    separable::worthwhile(windows, PLANE_GROUP)
+}
+
+/// Whether the forward adds each window's taps one at a time in row-major window order
+/// from zero (the plain loop's order and bits): all but whole planes of channels-first
+/// inputs ([`plane_sum`]) and windows summed one dim at a time ([`sums_by_dim`]).
+pub(crate) fn sums_in_window_order(blocking: Blocking, windows: &Windows) -> bool {
+    !(blocking.lanes == 1 && windows.is_whole_plane()) && !sums_by_dim(windows)
+}
+
+/// The forward through [`separable::mean_block`]: channels-last blocks as they are,
+/// channels-first planes interleaved [`PLANE_GROUP`] at a time (a last, partial group one
+/// plane at a time: the same sums, since a lane's order does not depend on the others).
+fn separable_means<T: Element>(
+    x: &[T],
+    blocking: Blocking,
+    windows: &Windows,
+    divisor: Divisor,
+    out: &mut [T],
+) -> Result<()> {
+    let (iv, ov) = (windows.input_volume, windows.output_volume);
+    let isa = simd::current();
+    let lanes = blocking.lanes;
+    if lanes > 1 {
+        return par_blocks_with(
+            out,
+            ov * lanes,
+            || Ok(separable::SumScratch::new()),
+            |scratch, b, out| {
+                let x = &x[b * iv * lanes..][..iv * lanes];
+                isa.run(
+                    #[inline(always)]
+                    || separable::mean_block(x, lanes, windows, divisor, scratch, out),
+                )
+            },
+        );
+    }
+    par_blocks_with(
+        out,
+        PLANE_GROUP * ov,
+        || Ok((Vec::new(), buffer::filled(PLANE_GROUP * ov, T::zero(), "scratch")?, separable::SumScratch::new())),
+        |(interleaved, means, scratch), g, out| {
+            let planes = out.len() / ov;
+            let x = &x[g * PLANE_GROUP * iv..][..planes * iv];
+            isa.run(
+                #[inline(always)]
+                || {
+                    if planes < PLANE_GROUP {
+                        return (0..planes).try_for_each(|p| {
+                            let out = &mut out[p * ov..][..ov];
+                            separable::mean_block(&x[p * iv..][..iv], 1, windows, divisor, scratch, out)
+                        });
+                    }
+                    interleave_planes(x, iv, interleaved)?;
+                    separable::mean_block(interleaved, PLANE_GROUP, windows, divisor, scratch, means)?;
+                    deinterleave_planes(means, ov, out);
+                    Ok(())
+                },
+            )
+        },
+    )
 }
 
 /// Independent partial sums of [`plane_sum`].

@@ -1,5 +1,6 @@
-//! Max pooling one spatial dim at a time: the cost per output grows with the sum of the
-//! window's extents instead of their product (a 13x13 window: 26 comparisons, not 169).
+//! Max and average pooling one spatial dim at a time: the cost per output grows with the
+//! sum of the window's extents instead of their product (a 13x13 window: 26 comparisons
+//! or additions, not 169). Average pooling's sums are covered at [`mean_block`].
 //!
 //! Every window is the product of its per-dim tap lists, so its maximum is the maximum
 //! over the first dim's taps of the maxima over the rest. Reducing the last dim first,
@@ -13,11 +14,13 @@
 //! So values and indices are bitwise those of the direct loop. Channels are processed
 //! [`CHUNK`] at a time; each chunk's intermediate maxima stay in a per-job scratch.
 
+use super::avg::Divisor;
 use super::buffer;
 use super::max::Argmax;
 use super::window::{AxisWindows, Windows};
 use crate::error::{PoolError, Result};
-use crate::tensor::MaxElement;
+use crate::tensor::{Element, MaxElement};
+use num_traits::Zero;
 
 /// Channels reduced together: the inner loops run over this many lanes.
 const CHUNK: usize = 16;
@@ -250,6 +253,133 @@ impl Stage<'_> {
                     best[i * CHUNK..][..CHUNK].copy_from_slice(&b);
                     record[i * CHUNK..][..CHUNK].copy_from_slice(&r);
                 }
+            }
+        }
+    }
+}
+
+/// Per-job buffers of [`mean_block`]: two stages of chunk sums, and a window's padded
+/// tap count per dim.
+pub(crate) struct SumScratch<S> {
+    stages: [Vec<S>; 2],
+    axis_counts: Vec<usize>,
+    position: Vec<usize>,
+}
+
+impl<S> SumScratch<S> {
+    pub fn new() -> Self {
+        SumScratch { stages: [Vec::new(), Vec::new()], axis_counts: Vec::new(), position: Vec::new() }
+    }
+}
+
+/// Average pooling of one channels-last block of `lanes` interleaved channels, each
+/// window summed one spatial dim at a time (last dim first, each dim's taps in order
+/// from zero) in the accumulation type, then divided as the direct path divides.
+///
+/// The order of the additions differs from the direct scan's, so the bits may too: for a
+/// window of `n` taps the sum is within `(n - 1) · ε · Σ|x|` of the exact one, as the
+/// direct scan's is. It depends on the window alone, never on the lane, the thread
+/// count or the instruction set.
+#[inline(always)]
+pub(crate) fn mean_block<T: Element>(
+    x: &[T],
+    lanes: usize,
+    windows: &Windows,
+    divisor: Divisor,
+    scratch: &mut SumScratch<T::Acc>,
+    out: &mut [T],
+) -> Result<()> {
+    let axes = windows.axes();
+    let rank = axes.len();
+    let largest = largest_stage(windows).ok_or(PoolError::Overflow { what: "separable stage" })?;
+    let len = largest.saturating_mul(CHUNK);
+    for stage in &mut scratch.stages {
+        buffer::resize(stage, len, T::Acc::zero(), "separable stage")?;
+    }
+    for c0 in (0..lanes).step_by(CHUNK) {
+        let width = CHUNK.min(lanes - c0);
+        for (cell, sums) in scratch.stages[0].chunks_exact_mut(CHUNK).take(windows.input_volume).enumerate() {
+            let x = &x[cell * lanes + c0..];
+            if width == CHUNK {
+                let x: &[T; CHUNK] = x[..CHUNK].try_into().expect("chunk length");
+                for (s, &v) in sums.iter_mut().zip(x) {
+                    *s = v.to_acc();
+                }
+            } else {
+                for (l, s) in sums.iter_mut().enumerate() {
+                    *s = if l < width { x[l].to_acc() } else { T::Acc::zero() };
+                }
+            }
+        }
+        let mut extents: Vec<usize> = axes.iter().map(AxisWindows::input).collect();
+        let mut from = 0;
+        for d in (0..rank).rev() {
+            let [s0, s1] = &mut scratch.stages;
+            let (src, dst) = if from == 0 { (&s0[..], s1) } else { (&s1[..], s0) };
+            let outer: usize = extents[..d].iter().product();
+            let inner: usize = extents[d + 1..].iter().product();
+            sum_stage(&axes[d], outer, extents[d], inner, src, dst);
+            extents[d] = axes[d].output();
+            from = 1 - from;
+        }
+        // Divide, output by output in row-major order, with the window's counts.
+        scratch.position.clear();
+        scratch.position.resize(rank, 0);
+        for (o, sums) in scratch.stages[from].chunks_exact(CHUNK).take(windows.output_volume).enumerate() {
+            scratch.axis_counts.clear();
+            let mut valid = 1usize;
+            for (axis, &p) in axes.iter().zip(&scratch.position) {
+                let (taps, padded) = axis.window(p);
+                valid = valid.saturating_mul(taps.len());
+                scratch.axis_counts.push(padded);
+            }
+            let mut means: [T::Acc; CHUNK] = sums.try_into().expect("chunk length");
+            let out = &mut out[o * lanes + c0..][..width];
+            if valid == 0 {
+                out.fill(T::zero());
+            } else {
+                divisor.apply_all::<T>(&mut means, valid, &scratch.axis_counts);
+                for (out, &mean) in out.iter_mut().zip(&means) {
+                    *out = T::from_acc(mean);
+                }
+            }
+            for d in (0..rank).rev() {
+                scratch.position[d] += 1;
+                if scratch.position[d] < axes[d].output() {
+                    break;
+                }
+                scratch.position[d] = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sums along one dim: `dst[slab, o, i] = 0 + src[slab, c1, i] + src[slab, c2, i] + ...`
+/// over window `o`'s taps `c1, c2, ...` in order, a chunk of lanes per position.
+#[inline(always)]
+fn sum_stage<S: num_traits::Float>(
+    axis: &AxisWindows,
+    outer: usize,
+    extent: usize,
+    inner: usize,
+    src: &[S],
+    dst: &mut [S],
+) {
+    let outputs = axis.output();
+    for slab in 0..outer {
+        for o in 0..outputs {
+            let (taps, _) = axis.window(o);
+            for i in 0..inner {
+                let mut sums = [S::zero(); CHUNK];
+                for &c in taps {
+                    let v: &[S; CHUNK] =
+                        src[((slab * extent + c) * inner + i) * CHUNK..][..CHUNK].try_into().expect("chunk length");
+                    for l in 0..CHUNK {
+                        sums[l] = sums[l] + v[l];
+                    }
+                }
+                dst[((slab * outputs + o) * inner + i) * CHUNK..][..CHUNK].copy_from_slice(&sums);
             }
         }
     }

@@ -5,7 +5,7 @@ use crate::error::{PoolError, Result};
 use crate::geometry::{PerDim, PoolGeometry};
 use crate::kernels;
 use crate::kernels::avg::Divisor;
-use crate::tensor::{Blocking, Element, Shape, Tensor, TensorView};
+use crate::tensor::{Blocking, Element, Layout, Shape, Tensor, TensorView};
 
 /// Average pooling (PyTorch `avg_pool{1,2,3}d`, `adaptive_avg_pool{1,2,3}d`, ONNX
 /// `AveragePool`, `GlobalAveragePool`), in any number of spatial dims.
@@ -69,6 +69,29 @@ impl AvgPool {
     pub fn divisor_override(mut self, divisor: Option<usize>) -> Self {
         self.divisor_override = divisor;
         self
+    }
+
+    /// Whether the forward for an input of this shape and layout adds each window's taps
+    /// one at a time in row-major window order, from zero: PyTorch's CPU order, so the
+    /// same bits as a plain loop. Where it does not — channels-first global pooling
+    /// (16 partial sums) and windows large enough to be summed one spatial dim at a time
+    /// (7x7 and up at stride 1) — each sum is within `(n - 1) · ε · Σ|x|` of the exact
+    /// one for a window of `n` taps, as a plain loop's is, and the bits are still the
+    /// same for every thread count and instruction set.
+    ///
+    /// ```
+    /// use poolgrad::{AvgPool, Layout, Padding, PoolGeometry, Shape};
+    /// let small = AvgPool::new(PoolGeometry::new(&[3, 3]));
+    /// let large = AvgPool::new(PoolGeometry::new(&[13, 13]).stride(&[1, 1]).padding(Padding::Symmetric(vec![6, 6])));
+    /// let shape = Shape::new(1, 64, &[40, 40]);
+    /// assert!(small.sums_in_window_order(&shape, Layout::ChannelsLast)?);
+    /// assert!(!large.sums_in_window_order(&shape, Layout::ChannelsLast)?);
+    /// # Ok::<(), poolgrad::PoolError>(())
+    /// ```
+    pub fn sums_in_window_order(&self, input: &Shape, layout: Layout) -> Result<bool> {
+        self.divisor()?;
+        let plan = self.windows.plan(input)?;
+        Ok(kernels::avg::sums_in_window_order(Blocking::of(input, layout), &plan.windows))
     }
 
     fn divisor(&self) -> Result<Divisor> {
