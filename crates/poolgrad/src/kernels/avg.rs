@@ -142,7 +142,8 @@ pub(crate) fn sums_by_dim(windows: &Windows) -> bool {
 /// from zero (the plain loop's order and bits): all but whole planes of channels-first
 /// inputs ([`plane_sum`]) and windows summed one dim at a time ([`sums_by_dim`]).
 pub(crate) fn sums_in_window_order(blocking: Blocking, windows: &Windows) -> bool {
-    !(blocking.lanes == 1 && windows.is_whole_plane()) && !sums_by_dim(windows)
+    let whole_channels_first_plane = blocking.lanes == 1 && windows.is_whole_plane();
+    !whole_channels_first_plane && !sums_by_dim(windows)
 }
 
 /// The forward through [`separable::mean_block`]: channels-last blocks as they are,
