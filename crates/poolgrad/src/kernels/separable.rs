@@ -258,17 +258,15 @@ impl Stage<'_> {
     }
 }
 
-/// Per-job buffers of [`mean_block`]: two stages of chunk sums, and a window's padded
-/// tap count per dim.
+/// Per-job buffers of [`mean_block`]: two stages of chunk sums, and each output's counts.
 pub(crate) struct SumScratch<S> {
     stages: [Vec<S>; 2],
-    axis_counts: Vec<usize>,
-    position: Vec<usize>,
+    counts: Vec<usize>,
 }
 
 impl<S> SumScratch<S> {
     pub fn new() -> Self {
-        SumScratch { stages: [Vec::new(), Vec::new()], axis_counts: Vec::new(), position: Vec::new() }
+        SumScratch { stages: [Vec::new(), Vec::new()], counts: Vec::new() }
     }
 }
 
@@ -296,24 +294,45 @@ pub(crate) fn mean_block<T: Element>(
     for stage in &mut scratch.stages {
         buffer::resize(stage, len, T::Acc::zero(), "separable stage")?;
     }
+    // Each output's valid tap count and padded count per dim, `rank + 1` numbers, in
+    // row-major output order: worked out once for all chunks of lanes.
+    let counts = &mut scratch.counts;
+    counts.clear();
+    buffer::reserve(counts, windows.output_volume.saturating_mul(rank + 1), "separable stage")?;
+    let mut position = vec![0usize; rank];
+    for _ in 0..windows.output_volume {
+        let valid = axes.iter().zip(&position).map(|(axis, &p)| axis.window(p).0.len()).product();
+        counts.push(valid);
+        counts.extend(axes.iter().zip(&position).map(|(axis, &p)| axis.window(p).1));
+        for d in (0..rank).rev() {
+            position[d] += 1;
+            if position[d] < axes[d].output() {
+                break;
+            }
+            position[d] = 0;
+        }
+    }
     for c0 in (0..lanes).step_by(CHUNK) {
         let width = CHUNK.min(lanes - c0);
-        for (cell, sums) in scratch.stages[0].chunks_exact_mut(CHUNK).take(windows.input_volume).enumerate() {
-            let x = &x[cell * lanes + c0..];
-            if width == CHUNK {
-                let x: &[T; CHUNK] = x[..CHUNK].try_into().expect("chunk length");
-                for (s, &v) in sums.iter_mut().zip(x) {
-                    *s = v.to_acc();
-                }
-            } else {
+        let mut extents: Vec<usize> = axes.iter().map(AxisWindows::input).collect();
+        let mut from = 0;
+        let mut dims = rank;
+        if width == CHUNK {
+            // A full chunk: the last dim's sums read the block directly.
+            let rows = windows.input_volume / axes[rank - 1].input().max(1);
+            sum_rows_of_block(x, lanes, c0, &axes[rank - 1], rows, &mut scratch.stages[1]);
+            extents[rank - 1] = axes[rank - 1].output();
+            (from, dims) = (1, rank - 1);
+        } else {
+            // A last, partial chunk: copied in first, the missing lanes at zero.
+            for (cell, sums) in scratch.stages[0].chunks_exact_mut(CHUNK).take(windows.input_volume).enumerate() {
+                let x = &x[cell * lanes + c0..];
                 for (l, s) in sums.iter_mut().enumerate() {
                     *s = if l < width { x[l].to_acc() } else { T::Acc::zero() };
                 }
             }
         }
-        let mut extents: Vec<usize> = axes.iter().map(AxisWindows::input).collect();
-        let mut from = 0;
-        for d in (0..rank).rev() {
+        for d in (0..dims).rev() {
             let [s0, s1] = &mut scratch.stages;
             let (src, dst) = if from == 0 { (&s0[..], s1) } else { (&s1[..], s0) };
             let outer: usize = extents[..d].iter().product();
@@ -322,37 +341,51 @@ pub(crate) fn mean_block<T: Element>(
             extents[d] = axes[d].output();
             from = 1 - from;
         }
-        // Divide, output by output in row-major order, with the window's counts.
-        scratch.position.clear();
-        scratch.position.resize(rank, 0);
-        for (o, sums) in scratch.stages[from].chunks_exact(CHUNK).take(windows.output_volume).enumerate() {
-            scratch.axis_counts.clear();
-            let mut valid = 1usize;
-            for (axis, &p) in axes.iter().zip(&scratch.position) {
-                let (taps, padded) = axis.window(p);
-                valid = valid.saturating_mul(taps.len());
-                scratch.axis_counts.push(padded);
-            }
+        // Divide, output by output, with the window's counts.
+        let outputs = scratch.stages[from].chunks_exact(CHUNK).zip(scratch.counts.chunks_exact(rank + 1));
+        for (o, (sums, counts)) in outputs.take(windows.output_volume).enumerate() {
+            let (valid, axis_counts) = (counts[0], &counts[1..]);
             let mut means: [T::Acc; CHUNK] = sums.try_into().expect("chunk length");
             let out = &mut out[o * lanes + c0..][..width];
             if valid == 0 {
                 out.fill(T::zero());
             } else {
-                divisor.apply_all::<T>(&mut means, valid, &scratch.axis_counts);
+                divisor.apply_all::<T>(&mut means, valid, axis_counts);
                 for (out, &mean) in out.iter_mut().zip(&means) {
                     *out = T::from_acc(mean);
                 }
             }
-            for d in (0..rank).rev() {
-                scratch.position[d] += 1;
-                if scratch.position[d] < axes[d].output() {
-                    break;
-                }
-                scratch.position[d] = 0;
-            }
         }
     }
     Ok(())
+}
+
+/// The sums along the last dim of channels `c0..c0 + CHUNK` of a block of `rows` rows,
+/// read in place: `dst[row, o] = 0 + x[row, c1] + x[row, c2] + ...` over window `o`'s
+/// taps, as [`sum_stage`] would sum a copy of them.
+#[inline(always)]
+fn sum_rows_of_block<T: Element>(
+    x: &[T],
+    lanes: usize,
+    c0: usize,
+    axis: &AxisWindows,
+    rows: usize,
+    dst: &mut [T::Acc],
+) {
+    let (width, outputs) = (axis.input(), axis.output());
+    for r in 0..rows {
+        let row = &x[r * width * lanes..][..width * lanes];
+        for o in 0..outputs {
+            let mut sums = [T::Acc::zero(); CHUNK];
+            for &c in axis.window(o).0 {
+                let v: &[T; CHUNK] = row[c * lanes + c0..][..CHUNK].try_into().expect("chunk length");
+                for l in 0..CHUNK {
+                    sums[l] = sums[l] + v[l].to_acc();
+                }
+            }
+            dst[(r * outputs + o) * CHUNK..][..CHUNK].copy_from_slice(&sums);
+        }
+    }
 }
 
 /// Sums along one dim: `dst[slab, o, i] = 0 + src[slab, c1, i] + src[slab, c2, i] + ...`
