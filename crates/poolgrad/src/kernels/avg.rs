@@ -139,8 +139,9 @@ pub(crate) fn sums_by_dim(windows: &Windows) -> bool {
 }
 
 /// Whether the forward adds each window's taps one at a time in row-major window order
-/// from zero (the plain loop's order and bits): all but whole planes of channels-first
-/// inputs ([`plane_sum`]) and windows summed one dim at a time ([`sums_by_dim`]).
+/// from zero, and the backward each cell's shares in output order (the plain loops'
+/// order and bits): all but whole planes of channels-first inputs ([`plane_sum`]; their
+/// backward is a fill, in order) and windows summed one dim at a time ([`sums_by_dim`]).
 pub(crate) fn sums_in_window_order(blocking: Blocking, windows: &Windows) -> bool {
     let whole_channels_first_plane = blocking.lanes == 1 && windows.is_whole_plane();
     !whole_channels_first_plane && !sums_by_dim(windows)
@@ -192,6 +193,57 @@ fn separable_means<T: Element>(
                     interleave_planes(x, iv, interleaved)?;
                     separable::mean_block(interleaved, PLANE_GROUP, windows, divisor, scratch, means)?;
                     deinterleave_planes(means, ov, out);
+                    Ok(())
+                },
+            )
+        },
+    )
+}
+
+/// The backward through [`separable::share_block`], blocked as [`separable_means`].
+fn separable_shares<T: Element>(
+    grad_out: &[T],
+    blocking: Blocking,
+    windows: &Windows,
+    divisor: Divisor,
+    grad_in: &mut [T],
+) -> Result<()> {
+    let (iv, ov) = (windows.input_volume, windows.output_volume);
+    let isa = simd::current();
+    let lanes = blocking.lanes;
+    if lanes > 1 {
+        return par_blocks_with(
+            grad_in,
+            iv * lanes,
+            || Ok(separable::ShareScratch::new()),
+            |scratch, b, grad_in| {
+                let g = &grad_out[b * ov * lanes..][..ov * lanes];
+                isa.run(
+                    #[inline(always)]
+                    || separable::share_block(g, lanes, windows, divisor, scratch, grad_in),
+                )
+            },
+        );
+    }
+    par_blocks_with(
+        grad_in,
+        PLANE_GROUP * iv,
+        || Ok((Vec::new(), buffer::filled(PLANE_GROUP * iv, T::zero(), "scratch")?, separable::ShareScratch::new())),
+        |(interleaved, gathered, scratch), g, grad_in| {
+            let planes = grad_in.len() / iv;
+            let grad_out = &grad_out[g * PLANE_GROUP * ov..][..planes * ov];
+            isa.run(
+                #[inline(always)]
+                || {
+                    if planes < PLANE_GROUP {
+                        return (0..planes).try_for_each(|p| {
+                            let grad_in = &mut grad_in[p * iv..][..iv];
+                            separable::share_block(&grad_out[p * ov..][..ov], 1, windows, divisor, scratch, grad_in)
+                        });
+                    }
+                    interleave_planes(grad_out, ov, interleaved)?;
+                    separable::share_block(interleaved, PLANE_GROUP, windows, divisor, scratch, gathered)?;
+                    deinterleave_planes(gathered, iv, grad_in);
                     Ok(())
                 },
             )
@@ -476,6 +528,9 @@ pub(crate) fn backward<T: Element>(
 ) -> Result<()> {
     if blocking.lanes == 1 && windows.is_whole_plane() {
         return whole_plane_shares(grad_out, windows, divisor, grad_in);
+    }
+    if sums_by_dim(windows) {
+        return separable_shares(grad_out, blocking, windows, divisor, grad_in);
     }
     let Some(covering) = windows.covering()? else {
         return backward_scatter(grad_out, blocking, windows, divisor, grad_in);

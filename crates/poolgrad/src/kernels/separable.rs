@@ -417,3 +417,163 @@ fn sum_stage<S: num_traits::Float>(
         }
     }
 }
+
+/// Per-job buffers of [`share_block`]: two stages of chunk sums, and per dim, for each
+/// input coordinate, the outputs whose windows cover it.
+pub(crate) struct ShareScratch<S> {
+    stages: [Vec<S>; 2],
+    covering: Vec<Covering>,
+}
+
+impl<S> ShareScratch<S> {
+    pub fn new() -> Self {
+        ShareScratch { stages: [Vec::new(), Vec::new()], covering: Vec::new() }
+    }
+}
+
+/// For each input coordinate along one dim, the outputs whose windows hold it, ascending.
+struct Covering {
+    bounds: Vec<usize>,
+    outputs: Vec<usize>,
+}
+
+impl Covering {
+    fn of(axis: &AxisWindows) -> Result<Self> {
+        let mut bounds = buffer::filled(axis.input().saturating_add(1), 0usize, "separable stage")?;
+        for o in 0..axis.output() {
+            for &c in axis.window(o).0 {
+                bounds[c + 1] += 1;
+            }
+        }
+        for c in 0..axis.input() {
+            bounds[c + 1] += bounds[c];
+        }
+        let mut next = bounds.clone();
+        let mut outputs = buffer::filled(axis.total_taps(), 0usize, "separable stage")?;
+        for o in 0..axis.output() {
+            for &c in axis.window(o).0 {
+                outputs[next[c]] = o;
+                next[c] += 1;
+            }
+        }
+        Ok(Covering { bounds, outputs })
+    }
+
+    fn outputs(&self, c: usize) -> &[usize] {
+        &self.outputs[self.bounds[c]..self.bounds[c + 1]]
+    }
+}
+
+/// The average pooling backward of one channels-last block, one spatial dim at a time:
+/// each window's share `grad_output / divisor` (rounded to `T`, as the direct path
+/// rounds it), then per dim, last dim first, each input coordinate's sum of the shares
+/// of the windows covering it, in output order from zero, in the accumulation type.
+///
+/// The direct path adds a cell's shares in row-major output order; this adds them one
+/// dim at a time, so the bits may differ: within `(n - 1) · ε · Σ|share|` for `n` shares,
+/// plus one rounding to `T`; the same for every lane, thread count and instruction set.
+#[inline(always)]
+pub(crate) fn share_block<T: Element>(
+    grad_out: &[T],
+    lanes: usize,
+    windows: &Windows,
+    divisor: Divisor,
+    scratch: &mut ShareScratch<T::Acc>,
+    grad_in: &mut [T],
+) -> Result<()> {
+    let axes = windows.axes();
+    let rank = axes.len();
+    // The largest stage, from the output plane to the input plane, last dim first.
+    let mut extents: Vec<usize> = axes.iter().map(AxisWindows::output).collect();
+    let mut largest = windows.output_volume;
+    for d in (0..rank).rev() {
+        extents[d] = axes[d].input();
+        largest = largest.max(crate::tensor::checked_product(&extents, "separable stage")?);
+    }
+    let len = largest.saturating_mul(CHUNK);
+    for stage in &mut scratch.stages {
+        buffer::resize(stage, len, T::Acc::zero(), "separable stage")?;
+    }
+    scratch.covering.clear();
+    for axis in axes {
+        scratch.covering.push(Covering::of(axis)?);
+    }
+    // Each output's share, rounded to T: the direct path's terms.
+    let mut position = vec![0usize; rank];
+    let mut axis_counts = vec![0usize; rank];
+    for c0 in (0..lanes).step_by(CHUNK) {
+        let width = CHUNK.min(lanes - c0);
+        position.fill(0);
+        for (o, shares) in scratch.stages[0].chunks_exact_mut(CHUNK).take(windows.output_volume).enumerate() {
+            let mut valid = 1usize;
+            for ((axis, &p), count) in axes.iter().zip(&position).zip(&mut axis_counts) {
+                let (taps, padded) = axis.window(p);
+                valid = valid.saturating_mul(taps.len());
+                *count = padded;
+            }
+            let g = &grad_out[o * lanes + c0..];
+            let mut values: [T::Acc; CHUNK] =
+                std::array::from_fn(|l| if l < width { g[l].to_acc() } else { T::Acc::zero() });
+            if valid > 0 {
+                divisor.apply_all::<T>(&mut values, valid, &axis_counts);
+            }
+            for (share, &v) in shares.iter_mut().zip(&values) {
+                *share = T::from_acc(v).to_acc();
+            }
+            for d in (0..rank).rev() {
+                position[d] += 1;
+                if position[d] < axes[d].output() {
+                    break;
+                }
+                position[d] = 0;
+            }
+        }
+        let mut extents: Vec<usize> = axes.iter().map(AxisWindows::output).collect();
+        let mut from = 0;
+        for d in (0..rank).rev() {
+            let [s0, s1] = &mut scratch.stages;
+            let (src, dst) = if from == 0 { (&s0[..], s1) } else { (&s1[..], s0) };
+            let outer: usize = extents[..d].iter().product();
+            let inner: usize = extents[d + 1..].iter().product();
+            gather_stage(&scratch.covering[d], outer, extents[d], inner, src, dst);
+            extents[d] = axes[d].input();
+            from = 1 - from;
+        }
+        for (cell, sums) in scratch.stages[from].chunks_exact(CHUNK).take(windows.input_volume).enumerate() {
+            for (g, &s) in grad_in[cell * lanes + c0..][..width].iter_mut().zip(sums) {
+                *g = T::from_acc(s);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The transpose of [`sum_stage`]: `dst[slab, c, i] = 0 + src[slab, o1, i] + ...` over the
+/// outputs `o1, o2, ...` whose windows cover coordinate `c`, in order.
+#[inline(always)]
+fn gather_stage<S: num_traits::Float>(
+    covering: &Covering,
+    outer: usize,
+    outputs: usize,
+    inner: usize,
+    src: &[S],
+    dst: &mut [S],
+) {
+    let inputs = covering.bounds.len() - 1;
+    for slab in 0..outer {
+        for c in 0..inputs {
+            let from = covering.outputs(c);
+            for i in 0..inner {
+                let mut sums = [S::zero(); CHUNK];
+                for &o in from {
+                    let v: &[S; CHUNK] =
+                        src[((slab * outputs + o) * inner + i) * CHUNK..][..CHUNK].try_into().expect("chunk length");
+                    for l in 0..CHUNK {
+                        sums[l] = sums[l] + v[l];
+                    }
+                }
+                dst[((slab * inputs + c) * inner + i) * CHUNK..][..CHUNK].copy_from_slice(&sums);
+            }
+        }
+    }
+}

@@ -71,13 +71,14 @@ impl AvgPool {
         self
     }
 
-    /// Whether the forward for an input of this shape and layout adds each window's taps
-    /// one at a time in row-major window order, from zero: PyTorch's CPU order, so the
-    /// same bits as a plain loop. Where it does not — channels-first global pooling
-    /// (16 partial sums) and windows large enough to be summed one spatial dim at a time
-    /// (7x7 and up at stride 1) — each sum is within `(n - 1) · ε · Σ|x|` of the exact
-    /// one for a window of `n` taps, as a plain loop's is, and the bits are still the
-    /// same for every thread count and instruction set.
+    /// Whether, for an input of this shape and layout, the forward adds each window's
+    /// taps one at a time in row-major window order from zero, and the backward each
+    /// input cell's shares in output order: PyTorch's CPU order, so the same bits as a
+    /// plain loop. Where it does not — channels-first global pooling (16 partial sums in
+    /// the forward) and windows large enough to be summed one spatial dim at a time (7x7
+    /// and up at stride 1; forward and backward) — each sum of `n` terms is within
+    /// `(n - 1) · ε · Σ|terms|` of the exact one, as a plain loop's is, and the bits are
+    /// still the same for every thread count and instruction set.
     ///
     /// ```
     /// use poolgrad::{AvgPool, Layout, Padding, PoolGeometry, Shape};
