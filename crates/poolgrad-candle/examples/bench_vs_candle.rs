@@ -4,7 +4,8 @@
 //! `cargo run --release --example bench_vs_candle -p poolgrad-candle` prints medians and
 //! ratios measured in one run (the machine is shared: compare ratios, not absolutes).
 //! "backward" times `(y · g).sum().backward()` from a precomputed forward, so both sides
-//! pay the same multiply and sum.
+//! pay the same multiply and sum. A second table times poolgrad-candle's ops alone
+//! against the library's own calls on the same data (`-- --op-alone`: only that one).
 
 use candle_core::{Device, Module, Result, Tensor, Var};
 use poolgrad_candle::Pool;
@@ -25,6 +26,9 @@ fn median(mut f: impl FnMut() -> Result<()>, runs: usize) -> Result<f64> {
 fn main() -> Result<()> {
     let dev = Device::Cpu;
     let runs = 15;
+    if std::env::args().any(|a| a == "--op-alone") {
+        return op_alone(&dev, runs);
+    }
     println!("{:<34} {:>9} {:>12} {:>12} {:>8}", "workload", "pass", "candle", "poolgrad", "speedup");
     for (name, dims, max) in [
         ("max 2x2 s2, 32x64x56x56", (32usize, 64usize, 56usize, 56usize), true),
@@ -44,6 +48,58 @@ fn main() -> Result<()> {
         for (pass, c, o) in [("forward", fwd_candle, fwd_ours), ("backward", bwd_candle, bwd_ours)] {
             println!("{name:<34} {pass:>9} {:>10.2}ms {:>10.2}ms {:>7.2}x", c * 1e3, o * 1e3, c / o);
         }
+    }
+    op_alone(&dev, runs)
+}
+
+/// poolgrad-candle's ops alone against the library's own calls on the same data: the
+/// forward, and the backward step `y.backward()` straight from the pooling output (candle
+/// seeds it with ones; the backward op recomputes max pooling's argmax, as the library's
+/// `Pooling::backward` does).
+fn op_alone(dev: &Device, runs: usize) -> Result<()> {
+    use poolgrad::Pooling;
+    println!();
+    println!("{:<34} {:>9} {:>12} {:>12} {:>8}", "op alone", "pass", "library", "via candle", "ratio");
+    let dims = (32usize, 64usize, 56usize, 56usize);
+    for max in [true, false] {
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1., dims, dev)?)?;
+        let pool = if max { Pool::max(&[2]) } else { Pool::avg(&[2]) };
+        let geometry = poolgrad::PoolGeometry::new(&[2, 2]);
+        let op: poolgrad::Operator =
+            if max { poolgrad::MaxPool::new(geometry).into() } else { poolgrad::AvgPool::new(geometry).into() };
+        let data = x.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+        let shape = poolgrad::Shape::new(dims.0, dims.1, &[dims.2, dims.3]);
+        let view = poolgrad::TensorView::new(&data, shape, poolgrad::Layout::ChannelsFirst)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let lib = |e: poolgrad::PoolError| candle_core::Error::Msg(e.to_string());
+        let y_lib = op.forward(&view).map_err(lib)?;
+        let ones = vec![1f32; y_lib.data().len()];
+        let g =
+            poolgrad::TensorView::new(&ones, y_lib.shape().clone(), poolgrad::Layout::ChannelsFirst).map_err(lib)?;
+        let fwd_lib = median(|| op.forward(&view).map(drop).map_err(lib), runs)?;
+        let fwd_candle = median(|| pool.forward(x.as_tensor()).map(drop), runs)?;
+        let bwd_lib = median(|| op.backward(&view, &g).map(drop).map_err(lib), runs)?;
+        let y = pool.forward(x.as_tensor())?;
+        let bwd_candle = median(|| y.backward().map(drop), runs)?;
+        // What candle's backprop itself adds after the op: the root's ones, and the
+        // gradient accumulated into a fresh zero tensor (`or_insert` + `add`).
+        let gx = x.as_tensor().ones_like()?;
+        let seed = median(|| y.ones_like().map(drop), runs)?;
+        let accumulate = median(|| x.as_tensor().zeros_like()?.add(&gx).map(drop), runs)?;
+        let name = if max { "max 2x2 s2, 32x64x56x56" } else { "avg 2x2 s2, 32x64x56x56" };
+        for (pass, l, c) in [("forward", fwd_lib, fwd_candle), ("backward", bwd_lib, bwd_candle)] {
+            println!("{name:<34} {pass:>9} {:>10.2}ms {:>10.2}ms {:>7.2}x", l * 1e3, c * 1e3, c / l);
+        }
+        let rest = bwd_candle - seed - accumulate;
+        println!(
+            "{:<34} {:>9} candle's seed {:.2}ms + accumulation {:.2}ms; the rest {:.2}ms = {:.2}x the library",
+            "",
+            "",
+            seed * 1e3,
+            accumulate * 1e3,
+            rest * 1e3,
+            rest / bwd_lib
+        );
     }
     Ok(())
 }
