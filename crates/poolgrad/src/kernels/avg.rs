@@ -147,9 +147,7 @@ pub(crate) fn sums_in_window_order(blocking: Blocking, windows: &Windows) -> boo
     !whole_channels_first_plane && !sums_by_dim(windows)
 }
 
-/// The forward through [`separable::mean_block`]: channels-last blocks as they are,
-/// channels-first planes interleaved [`PLANE_GROUP`] at a time (a last, partial group one
-/// plane at a time: the same sums, since a lane's order does not depend on the others).
+/// The forward through [`separable::mean_block`].
 fn separable_means<T: Element>(
     x: &[T],
     blocking: Blocking,
@@ -158,49 +156,20 @@ fn separable_means<T: Element>(
     out: &mut [T],
 ) -> Result<()> {
     let (iv, ov) = (windows.input_volume, windows.output_volume);
-    let isa = simd::current();
-    let lanes = blocking.lanes;
-    if lanes > 1 {
-        return par_blocks_with(
-            out,
-            ov * lanes,
-            || Ok(separable::SumScratch::new()),
-            |scratch, b, out| {
-                let x = &x[b * iv * lanes..][..iv * lanes];
-                isa.run(
-                    #[inline(always)]
-                    || separable::mean_block(x, lanes, windows, divisor, scratch, out),
-                )
-            },
-        );
-    }
-    par_blocks_with(
+    by_lane_blocks(
+        x,
+        iv,
         out,
-        PLANE_GROUP * ov,
-        || Ok((Vec::new(), buffer::filled(PLANE_GROUP * ov, T::zero(), "scratch")?, separable::SumScratch::new())),
-        |(interleaved, means, scratch), g, out| {
-            let planes = out.len() / ov;
-            let x = &x[g * PLANE_GROUP * iv..][..planes * iv];
-            isa.run(
-                #[inline(always)]
-                || {
-                    if planes < PLANE_GROUP {
-                        return (0..planes).try_for_each(|p| {
-                            let out = &mut out[p * ov..][..ov];
-                            separable::mean_block(&x[p * iv..][..iv], 1, windows, divisor, scratch, out)
-                        });
-                    }
-                    interleave_planes(x, iv, interleaved)?;
-                    separable::mean_block(interleaved, PLANE_GROUP, windows, divisor, scratch, means)?;
-                    deinterleave_planes(means, ov, out);
-                    Ok(())
-                },
-            )
-        },
+        ov,
+        blocking,
+        separable::SumScratch::new,
+        // Inlined into `by_lane_blocks`' instruction-set variants.
+        #[inline(always)]
+        |x, lanes, scratch, out| separable::mean_block(x, lanes, windows, divisor, scratch, out),
     )
 }
 
-/// The backward through [`separable::share_block`], blocked as [`separable_means`].
+/// The backward through [`separable::share_block`].
 fn separable_shares<T: Element>(
     grad_out: &[T],
     blocking: Blocking,
@@ -209,41 +178,69 @@ fn separable_shares<T: Element>(
     grad_in: &mut [T],
 ) -> Result<()> {
     let (iv, ov) = (windows.input_volume, windows.output_volume);
+    by_lane_blocks(
+        grad_out,
+        ov,
+        grad_in,
+        iv,
+        blocking,
+        separable::ShareScratch::new,
+        // Inlined into `by_lane_blocks`' instruction-set variants.
+        #[inline(always)]
+        |g, lanes, scratch, grad_in| separable::share_block(g, lanes, windows, divisor, scratch, grad_in),
+    )
+}
+
+/// Runs a channels-last block kernel `f(source block, lanes, scratch, destination block)`
+/// over planes of `source_volume` and `destination_volume` cells, in parallel:
+/// channels-last blocks as they are; channels-first planes interleaved [`PLANE_GROUP`] at a
+/// time, and a last, partial group one plane at a time (the same results for a kernel
+/// whose lanes do not depend on each other).
+#[inline(always)]
+fn by_lane_blocks<T: Element, S>(
+    source: &[T],
+    source_volume: usize,
+    destination: &mut [T],
+    destination_volume: usize,
+    blocking: Blocking,
+    scratch: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&[T], usize, &mut S, &mut [T]) -> Result<()> + Sync + Send,
+) -> Result<()> {
     let isa = simd::current();
+    let (sv, dv) = (source_volume, destination_volume);
     let lanes = blocking.lanes;
     if lanes > 1 {
         return par_blocks_with(
-            grad_in,
-            iv * lanes,
-            || Ok(separable::ShareScratch::new()),
-            |scratch, b, grad_in| {
-                let g = &grad_out[b * ov * lanes..][..ov * lanes];
+            destination,
+            dv * lanes,
+            || Ok(scratch()),
+            |scratch, b, destination| {
+                let source = &source[b * sv * lanes..][..sv * lanes];
                 isa.run(
                     #[inline(always)]
-                    || separable::share_block(g, lanes, windows, divisor, scratch, grad_in),
+                    || f(source, lanes, scratch, destination),
                 )
             },
         );
     }
     par_blocks_with(
-        grad_in,
-        PLANE_GROUP * iv,
-        || Ok((Vec::new(), buffer::filled(PLANE_GROUP * iv, T::zero(), "scratch")?, separable::ShareScratch::new())),
-        |(interleaved, gathered, scratch), g, grad_in| {
-            let planes = grad_in.len() / iv;
-            let grad_out = &grad_out[g * PLANE_GROUP * ov..][..planes * ov];
+        destination,
+        PLANE_GROUP * dv,
+        || Ok((Vec::new(), buffer::filled(PLANE_GROUP * dv, T::zero(), "scratch")?, scratch())),
+        |(interleaved, results, scratch), g, destination| {
+            let planes = destination.len() / dv;
+            let source = &source[g * PLANE_GROUP * sv..][..planes * sv];
             isa.run(
                 #[inline(always)]
                 || {
                     if planes < PLANE_GROUP {
                         return (0..planes).try_for_each(|p| {
-                            let grad_in = &mut grad_in[p * iv..][..iv];
-                            separable::share_block(&grad_out[p * ov..][..ov], 1, windows, divisor, scratch, grad_in)
+                            f(&source[p * sv..][..sv], 1, scratch, &mut destination[p * dv..][..dv])
                         });
                     }
-                    interleave_planes(grad_out, ov, interleaved)?;
-                    separable::share_block(interleaved, PLANE_GROUP, windows, divisor, scratch, gathered)?;
-                    deinterleave_planes(gathered, iv, grad_in);
+                    interleave_planes(source, sv, interleaved)?;
+                    f(interleaved, PLANE_GROUP, scratch, results)?;
+                    deinterleave_planes(results, dv, destination);
                     Ok(())
                 },
             )
