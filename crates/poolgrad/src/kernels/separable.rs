@@ -48,7 +48,8 @@ pub(crate) fn worthwhile(windows: &Windows, lanes: usize) -> bool {
     });
     axes.len() >= 2
         && lanes >= CHUNK / 2
-        && largest_stage(windows).is_some_and(|cells| cells <= STAGE_LIMIT)
+        && largest_stage(axes, AxisWindows::input, AxisWindows::output).is_some_and(|cells| cells <= STAGE_LIMIT)
+        && largest_stage(axes, AxisWindows::output, AxisWindows::input).is_some_and(|cells| cells <= STAGE_LIMIT)
         && matches!((direct, separable), (Some(d), Some(s)) if s.saturating_mul(5) < d.saturating_mul(2))
 }
 
@@ -57,14 +58,19 @@ pub(crate) fn worthwhile(windows: &Windows, lanes: usize) -> bool {
 /// no scratch. This also keeps flat indices and [`EMPTY`] apart in a `u32`.
 const STAGE_LIMIT: usize = 1 << 16;
 
-/// The cells of the largest stage: the input, or a partly reduced plane (larger than the
-/// input when windows overhang it); `None` when that overflows.
-fn largest_stage(windows: &Windows) -> Option<usize> {
-    let axes = windows.axes();
-    let mut extents: Vec<usize> = axes.iter().map(AxisWindows::input).collect();
-    let mut largest = windows.input_volume;
+/// The cells of the largest stage when a plane goes, last dim first, from the extents
+/// `from` gives to those `to` gives: input to output (the forwards), output to input
+/// (the average backward). Partly converted planes can be larger than either end when
+/// windows overhang the input. `None` when that overflows.
+fn largest_stage(
+    axes: &[AxisWindows],
+    from: fn(&AxisWindows) -> usize,
+    to: fn(&AxisWindows) -> usize,
+) -> Option<usize> {
+    let mut extents: Vec<usize> = axes.iter().map(from).collect();
+    let mut largest = extents.iter().try_fold(1usize, |p, &e| p.checked_mul(e))?;
     for d in (0..axes.len()).rev() {
-        extents[d] = axes[d].output();
+        extents[d] = to(&axes[d]);
         largest = largest.max(extents.iter().try_fold(1usize, |p, &e| p.checked_mul(e))?);
     }
     Some(largest)
@@ -74,8 +80,8 @@ fn largest_stage(windows: &Windows) -> Option<usize> {
 pub(crate) struct Scratch<T> {
     values: [Vec<T>; 2],
     args: [Vec<u32>; 2],
-    /// Compact records: window taps behind one position of the dims already reduced.
-    taps_after: Vec<u32>,
+    /// Compact records, per dim: window taps behind one position of the dims after it.
+    taps_after: Vec<Vec<u32>>,
 }
 
 impl<T> Scratch<T> {
@@ -100,8 +106,16 @@ pub(crate) fn block<T: MaxElement, A: Argmax>(
 ) -> Result<()> {
     let axes = windows.axes();
     let rank = axes.len();
-    let largest = largest_stage(windows).ok_or(PoolError::Overflow { what: "separable stage" })?;
+    let largest = largest_stage(axes, AxisWindows::input, AxisWindows::output)
+        .ok_or(PoolError::Overflow { what: "separable stage" })?;
     let len = largest.saturating_mul(CHUNK);
+    if A::COMPACT {
+        // The same for every chunk of channels: worked out once per block.
+        scratch.taps_after.resize_with(rank, Vec::new);
+        for d in 0..rank {
+            taps_after(&axes[d + 1..], &mut scratch.taps_after[d])?;
+        }
+    }
     for stage in 0..2 {
         buffer::resize(&mut scratch.values[stage], len, T::lowest(), "separable stage")?;
         buffer::resize(&mut scratch.args[stage], len, 0, "separable stage")?;
@@ -112,14 +126,11 @@ pub(crate) fn block<T: MaxElement, A: Argmax>(
         let mut extents: Vec<usize> = axes.iter().map(AxisWindows::input).collect();
         let mut from = 0;
         for d in (0..rank).rev() {
-            if A::COMPACT {
-                taps_after(&axes[d + 1..], &mut scratch.taps_after)?;
-            }
             let stage = Stage {
                 outer: extents[..d].iter().product(),
                 extent: extents[d],
                 inner: extents[d + 1..].iter().product(),
-                taps_after: if A::COMPACT { &scratch.taps_after } else { &[] },
+                taps_after: if A::COMPACT { &scratch.taps_after[d] } else { &[] },
             };
             let [v0, v1] = &mut scratch.values;
             let [a0, a1] = &mut scratch.args;
@@ -289,7 +300,8 @@ pub(crate) fn mean_block<T: Element>(
 ) -> Result<()> {
     let axes = windows.axes();
     let rank = axes.len();
-    let largest = largest_stage(windows).ok_or(PoolError::Overflow { what: "separable stage" })?;
+    let largest = largest_stage(axes, AxisWindows::input, AxisWindows::output)
+        .ok_or(PoolError::Overflow { what: "separable stage" })?;
     let len = largest.saturating_mul(CHUNK);
     for stage in &mut scratch.stages {
         buffer::resize(stage, len, T::Acc::zero(), "separable stage")?;
@@ -483,13 +495,8 @@ pub(crate) fn share_block<T: Element>(
 ) -> Result<()> {
     let axes = windows.axes();
     let rank = axes.len();
-    // The largest stage, from the output plane to the input plane, last dim first.
-    let mut extents: Vec<usize> = axes.iter().map(AxisWindows::output).collect();
-    let mut largest = windows.output_volume;
-    for d in (0..rank).rev() {
-        extents[d] = axes[d].input();
-        largest = largest.max(crate::tensor::checked_product(&extents, "separable stage")?);
-    }
+    let largest = largest_stage(axes, AxisWindows::output, AxisWindows::input)
+        .ok_or(PoolError::Overflow { what: "separable stage" })?;
     let len = largest.saturating_mul(CHUNK);
     for stage in &mut scratch.stages {
         buffer::resize(stage, len, T::Acc::zero(), "separable stage")?;
