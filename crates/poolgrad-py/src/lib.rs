@@ -15,7 +15,7 @@ use poolgrad::{
     AvgPool, Element, FractionalMaxPool, Layout, LpFormula, LpPool, MaxPool, MaxUnpool, Operator, Padding, PoolError,
     PoolGeometry, Pooling, Shape, Tensor, TensorView,
 };
-use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use std::sync::{Arc, Mutex};
 
@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 fn py_err(e: PoolError) -> PyErr {
     match e {
         PoolError::OutOfMemory { .. } => PyMemoryError::new_err(e.to_string()),
+        PoolError::Internal { .. } => PyRuntimeError::new_err(e.to_string()),
         _ => PyValueError::new_err(e.to_string()),
     }
 }

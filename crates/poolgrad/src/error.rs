@@ -104,6 +104,13 @@ pub enum PoolError {
         /// The number of cells in one spatial plane.
         plane_size: usize,
     },
+    /// A check inside the library failed: a bug in poolgrad, reported instead of a wrong
+    /// result.
+    #[error("internal error: {what} (a bug in poolgrad; please report it)")]
+    Internal {
+        /// What went wrong.
+        what: &'static str,
+    },
 }
 
 /// Shorthand for results of this crate.

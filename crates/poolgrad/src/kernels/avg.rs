@@ -1,8 +1,9 @@
 //! Average pooling kernels: sums in the accumulation type, PyTorch's divisors.
 
+use super::buffer::{self, Out};
 use super::window::{chunk_starts, split_phases, Covering, Rows, Window, Windows, RUN_CHUNK};
-use super::{buffer, par_blocks, par_blocks_accumulating, par_blocks_with};
 use super::{deinterleave_planes, interleave_planes, separable, Path, PLANE_GROUP};
+use super::{par_blocks, par_blocks_accumulating, par_blocks_with};
 use crate::error::Result;
 use crate::simd;
 use crate::tensor::{Blocking, Element};
@@ -73,7 +74,7 @@ pub(crate) fn forward<T: Element>(
     blocking: Blocking,
     windows: &Windows,
     divisor: Divisor,
-    out: &mut [T],
+    out: Out<'_, T>,
 ) -> Result<()> {
     if windows.is_whole_plane() {
         return match blocking.lanes {
@@ -153,7 +154,7 @@ fn separable_means<T: Element>(
     blocking: Blocking,
     windows: &Windows,
     divisor: Divisor,
-    out: &mut [T],
+    out: Out<'_, T>,
 ) -> Result<()> {
     let (iv, ov) = (windows.input_volume, windows.output_volume);
     by_lane_blocks(
@@ -175,7 +176,7 @@ fn separable_shares<T: Element>(
     blocking: Blocking,
     windows: &Windows,
     divisor: Divisor,
-    grad_in: &mut [T],
+    grad_in: Out<'_, T>,
 ) -> Result<()> {
     let (iv, ov) = (windows.input_volume, windows.output_volume);
     by_lane_blocks(
@@ -200,7 +201,7 @@ fn separable_shares<T: Element>(
 fn by_lane_blocks<T: Element, S>(
     source: &[T],
     source_volume: usize,
-    destination: &mut [T],
+    destination: Out<'_, T>,
     destination_volume: usize,
     blocking: Blocking,
     scratch: impl Fn() -> S + Sync + Send,
@@ -303,7 +304,7 @@ fn whole_plane_counts(windows: &Windows) -> Result<(usize, Vec<usize>)> {
 
 /// Channels-first forward when the one window is the whole plane (global pooling): each
 /// plane is a contiguous slice, summed by [`plane_sum`].
-fn whole_plane_means<T: Element>(x: &[T], windows: &Windows, divisor: Divisor, out: &mut [T]) -> Result<()> {
+fn whole_plane_means<T: Element>(x: &[T], windows: &Windows, divisor: Divisor, out: Out<'_, T>) -> Result<()> {
     let iv = windows.input_volume;
     let (valid, axis_counts) = whole_plane_counts(windows)?;
     let planes = planes_per_job(iv);
@@ -341,7 +342,7 @@ fn whole_plane_lane_means<T: Element>(
     lanes: usize,
     windows: &Windows,
     divisor: Divisor,
-    out: &mut [T],
+    out: Out<'_, T>,
 ) -> Result<()> {
     let iv = windows.input_volume;
     let (valid, axis_counts) = whole_plane_counts(windows)?;
@@ -378,7 +379,7 @@ fn whole_plane_shares<T: Element>(
     grad_out: &[T],
     windows: &Windows,
     divisor: Divisor,
-    grad_in: &mut [T],
+    grad_in: Out<'_, T>,
 ) -> Result<()> {
     let iv = windows.input_volume;
     let (valid, axis_counts) = whole_plane_counts(windows)?;
@@ -521,7 +522,7 @@ pub(crate) fn backward<T: Element>(
     blocking: Blocking,
     windows: &Windows,
     divisor: Divisor,
-    grad_in: &mut [T],
+    grad_in: Out<'_, T>,
 ) -> Result<()> {
     if blocking.lanes == 1 && windows.is_whole_plane() {
         return whole_plane_shares(grad_out, windows, divisor, grad_in);
@@ -645,7 +646,7 @@ fn backward_scatter<T: Element>(
     blocking: Blocking,
     windows: &Windows,
     divisor: Divisor,
-    grad_in: &mut [T],
+    grad_in: Out<'_, T>,
 ) -> Result<()> {
     let lanes = blocking.lanes;
     let out_block = windows.output_volume * lanes;

@@ -5,6 +5,7 @@
 //! input cell) moves nothing. Each block is handled serially in index order, so the
 //! result does not depend on the thread count.
 
+use super::buffer::Out;
 use super::window::{Window, Windows};
 use super::{par_blocks, par_blocks_accumulating};
 use crate::error::{PoolError, Result};
@@ -35,7 +36,7 @@ pub(crate) fn scatter<T: Element>(
     sides: Sides,
     narrow: &[T],
     indices: &[i64],
-    wide: &mut [T],
+    wide: Out<'_, T>,
     accumulate: bool,
 ) -> Result<()> {
     let lanes = sides.blocking.lanes;
@@ -106,7 +107,7 @@ pub(crate) fn scatter_taps<T: Element>(
     windows: &Windows,
     narrow: &[T],
     taps: &[u8],
-    wide: &mut [T],
+    wide: Out<'_, T>,
 ) -> Result<()> {
     let lanes = sides.blocking.lanes;
     let narrow_block = sides.narrow * lanes;

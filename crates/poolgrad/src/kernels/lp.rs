@@ -142,7 +142,7 @@ pub(crate) fn backward<T: Element>(
                 })
             })?;
             // The average pooling's backward, then a = x^p's: da/dx = p·x^(p−1).
-            avg::backward(&grad_out_avg, blocking, windows, Divisor::Padded, grad_in)?;
+            avg::backward(&grad_out_avg, blocking, windows, Divisor::Padded, grad_in.into())?;
             let pm1 = pa - T::Acc::one();
             for (gx, &xv) in grad_in.iter_mut().zip(x) {
                 let da = round::<T>(round::<T>(xv.to_acc().powf(pm1)) * pa);

@@ -20,9 +20,10 @@
 //!   extents, not their product;
 //! - planes over 2^32 cells ([`plain`]): [`reduce`] per window and lane.
 
+use super::buffer::{self, Out};
 use super::window::{chunk_starts, split_phases, Rows, Window, Windows, RUN_CHUNK};
-use super::{buffer, par_blocks2, par_blocks2_with};
 use super::{deinterleave_planes, interleave_planes, separable, sparse, Path, PLANE_GROUP};
+use super::{par_blocks2, par_blocks2_with};
 use crate::error::Result;
 use crate::simd;
 use crate::tensor::{Blocking, MaxElement};
@@ -90,8 +91,8 @@ pub(crate) fn forward<T: MaxElement, A: Argmax>(
     x: &[T],
     blocking: Blocking,
     windows: &Windows,
-    out: &mut [T],
-    indices: &mut [A],
+    out: Out<'_, T>,
+    indices: Out<'_, A>,
 ) -> Result<()> {
     let (iv, ov) = (windows.input_volume, windows.output_volume);
     let isa = simd::current();

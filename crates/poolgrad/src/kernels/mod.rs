@@ -17,6 +17,8 @@ pub(crate) mod window;
 
 use crate::error::Result;
 use crate::tensor::Blocking;
+use buffer::Out;
+use bytemuck::Zeroable;
 use rayon::prelude::*;
 use window::{Rows, Windows};
 
@@ -74,8 +76,8 @@ pub(crate) fn deinterleave_planes<T: Copy>(interleaved: &[T], volume: usize, out
 }
 
 /// Runs `f(block_index, block)` over the `block_len`-sized blocks of `out`, in parallel.
-pub(crate) fn par_blocks<T: Send>(
-    out: &mut [T],
+pub(crate) fn par_blocks<'a, T: Zeroable + Copy + Send + Sync + 'a>(
+    out: impl Into<Out<'a, T>>,
     block_len: usize,
     f: impl Fn(usize, &mut [T]) -> Result<()> + Sync + Send,
 ) -> Result<()> {
@@ -83,65 +85,76 @@ pub(crate) fn par_blocks<T: Send>(
 }
 
 /// Like [`par_blocks`] over two outputs with matching blocks.
-pub(crate) fn par_blocks2<T: Send, U: Send>(
-    out: &mut [T],
-    out2: &mut [U],
+pub(crate) fn par_blocks2<'a, T, U>(
+    out: impl Into<Out<'a, T>>,
+    out2: impl Into<Out<'a, U>>,
     block_len: usize,
     f: impl Fn(usize, &mut [T], &mut [U]) -> Result<()> + Sync + Send,
-) -> Result<()> {
+) -> Result<()>
+where
+    T: Zeroable + Copy + Send + Sync + 'a,
+    U: Zeroable + Copy + Send + Sync + 'a,
+{
     par_blocks2_with(out, out2, block_len, || Ok(()), |(), b, block, block2| f(b, block, block2))
 }
 
-/// Like [`par_blocks`] for kernels that add into their output: each block is written
-/// with zeros right before `f` runs on it.
+/// Like [`par_blocks`] for kernels that add into their output: each block is zeroed
+/// right before `f` runs on it, by the thread that runs `f`.
 ///
-/// The outputs come from [`buffer::zeroed`], already zero; but a kernel whose first
-/// touch of a fresh page is a read (`cell += v`) maps the shared zero page and then
-/// pays a copy-on-write fault with a TLB shootdown across threads on its first write
-/// (measured: max backward 2x slower on 2 threads than on 1). Writing first gets the
-/// page directly; the block is then still in cache for `f`.
-pub(crate) fn par_blocks_accumulating<T: Send + bytemuck::Zeroable + Copy>(
-    out: &mut [T],
+/// Besides saving a serial clearing pass, this writes every page before reading it: a
+/// kernel whose first touch of a fresh page is a read (`cell += v`) maps the shared zero
+/// page and then pays a copy-on-write fault with a TLB shootdown across threads on its
+/// first write (measured: max backward 2x slower on 2 threads than on 1). The block is
+/// then still in cache for `f`.
+pub(crate) fn par_blocks_accumulating<'a, T: Zeroable + Copy + Send + Sync + 'a>(
+    out: impl Into<Out<'a, T>>,
     block_len: usize,
     f: impl Fn(usize, &mut [T]) -> Result<()> + Sync + Send,
 ) -> Result<()> {
-    par_blocks(out, block_len, |b, block| {
-        block.fill(T::zeroed());
-        f(b, block)
-    })
+    let out = out.into();
+    if block_len == 0 || out.len() == 0 {
+        return Ok(());
+    }
+    out.blocks(block_len).enumerate().try_for_each(|(b, block)| f(b, block.ready_zeroed()))
 }
 
 /// Like [`par_blocks`] with a scratch value per parallel job (made by `init`, which may
 /// fail, e.g. out of memory), reused across the blocks that job runs.
-pub(crate) fn par_blocks_with<T: Send, S>(
-    out: &mut [T],
+pub(crate) fn par_blocks_with<'a, T: Zeroable + Copy + Send + Sync + 'a, S>(
+    out: impl Into<Out<'a, T>>,
     block_len: usize,
     init: impl Fn() -> Result<S> + Sync + Send,
     f: impl Fn(&mut S, usize, &mut [T]) -> Result<()> + Sync + Send,
 ) -> Result<()> {
-    if block_len == 0 || out.is_empty() {
+    let out = out.into();
+    if block_len == 0 || out.len() == 0 {
         return Ok(());
     }
-    out.par_chunks_mut(block_len)
+    out.blocks(block_len)
         .enumerate()
-        .try_for_each_init(init, |scratch, (b, block)| f(scratch.as_mut().map_err(|e| e.clone())?, b, block))
+        .try_for_each_init(init, |scratch, (b, block)| f(scratch.as_mut().map_err(|e| e.clone())?, b, block.ready()))
 }
 
 /// Like [`par_blocks_with`] over two outputs with matching blocks.
-pub(crate) fn par_blocks2_with<T: Send, U: Send, S>(
-    out: &mut [T],
-    out2: &mut [U],
+pub(crate) fn par_blocks2_with<'a, T, U, S>(
+    out: impl Into<Out<'a, T>>,
+    out2: impl Into<Out<'a, U>>,
     block_len: usize,
     init: impl Fn() -> Result<S> + Sync + Send,
     f: impl Fn(&mut S, usize, &mut [T], &mut [U]) -> Result<()> + Sync + Send,
-) -> Result<()> {
-    if block_len == 0 || out.is_empty() {
+) -> Result<()>
+where
+    T: Zeroable + Copy + Send + Sync + 'a,
+    U: Zeroable + Copy + Send + Sync + 'a,
+{
+    let (out, out2) = (out.into(), out2.into());
+    if block_len == 0 || out.len() == 0 {
         return Ok(());
     }
-    out.par_chunks_mut(block_len)
-        .zip(out2.par_chunks_mut(block_len))
+    out.blocks(block_len)
+        .zip(out2.blocks(block_len))
         .enumerate()
         .try_for_each_init(init, |scratch, (b, (block, block2))| {
-            f(scratch.as_mut().map_err(|e| e.clone())?, b, block, block2)
+            f(scratch.as_mut().map_err(|e| e.clone())?, b, block.ready(), block2.ready())
         })
 }

@@ -1,10 +1,11 @@
 //! Average pooling — regular, adaptive and global.
 
-use super::{expect_buffer, zeroed, Pooling, WindowSpec};
+use super::{expect_buffer, fresh, Pooling, WindowSpec};
 use crate::error::{PoolError, Result};
 use crate::geometry::{PerDim, PoolGeometry};
 use crate::kernels;
 use crate::kernels::avg::Divisor;
+use crate::kernels::buffer::Out;
 use crate::tensor::{Blocking, Element, Layout, Shape, Tensor, TensorView};
 
 /// Average pooling (PyTorch `avg_pool{1,2,3}d`, `adaptive_avg_pool{1,2,3}d`, ONNX
@@ -113,9 +114,9 @@ impl AvgPool {
     pub fn forward_values<T: Element>(&self, x: &TensorView<'_, T>) -> Result<Tensor<T>> {
         let divisor = self.divisor()?;
         let plan = self.windows.plan(x.shape())?;
-        let mut out = zeroed::<T>(&plan.output)?;
-        kernels::avg::forward(x.data(), Blocking::of(x.shape(), x.layout()), &plan.windows, divisor, &mut out)?;
-        Tensor::new(out, plan.output, x.layout())
+        let mut out = fresh::<T>(&plan.output)?;
+        kernels::avg::forward(x.data(), Blocking::of(x.shape(), x.layout()), &plan.windows, divisor, out.out())?;
+        Tensor::new(out.finish()?, plan.output, x.layout())
     }
 
     /// The forward into a caller-owned buffer of exactly the output's elements
@@ -137,7 +138,7 @@ impl AvgPool {
         let divisor = self.divisor()?;
         let plan = self.windows.plan(x.shape())?;
         expect_buffer("output", output, &plan.output, x.layout())?;
-        kernels::avg::forward(x.data(), Blocking::of(x.shape(), x.layout()), &plan.windows, divisor, output)?;
+        kernels::avg::forward(x.data(), Blocking::of(x.shape(), x.layout()), &plan.windows, divisor, output.into())?;
         Ok(plan.output)
     }
 
@@ -147,9 +148,9 @@ impl AvgPool {
         input_shape: &Shape,
         grad_output: &TensorView<'_, T>,
     ) -> Result<Tensor<T>> {
-        let mut grad_in = zeroed::<T>(input_shape)?;
-        self.backward_into(input_shape, grad_output, &mut grad_in)?;
-        Tensor::new(grad_in, input_shape.clone(), grad_output.layout())
+        let mut grad_in = fresh::<T>(input_shape)?;
+        self.backward_to(input_shape, grad_output, grad_in.out())?;
+        Tensor::new(grad_in.finish()?, input_shape.clone(), grad_output.layout())
     }
 
     /// [`Self::backward_from_shape`] into a caller-owned buffer of exactly the input's
@@ -160,11 +161,20 @@ impl AvgPool {
         grad_output: &TensorView<'_, T>,
         grad_input: &mut [T],
     ) -> Result<()> {
+        expect_buffer("grad_input", grad_input, input_shape, grad_output.layout())?;
+        self.backward_to(input_shape, grad_output, grad_input.into())
+    }
+
+    fn backward_to<T: Element>(
+        &self,
+        input_shape: &Shape,
+        grad_output: &TensorView<'_, T>,
+        grad_input: Out<'_, T>,
+    ) -> Result<()> {
         let divisor = self.divisor()?;
         let plan = self.windows.plan(input_shape)?;
         let layout = grad_output.layout();
         plan.expect_output("grad_output", grad_output, layout)?;
-        expect_buffer("grad_input", grad_input, input_shape, layout)?;
         kernels::avg::backward(
             grad_output.data(),
             Blocking::of(input_shape, layout),

@@ -1,10 +1,11 @@
 //! Max pooling — regular, adaptive and global — with argmax indices; backward and
 //! double backward along the indices.
 
-use super::{expect_buffer, zeroed, Plan, Pooling, WindowSpec};
+use super::{expect_buffer, fresh, zeroed, Plan, Pooling, WindowSpec};
 use crate::error::{PoolError, Result};
 use crate::geometry::{PerDim, PoolGeometry};
 use crate::kernels;
+use crate::kernels::buffer::Out;
 use crate::kernels::indexed::Sides;
 use crate::kernels::max::Argmax;
 use crate::tensor::{Blocking, Element, Layout, MaxElement, Shape, Tensor, TensorView};
@@ -99,9 +100,9 @@ impl MaxPool {
 
     /// The forward into fresh buffers of `plan`'s output (values, and indices or taps).
     fn forward_planned<T: MaxElement, A: Argmax>(plan: &Plan, x: &TensorView<'_, T>) -> Result<(Tensor<T>, Tensor<A>)> {
-        let mut out = zeroed::<T>(&plan.output)?;
-        let mut state = zeroed::<A>(&plan.output)?;
-        kernels::max::forward(x.data(), Blocking::of(x.shape(), x.layout()), &plan.windows, &mut out, &mut state)?;
+        let (mut out, mut state) = (fresh::<T>(&plan.output)?, fresh::<A>(&plan.output)?);
+        kernels::max::forward(x.data(), Blocking::of(x.shape(), x.layout()), &plan.windows, out.out(), state.out())?;
+        let (out, state) = (out.finish()?, state.finish()?);
         Ok((Tensor::new(out, plan.output.clone(), x.layout())?, Tensor::new(state, plan.output.clone(), x.layout())?))
     }
 
@@ -131,7 +132,7 @@ impl MaxPool {
         let layout = x.layout();
         expect_buffer("output", output, &plan.output, layout)?;
         expect_buffer("indices", indices, &plan.output, layout)?;
-        kernels::max::forward(x.data(), Blocking::of(x.shape(), layout), &plan.windows, output, indices)?;
+        kernels::max::forward(x.data(), Blocking::of(x.shape(), layout), &plan.windows, output.into(), indices.into())?;
         Ok(plan.output)
     }
 
@@ -175,7 +176,7 @@ impl MaxPool {
         let layout = x.layout();
         expect_buffer("output", output, &plan.output, layout)?;
         expect_buffer("taps", taps, &plan.output, layout)?;
-        kernels::max::forward(x.data(), Blocking::of(x.shape(), layout), &plan.windows, output, taps)?;
+        kernels::max::forward(x.data(), Blocking::of(x.shape(), layout), &plan.windows, output.into(), taps.into())?;
         Ok(plan.output)
     }
 
@@ -188,9 +189,9 @@ impl MaxPool {
         grad_output: &TensorView<'_, T>,
         taps: &TensorView<'_, u8>,
     ) -> Result<Tensor<T>> {
-        let mut grad_in = zeroed::<T>(input_shape)?;
-        self.backward_compact_into(input_shape, grad_output, taps, &mut grad_in)?;
-        Tensor::new(grad_in, input_shape.clone(), grad_output.layout())
+        let mut grad_in = fresh::<T>(input_shape)?;
+        self.backward_compact_to(input_shape, grad_output, taps, grad_in.out())?;
+        Tensor::new(grad_in.finish()?, input_shape.clone(), grad_output.layout())
     }
 
     /// [`Self::backward_compact`] into a caller-owned buffer of exactly the input's
@@ -202,8 +203,18 @@ impl MaxPool {
         taps: &TensorView<'_, u8>,
         grad_input: &mut [T],
     ) -> Result<()> {
-        let (plan, sides) = self.checked_plan(input_shape, grad_output, taps, ("grad_output", "taps"))?;
         expect_buffer("grad_input", grad_input, input_shape, grad_output.layout())?;
+        self.backward_compact_to(input_shape, grad_output, taps, grad_input.into())
+    }
+
+    fn backward_compact_to<T: Element>(
+        &self,
+        input_shape: &Shape,
+        grad_output: &TensorView<'_, T>,
+        taps: &TensorView<'_, u8>,
+        grad_input: Out<'_, T>,
+    ) -> Result<()> {
+        let (plan, sides) = self.checked_plan(input_shape, grad_output, taps, ("grad_output", "taps"))?;
         kernels::indexed::scatter_taps(sides, &plan.windows, grad_output.data(), taps.data(), grad_input)
     }
 
@@ -251,9 +262,9 @@ impl MaxPool {
         grad_output: &TensorView<'_, T>,
         indices: &TensorView<'_, i64>,
     ) -> Result<Tensor<T>> {
-        let mut grad_in = zeroed::<T>(input_shape)?;
-        self.backward_with_indices_into(input_shape, grad_output, indices, &mut grad_in)?;
-        Tensor::new(grad_in, input_shape.clone(), grad_output.layout())
+        let mut grad_in = fresh::<T>(input_shape)?;
+        self.backward_with_indices_to(input_shape, grad_output, indices, grad_in.out())?;
+        Tensor::new(grad_in.finish()?, input_shape.clone(), grad_output.layout())
     }
 
     /// [`Self::backward_with_indices`] into a caller-owned buffer of exactly the input's
@@ -277,8 +288,18 @@ impl MaxPool {
         indices: &TensorView<'_, i64>,
         grad_input: &mut [T],
     ) -> Result<()> {
-        let (_, sides) = self.checked_plan(input_shape, grad_output, indices, ("grad_output", "indices"))?;
         expect_buffer("grad_input", grad_input, input_shape, grad_output.layout())?;
+        self.backward_with_indices_to(input_shape, grad_output, indices, grad_input.into())
+    }
+
+    fn backward_with_indices_to<T: Element>(
+        &self,
+        input_shape: &Shape,
+        grad_output: &TensorView<'_, T>,
+        indices: &TensorView<'_, i64>,
+        grad_input: Out<'_, T>,
+    ) -> Result<()> {
+        let (_, sides) = self.checked_plan(input_shape, grad_output, indices, ("grad_output", "indices"))?;
         kernels::indexed::scatter(sides, grad_output.data(), indices.data(), grad_input, true)
     }
 

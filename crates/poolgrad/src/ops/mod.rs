@@ -15,6 +15,7 @@ pub mod unpool;
 
 use crate::error::{PoolError, Result};
 use crate::geometry::{PerDim, PoolGeometry};
+use crate::kernels::buffer::Fresh;
 use crate::kernels::window::{AxisWindows, Windows};
 use crate::tensor::{Element, Layout, Shape, Tensor, TensorView};
 
@@ -132,6 +133,12 @@ pub(crate) fn expect_buffer<T>(what: &'static str, buffer: &[T], shape: &Shape, 
         return Err(PoolError::DataLength { what, shape: shape.dims(layout), expected, got: buffer.len() });
     }
     Ok(())
+}
+
+/// An unwritten buffer of `shape`'s size, for one kernel call to fill (see
+/// [`crate::kernels::buffer::Fresh`]).
+pub(crate) fn fresh<T: bytemuck::Zeroable + Copy + Send>(shape: &Shape) -> Result<Fresh<T>> {
+    Fresh::new(shape.numel()?)
 }
 
 /// A zeroed buffer of `shape`'s size (the allocation every operator starts from; see
