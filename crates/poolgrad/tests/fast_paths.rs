@@ -563,3 +563,50 @@ proptest! {
         prop_assert!(e.to_string().contains("grad_input"), "{e}");
     }
 }
+
+/// Channels-last inputs big enough that each image's outputs are split into several
+/// parallel blocks of whole output positions (written in order into fresh buffers):
+/// values, indices and compact taps as the reference's, through the allocating calls
+/// and the `*_into` calls on buffers full of NaN / garbage.
+#[test]
+fn channels_last_images_split_into_blocks() {
+    let max_cases: [(&[usize], PoolGeometry); 4] = [
+        (&[2, 64, 64, 64], PoolGeometry::new(&[2, 2])),
+        (&[2, 72, 48, 48], PoolGeometry::new(&[2, 2])),
+        (
+            &[1, 40, 63, 63],
+            PoolGeometry::new(&[3, 3]).stride(&[2, 2]).padding(Padding::Symmetric(vec![1, 1])).ceil_mode(true),
+        ),
+        (&[1, 32, 16, 32, 32], PoolGeometry::new(&[2, 2, 2])),
+    ];
+    for (i, (dims, geometry)) in max_cases.into_iter().enumerate() {
+        let req = Request { shape: Shape::new(dims[0], dims[1], &dims[2..]), layout: Layout::ChannelsLast, geometry };
+        check_max(&req, i as u64, true).unwrap();
+        let x = Tensor::new(values(req.shape.numel().unwrap(), i as u64, true), req.shape.clone(), req.layout).unwrap();
+        let (want, want_idx) = reference::max_pool(&x.view(), &req.geometry).unwrap();
+        let pool = MaxPool::new(req.geometry.clone());
+        let (mut y, mut idx) = (vec![f32::NAN; want.data().len()], vec![-7i64; want.data().len()]);
+        pool.forward_with_indices_into(&x.view(), &mut y, &mut idx).unwrap();
+        assert!(same_bits(&y, want.data()), "case {i} into");
+        assert_eq!(idx, want_idx.data(), "case {i} into");
+    }
+    let avg_cases: [(&[usize], PoolGeometry, bool); 2] = [
+        (&[2, 128, 56, 56], PoolGeometry::new(&[2, 2]), true),
+        (&[1, 72, 40, 40], PoolGeometry::new(&[3, 3]).stride(&[1, 1]).padding(Padding::Symmetric(vec![1, 1])), false),
+    ];
+    for (i, (dims, geometry, include)) in avg_cases.into_iter().enumerate() {
+        let shape = Shape::new(dims[0], dims[1], &dims[2..]);
+        let x =
+            Tensor::new(real_values(shape.numel().unwrap(), i as u64), shape.clone(), Layout::ChannelsLast).unwrap();
+        let want = reference::avg_pool(&x.view(), &geometry, include, None).unwrap();
+        let pool = AvgPool::new(geometry).count_include_pad(include);
+        assert!(pool.sums_in_window_order(&shape, Layout::ChannelsLast).unwrap());
+        for isa in available() {
+            let got = with_isa(isa, || pool.forward(&x.view())).unwrap();
+            assert!(same_bits(got.data(), want.data()), "avg case {i} {}", isa.name());
+        }
+        let mut y = vec![f32::NAN; want.data().len()];
+        pool.forward_into(&x.view(), &mut y).unwrap();
+        assert!(same_bits(&y, want.data()), "avg case {i} into");
+    }
+}

@@ -1,13 +1,14 @@
 //! Average pooling kernels: sums in the accumulation type, PyTorch's divisors.
 
-use super::buffer::{self, Out};
+use super::buffer::{self, Out, Sink};
 use super::window::{chunk_starts, split_phases, Covering, Rows, Window, Windows, RUN_CHUNK};
-use super::{deinterleave_planes, interleave_planes, separable, Path, PLANE_GROUP};
-use super::{par_blocks, par_blocks_accumulating, par_blocks_with};
+use super::{band_outputs, deinterleave_planes, interleave_planes, separable, Path, PLANE_GROUP};
+use super::{par_blocks, par_blocks_accumulating, par_blocks_in_order, par_blocks_with};
 use crate::error::Result;
 use crate::simd;
 use crate::tensor::{Blocking, Element};
 use num_traits::Zero;
+use std::ops::Range;
 
 /// What each window's sum is divided by.
 #[derive(Debug, Clone, Copy)]
@@ -104,14 +105,21 @@ pub(crate) fn forward<T: Element>(
                 let x = &x[g * PLANE_GROUP * iv..][..planes * iv];
                 if planes < PLANE_GROUP {
                     return (0..planes).try_for_each(|p| {
-                        lane_chunks(&x[p * iv..][..iv], 1, windows, divisor, &mut out[p * ov..][..ov])
+                        lane_chunks(
+                            &x[p * iv..][..iv],
+                            1,
+                            windows,
+                            divisor,
+                            0..ov,
+                            &mut Sink::over(&mut out[p * ov..][..ov]),
+                        )
                     });
                 }
                 isa.run(
                     #[inline(always)]
                     || {
                         interleave_planes(x, iv, interleaved)?;
-                        lane_chunks(interleaved, PLANE_GROUP, windows, divisor, means)?;
+                        lane_chunks(interleaved, PLANE_GROUP, windows, divisor, 0..ov, &mut Sink::over(means))?;
                         deinterleave_planes(means, ov, out);
                         Ok(())
                     },
@@ -120,11 +128,13 @@ pub(crate) fn forward<T: Element>(
         ),
         Path::LaneChunks | Path::Plain => {
             let lanes = blocking.lanes;
-            par_blocks(out, ov * lanes, |b, out| {
+            let band = band_outputs(ov, lanes * size_of::<T>());
+            par_blocks_in_order(out, band * lanes, |block, out| {
+                let (b, first) = (block / (ov / band), block % (ov / band) * band);
                 let x = &x[b * iv * lanes..][..iv * lanes];
                 isa.run(
                     #[inline(always)]
-                    || lane_chunks(x, lanes, windows, divisor, out),
+                    || lane_chunks(x, lanes, windows, divisor, first..first + band, out),
                 )
             })
         }
@@ -474,15 +484,23 @@ fn run_chunks<T: Element, const STEP: usize>(
 /// Channels per block of the channels-last path.
 const LANE_CHUNK: usize = 16;
 
-/// One channels-last block: each window's channels in blocks of [`LANE_CHUNK`].
+/// The `outputs` of one channels-last block, written in order: each window's channels
+/// in blocks of [`LANE_CHUNK`].
 #[inline(always)]
-fn lane_chunks<T: Element>(x: &[T], lanes: usize, windows: &Windows, divisor: Divisor, out: &mut [T]) -> Result<()> {
-    windows.for_each(
+fn lane_chunks<T: Element>(
+    x: &[T],
+    lanes: usize,
+    windows: &Windows,
+    divisor: Divisor,
+    outputs: Range<usize>,
+    out: &mut Sink<'_, T>,
+) -> Result<()> {
+    windows.for_each_in(
+        outputs,
         #[inline(always)]
-        |o, window: &Window<'_>| {
-            let out = &mut out[o * lanes..][..lanes];
+        |_, window: &Window<'_>| {
             if window.cells.is_empty() {
-                out.fill(T::zero());
+                (0..lanes).for_each(|_| out.push(T::zero()));
                 return Ok(());
             }
             let mut c0 = 0;
@@ -495,14 +513,12 @@ fn lane_chunks<T: Element>(x: &[T], lanes: usize, windows: &Windows, divisor: Di
                     }
                 }
                 divisor.apply_all::<T>(&mut sums, window.cells.len(), window.axis_counts);
-                for (o, &mean) in out[c0..c0 + LANE_CHUNK].iter_mut().zip(&sums) {
-                    *o = T::from_acc(mean);
-                }
+                out.extend(&sums.map(T::from_acc));
                 c0 += LANE_CHUNK;
             }
             for lane in c0..lanes {
                 let sum = window_sum(window.cells.iter().map(|&s| x[s * lanes + lane]));
-                out[lane] = T::from_acc(divisor.apply::<T>(sum, window));
+                out.push(T::from_acc(divisor.apply::<T>(sum, window)));
             }
             Ok(())
         },

@@ -94,9 +94,11 @@ impl<T: Zeroable + Copy + Send> Fresh<T> {
         // SAFETY: `cells` is the empty vector of `new` (a zeroed one has length `len`,
         // returned above), with capacity `len`, and every element of `cells[..len]` is
         // initialised: the latest `Out` split exactly that range into disjoint blocks
-        // (`Out::blocks`), each consumed at most once by `OutBlock::ready`, which writes
-        // every element of its block before adding the block's length to `ready`; the
-        // count reaching `len` means every block was.
+        // (`Out::blocks`), each consumed at most once, by `OutBlock::ready`, which writes
+        // every element of its block before adding the block's length to `ready`, or by
+        // `OutBlock::write_in_order`, whose `Sink` adds it only when its writes (each
+        // element at most once, front to back) reached the block's end; the count
+        // reaching `len` means every block was written.
         unsafe { self.cells.set_len(self.len) };
         Ok(self.cells)
     }
@@ -172,6 +174,15 @@ impl<'a, T: Zeroable + Copy> OutBlock<'a, T> {
         }
     }
 
+    /// Runs `write` on the block as a [`Sink`], which must fill it, front to back.
+    #[inline(always)]
+    pub fn write_in_order<R>(self, write: impl FnOnce(&mut Sink<'a, T>) -> R) -> R {
+        let mut sink = Sink { kind: self.kind, filled: 0 };
+        let result = write(&mut sink);
+        sink.finish();
+        result
+    }
+
     /// The block as a slice of zeros (for kernels that add into their output).
     #[inline]
     pub fn ready_zeroed(self) -> &'a mut [T] {
@@ -181,6 +192,54 @@ impl<'a, T: Zeroable + Copy> OutBlock<'a, T> {
             block.fill(T::zeroed());
         }
         block
+    }
+}
+
+/// A block written front to back, every element once, in order (the channels-last
+/// forward's way of writing): a fresh block needs no clearing first.
+pub(crate) struct Sink<'a, T> {
+    kind: OutKind<'a, T>,
+    /// Elements written so far.
+    filled: usize,
+}
+
+impl<'a, T: Copy> Sink<'a, T> {
+    /// A sink over a slice the caller owns (or a scratch buffer): it overwrites it.
+    pub fn over(slice: &'a mut [T]) -> Self {
+        Sink { kind: OutKind::Slice(slice), filled: 0 }
+    }
+
+    /// Writes `values` after what was written so far.
+    ///
+    /// # Panics
+    /// If the block has no room left for them (a kernel bug, not an input problem).
+    #[inline(always)]
+    pub fn extend(&mut self, values: &[T]) {
+        match &mut self.kind {
+            OutKind::Slice(cells) => cells[self.filled..][..values.len()].copy_from_slice(values),
+            OutKind::Fresh { cells, .. } => {
+                for (cell, &v) in cells[self.filled..][..values.len()].iter_mut().zip(values) {
+                    cell.write(v);
+                }
+            }
+        }
+        self.filled += values.len();
+    }
+
+    /// Writes one value after what was written so far (see [`Self::extend`]).
+    #[inline(always)]
+    pub fn push(&mut self, value: T) {
+        self.extend(std::slice::from_ref(&value));
+    }
+
+    /// Ends the block: a fresh block counts as written (see [`Fresh::finish`]) only if
+    /// every element was.
+    fn finish(self) {
+        if let OutKind::Fresh { cells, ready } = self.kind {
+            if self.filled == cells.len() {
+                ready.fetch_add(cells.len(), Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -303,6 +362,24 @@ mod tests {
         if !cfg!(miri) {
             assert!(matches!(Fresh::<u8>::new(isize::MAX as usize), Err(PoolError::OutOfMemory { .. })));
         }
+    }
+
+    #[test]
+    fn sinks_fill_fresh_blocks_or_leave_them_unclaimed() {
+        let mut fresh = Fresh::<u16>::new(10).unwrap();
+        fresh.out().blocks(4).enumerate().for_each(|(b, block)| {
+            block.write_in_order(|sink| {
+                sink.push(b as u16);
+                sink.extend(&[7; 3][..if b == 2 { 1 } else { 3 }]);
+            })
+        });
+        assert_eq!(fresh.finish().unwrap(), [0, 7, 7, 7, 1, 7, 7, 7, 2, 7]);
+        let mut fresh = Fresh::<u16>::new(10).unwrap();
+        fresh.out().blocks(4).for_each(|block| block.write_in_order(|sink| sink.push(1)));
+        assert!(matches!(fresh.finish(), Err(PoolError::Internal { .. })));
+        let mut v = [5u8; 6];
+        Out::from(&mut v[..]).blocks(3).for_each(|block| block.write_in_order(|sink| sink.extend(&[1, 2])));
+        assert_eq!(v, [1, 2, 5, 1, 2, 5]);
     }
 
     #[test]

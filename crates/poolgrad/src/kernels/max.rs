@@ -20,13 +20,14 @@
 //!   extents, not their product;
 //! - planes over 2^32 cells ([`plain`]): [`reduce`] per window and lane.
 
-use super::buffer::{self, Out};
+use super::buffer::{self, Out, Sink};
 use super::window::{chunk_starts, split_phases, Rows, Window, Windows, RUN_CHUNK};
-use super::{deinterleave_planes, interleave_planes, separable, sparse, Path, PLANE_GROUP};
-use super::{par_blocks2, par_blocks2_with};
+use super::{band_outputs, deinterleave_planes, interleave_planes, separable, sparse, Path, PLANE_GROUP};
+use super::{par_blocks2, par_blocks2_in_order, par_blocks2_with};
 use crate::error::Result;
 use crate::simd;
 use crate::tensor::{Blocking, MaxElement};
+use std::ops::Range;
 
 /// What the forward records of each window's argmax: PyTorch's flat spatial index
 /// (`i64`, -1 for a window with no valid tap) or the compact window-local tap number
@@ -143,7 +144,8 @@ pub(crate) fn forward<T: MaxElement, A: Argmax>(
                         if separable::worthwhile(windows, PLANE_GROUP) {
                             separable::block(interleaved, PLANE_GROUP, windows, stages, best, arg)?;
                         } else {
-                            lane_chunks(interleaved, PLANE_GROUP, windows, best, arg)?;
+                            let (best, arg) = (&mut Sink::over(best), &mut Sink::over(arg));
+                            lane_chunks(interleaved, PLANE_GROUP, windows, 0..ov, best, arg)?;
                         }
                         deinterleave_planes(best, ov, out);
                         deinterleave_planes(arg, ov, indices);
@@ -170,11 +172,13 @@ pub(crate) fn forward<T: MaxElement, A: Argmax>(
         }
         Path::LaneChunks => {
             let lanes = blocking.lanes;
-            par_blocks2(out, indices, ov * lanes, |b, out, indices| {
+            let band = band_outputs(ov, lanes * (size_of::<T>() + size_of::<A>()));
+            par_blocks2_in_order(out, indices, band * lanes, |block, out, indices| {
+                let (b, first) = (block / (ov / band), block % (ov / band) * band);
                 let x = &x[b * iv * lanes..][..iv * lanes];
                 isa.run(
                     #[inline(always)]
-                    || lane_chunks(x, lanes, windows, out, indices),
+                    || lane_chunks(x, lanes, windows, first..first + band, out, indices),
                 )
             })
         }
@@ -298,20 +302,21 @@ fn run_chunks<T: MaxElement, A: Argmax, const STEP: usize>(
 /// Channels per block of the channels-last path.
 const LANE_CHUNK: usize = 16;
 
-/// One channels-last block: each window's channels in blocks of [`LANE_CHUNK`].
+/// The `outputs` of one channels-last block, written in order: each window's channels
+/// in blocks of [`LANE_CHUNK`].
 #[inline(always)]
 fn lane_chunks<T: MaxElement, A: Argmax>(
     x: &[T],
     lanes: usize,
     windows: &Windows,
-    out: &mut [T],
-    indices: &mut [A],
+    outputs: Range<usize>,
+    out: &mut Sink<'_, T>,
+    indices: &mut Sink<'_, A>,
 ) -> Result<()> {
-    windows.for_each(
+    windows.for_each_in(
+        outputs,
         #[inline(always)]
-        |o, window: &Window<'_>| {
-            let out = &mut out[o * lanes..][..lanes];
-            let indices = &mut indices[o * lanes..][..lanes];
+        |_, window: &Window<'_>| {
             let first = if A::COMPACT { 0 } else { window.cells.first().map_or(0, |&s| s as u32) };
             let mut c0 = 0;
             while c0 + LANE_CHUNK <= lanes {
@@ -327,14 +332,15 @@ fn lane_chunks<T: MaxElement, A: Argmax>(
                         arg[l] = if take { here } else { arg[l] };
                     }
                 }
-                out[c0..c0 + LANE_CHUNK].copy_from_slice(&best);
-                for (i, &a) in indices[c0..c0 + LANE_CHUNK].iter_mut().zip(&arg) {
-                    *i = if window.cells.is_empty() { A::EMPTY } else { A::from_u32(a) };
-                }
+                out.extend(&best);
+                let empty = window.cells.is_empty();
+                indices.extend(&arg.map(|a| if empty { A::EMPTY } else { A::from_u32(a) }));
                 c0 += LANE_CHUNK;
             }
             for lane in c0..lanes {
-                (out[lane], indices[lane]) = reduce(window.cells.iter().copied(), |s| x[s * lanes + lane]);
+                let (value, arg) = reduce(window.cells.iter().copied(), |s| x[s * lanes + lane]);
+                out.push(value);
+                indices.push(arg);
             }
             Ok(())
         },

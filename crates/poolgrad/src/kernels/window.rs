@@ -338,7 +338,7 @@ impl Windows {
                 axis_counts: buffer::with_capacity(output_volume.saturating_mul(rank), "window table")?,
             };
             table.bounds.push(0);
-            windows.enumerate(|_, w| {
+            windows.enumerate(0..output_volume, |_, w| {
                 buffer::reserve(&mut table.cells, w.cells.len(), "window table")?;
                 table.cells.extend_from_slice(w.cells);
                 table.bounds.push(table.cells.len());
@@ -419,10 +419,22 @@ impl Windows {
     /// Calls `f(output_index, window)` for every output cell of one plane, in row-major
     /// order.
     #[inline(always)]
-    pub fn for_each(&self, mut f: impl FnMut(usize, &Window<'_>) -> Result<()>) -> Result<()> {
-        let Some(t) = &self.table else { return self.enumerate(f) };
+    pub fn for_each(&self, f: impl FnMut(usize, &Window<'_>) -> Result<()>) -> Result<()> {
+        self.for_each_in(0..self.output_volume, f)
+    }
+
+    /// [`Self::for_each`] over the output cells `outputs` (a range of row-major output
+    /// indices) only.
+    #[inline(always)]
+    pub fn for_each_in(
+        &self,
+        outputs: std::ops::Range<usize>,
+        mut f: impl FnMut(usize, &Window<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let outputs = outputs.start..outputs.end.min(self.output_volume);
+        let Some(t) = &self.table else { return self.enumerate(outputs, f) };
         let rank = self.axes.len();
-        for out in 0..self.output_volume {
+        for out in outputs {
             let window = Window {
                 cells: &t.cells[t.bounds[out]..t.bounds[out + 1]],
                 padded_count: t.padded_counts[out],
@@ -434,14 +446,24 @@ impl Windows {
     }
 
     /// The enumeration itself: the Cartesian product of the per-dim tap lists.
-    fn enumerate(&self, mut f: impl FnMut(usize, &Window<'_>) -> Result<()>) -> Result<()> {
+    fn enumerate(
+        &self,
+        outputs: std::ops::Range<usize>,
+        mut f: impl FnMut(usize, &Window<'_>) -> Result<()>,
+    ) -> Result<()> {
         let rank = self.axes.len();
         let cap = self.max_cells()?;
         let mut cells = buffer::with_capacity(cap, "window cells")?;
         let mut scratch = buffer::with_capacity(cap, "window cells")?;
+        // The odometer starts at the first output's per-dim index.
         let mut index = vec![0usize; rank];
+        let mut rest = outputs.start;
+        for (i, axis) in index.iter_mut().zip(&self.axes).rev() {
+            let n = axis.output().max(1);
+            (*i, rest) = (rest % n, rest / n);
+        }
         let mut axis_counts = vec![0usize; rank];
-        for out in 0..self.output_volume {
+        for out in outputs {
             // Cartesian product of the per-dim tap lists, first dim outermost.
             cells.clear();
             cells.push(0);
@@ -468,5 +490,43 @@ impl Windows {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Seen = Vec<(usize, Vec<usize>, usize, Vec<usize>)>;
+
+    fn record(seen: &mut Seen) -> impl FnMut(usize, &Window<'_>) -> Result<()> + '_ {
+        |o, w| {
+            seen.push((o, w.cells.to_vec(), w.padded_count, w.axis_counts.to_vec()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn output_ranges_visit_the_same_windows_as_the_whole_plane() {
+        let axes = vec![
+            AxisWindows::adaptive(5, 3).unwrap(),
+            AxisWindows::adaptive(7, 4).unwrap(),
+            AxisWindows::adaptive(4, 2).unwrap(),
+        ];
+        let windows = Windows::new(axes).unwrap();
+        let n = windows.output_volume;
+        assert_eq!(n, 24);
+        let mut all = Seen::new();
+        windows.for_each(record(&mut all)).unwrap();
+        assert_eq!(all.iter().map(|s| s.0).collect::<Vec<_>>(), (0..n).collect::<Vec<_>>());
+        for range in [0..0, 0..n, 3..17, 5..6, 7..8, 8..16, n - 1..n, 10..n + 5] {
+            let want: Seen = all.iter().filter(|s| range.contains(&s.0)).cloned().collect();
+            let (mut table, mut enumerated) = (Seen::new(), Seen::new());
+            windows.for_each_in(range.clone(), record(&mut table)).unwrap();
+            let clipped = range.start..range.end.min(n);
+            windows.enumerate(clipped, record(&mut enumerated)).unwrap();
+            assert_eq!(table, want, "table, {range:?}");
+            assert_eq!(enumerated, want, "enumerated, {range:?}");
+        }
     }
 }
