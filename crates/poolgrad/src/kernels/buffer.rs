@@ -1,12 +1,15 @@
 //! Output buffers.
 //!
 //! The hot operators (max and average forward and backward) write into a [`Fresh`]
-//! allocation: memory nobody has written yet, handed to the kernels as an [`Out`] whose
-//! blocks each parallel worker clears right before computing them. The clearing is then
-//! parallel and hits cache, instead of one serial pass over the whole buffer (which
-//! `calloc` pays whenever it reuses freed heap memory: 16 % of a channels-last average
-//! forward); a kernel's first write faults its pages in, each thread the pages it writes.
-//! The other operators start from a [`zeroed`] allocation. On Linux, buffers of at least
+//! allocation: memory nobody has written yet, handed to the kernels as an [`Out`] and
+//! reached block by block in the parallel workers. A kernel that writes each element of
+//! its block once, front to back (the channels-last forward), does so through a [`Sink`]
+//! and needs no clearing at all; any other kernel gets its block cleared right before it
+//! runs, by the thread that runs it, in cache. Either way there is no serial clearing
+//! pass over the whole buffer, which `calloc` pays whenever it reuses freed heap memory
+//! (16 % of a channels-last average forward). The kernels' first writes fault the pages
+//! in, each thread the pages it writes. Buffers from [`FRESH_PAGES_THRESHOLD`] bytes on,
+//! and the other operators' outputs, start [`zeroed`]. On Linux, buffers of at least
 //! [`HUGE_PAGE_THRESHOLD`] bytes are advised to use transparent huge pages: one fault per
 //! 2 MiB instead of per 4 KiB. Measured on a 102 MB gradient (ResNet stem): 66 ms to
 //! allocate and write with 4 KiB pages, 14 ms with huge pages.
