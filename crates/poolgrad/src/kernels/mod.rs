@@ -17,7 +17,7 @@ pub(crate) mod window;
 
 use crate::error::Result;
 use crate::tensor::Blocking;
-use buffer::{Out, Sink};
+use buffer::{Out, OutBlock, Sink};
 use bytemuck::Zeroable;
 use rayon::prelude::*;
 use window::{Rows, Windows};
@@ -127,11 +127,8 @@ pub(crate) fn par_blocks_in_order<'a, T: Zeroable + Copy + Send + Sync + 'a>(
     block_len: usize,
     f: impl Fn(usize, &mut Sink<'a, T>) -> Result<()> + Sync + Send,
 ) -> Result<()> {
-    let out = out.into();
-    if block_len == 0 || out.len() == 0 {
-        return Ok(());
-    }
-    out.blocks(block_len).enumerate().try_for_each(|(b, block)| block.write_in_order(|sink| f(b, sink)))
+    let Some(blocks) = numbered_blocks(out.into(), block_len) else { return Ok(()) };
+    blocks.try_for_each(|(b, block)| block.write_in_order(|sink| f(b, sink)))
 }
 
 /// Like [`par_blocks_in_order`] over two outputs with matching blocks.
@@ -145,11 +142,8 @@ where
     T: Zeroable + Copy + Send + Sync + 'a,
     U: Zeroable + Copy + Send + Sync + 'a,
 {
-    let (out, out2) = (out.into(), out2.into());
-    if block_len == 0 || out.len() == 0 {
-        return Ok(());
-    }
-    out.blocks(block_len).zip(out2.blocks(block_len)).enumerate().try_for_each(|(b, (block, block2))| {
+    let Some(blocks) = paired_blocks(out.into(), out2.into(), block_len) else { return Ok(()) };
+    blocks.try_for_each(|(b, (block, block2))| {
         block.write_in_order(|sink| block2.write_in_order(|sink2| f(b, sink, sink2)))
     })
 }
@@ -167,11 +161,8 @@ pub(crate) fn par_blocks_accumulating<'a, T: Zeroable + Copy + Send + Sync + 'a>
     block_len: usize,
     f: impl Fn(usize, &mut [T]) -> Result<()> + Sync + Send,
 ) -> Result<()> {
-    let out = out.into();
-    if block_len == 0 || out.len() == 0 {
-        return Ok(());
-    }
-    out.blocks(block_len).enumerate().try_for_each(|(b, block)| f(b, block.ready_zeroed()))
+    let Some(blocks) = numbered_blocks(out.into(), block_len) else { return Ok(()) };
+    blocks.try_for_each(|(b, block)| f(b, block.ready_zeroed()))
 }
 
 /// Like [`par_blocks`] with a scratch value per parallel job (made by `init`, which may
@@ -182,13 +173,8 @@ pub(crate) fn par_blocks_with<'a, T: Zeroable + Copy + Send + Sync + 'a, S>(
     init: impl Fn() -> Result<S> + Sync + Send,
     f: impl Fn(&mut S, usize, &mut [T]) -> Result<()> + Sync + Send,
 ) -> Result<()> {
-    let out = out.into();
-    if block_len == 0 || out.len() == 0 {
-        return Ok(());
-    }
-    out.blocks(block_len)
-        .enumerate()
-        .try_for_each_init(init, |scratch, (b, block)| f(scratch.as_mut().map_err(|e| e.clone())?, b, block.ready()))
+    let Some(blocks) = numbered_blocks(out.into(), block_len) else { return Ok(()) };
+    blocks.try_for_each_init(init, |scratch, (b, block)| f(scratch.as_mut().map_err(|e| e.clone())?, b, block.ready()))
 }
 
 /// Like [`par_blocks_with`] over two outputs with matching blocks.
@@ -203,16 +189,35 @@ where
     T: Zeroable + Copy + Send + Sync + 'a,
     U: Zeroable + Copy + Send + Sync + 'a,
 {
-    let (out, out2) = (out.into(), out2.into());
-    if block_len == 0 || out.len() == 0 {
-        return Ok(());
-    }
-    out.blocks(block_len)
-        .zip(out2.blocks(block_len))
-        .enumerate()
-        .try_for_each_init(init, |scratch, (b, (block, block2))| {
-            f(scratch.as_mut().map_err(|e| e.clone())?, b, block.ready(), block2.ready())
-        })
+    let Some(blocks) = paired_blocks(out.into(), out2.into(), block_len) else { return Ok(()) };
+    blocks.try_for_each_init(init, |scratch, (b, (block, block2))| {
+        f(scratch.as_mut().map_err(|e| e.clone())?, b, block.ready(), block2.ready())
+    })
+}
+
+/// The `block_len`-sized blocks of `out` with their numbers, in parallel; `None` when
+/// there are none.
+fn numbered_blocks<'a, T: Zeroable + Copy + Send + Sync + 'a>(
+    out: Out<'a, T>,
+    block_len: usize,
+) -> Option<impl IndexedParallelIterator<Item = (usize, OutBlock<'a, T>)>> {
+    (block_len > 0 && out.len() > 0).then(|| out.blocks(block_len).enumerate())
+}
+
+/// A block number with the two outputs' blocks of that number.
+type NumberedPair<'a, T, U> = (usize, (OutBlock<'a, T>, OutBlock<'a, U>));
+
+/// The matching blocks of two outputs, numbered (see [`numbered_blocks`]).
+fn paired_blocks<'a, T, U>(
+    out: Out<'a, T>,
+    out2: Out<'a, U>,
+    block_len: usize,
+) -> Option<impl IndexedParallelIterator<Item = NumberedPair<'a, T, U>>>
+where
+    T: Zeroable + Copy + Send + Sync + 'a,
+    U: Zeroable + Copy + Send + Sync + 'a,
+{
+    (block_len > 0 && out.len() > 0).then(|| out.blocks(block_len).zip(out2.blocks(block_len)).enumerate())
 }
 
 #[cfg(test)]
