@@ -82,7 +82,8 @@ pub struct BenchArgs {
 
     /// Time the library's `*_into` variants, writing into output buffers allocated once
     /// and reused by every run, as a training loop does (extension; JSON lines then
-    /// carry "outputs": "reused"). Max and average pooling only.
+    /// carry "outputs": "reused"). Max, average and LP pooling (for LP with p = ±inf, the
+    /// magnitudes still go through scratch buffers).
     #[arg(long)]
     pub reuse_outputs: bool,
     /// Vector instruction set to run (extension, for comparing builds): narrower than
@@ -125,9 +126,6 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let shape = Shape::new(dims[0], dims[1], &dims[2..]);
     let op = args.pool.operator(shape.spatial.len())?;
     op.output_shape(&shape)?;
-    if args.reuse_outputs && matches!(op, Operator::Lp(_)) {
-        bail!("--reuse-outputs: LP pooling has no caller-owned-output variant (max and avg have)");
-    }
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
     let layout: Layout = args.pool.layout.into();
@@ -276,12 +274,18 @@ fn measure<T: Element>(args: &BenchArgs, op: &Operator, shape: &Shape, layout: L
         Operator::Lp(pool) => {
             use poolgrad::Pooling;
             if want(Pass::Forward) {
-                let (median, min, runs) = timed(&mut || pool.forward(&x.view()).map(drop))?;
+                let (median, min, runs) = timed(&mut || match reuse {
+                    true => pool.forward_into(&x.view(), &mut out_buf).map(drop),
+                    false => pool.forward(&x.view()).map(drop),
+                })?;
                 results.push(Measured { pass: "forward", median, min, runs, bytes: (n_in + n_out) * elem });
             }
             if want(Pass::Backward) {
                 // The LP backward reads the input as well as the grad-output.
-                let (median, min, runs) = timed(&mut || pool.backward(&x.view(), &g.view()).map(drop))?;
+                let (median, min, runs) = timed(&mut || match reuse {
+                    true => pool.backward_into(&x.view(), &g.view(), &mut grad_buf),
+                    false => pool.backward(&x.view(), &g.view()).map(drop),
+                })?;
                 results.push(Measured { pass: "backward", median, min, runs, bytes: (2 * n_in + n_out) * elem });
             }
         }

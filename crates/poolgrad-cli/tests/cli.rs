@@ -701,6 +701,25 @@ fn bench_extensions_compact_argmax_and_isa() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("at most 256"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+#[test]
+fn bench_reuses_outputs_for_every_pooling_kind() {
+    for op in ["max", "avg", "lp"] {
+        let mut args = vec!["bench", "--op", op, "--kernel", "2", "--shape", "2,4,8,8", "--min-time", "0", "--json"];
+        args.push("--reuse-outputs");
+        if op == "lp" {
+            args.extend(["--norm-type", "2"]);
+        }
+        let out = poolgrad(&args);
+        assert!(out.status.success(), "{op}: {}", String::from_utf8_lossy(&out.stderr));
+        let lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+        assert_eq!(lines.len(), 2, "{op}");
+        for line in lines {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!((v["op"].as_str(), v["outputs"].as_str()), (Some(op), Some("reused")), "{line}");
+        }
+    }
+}
+
 /// Runs `poolgrad run` with `flags` on `x.npy` in `d` and returns the bytes of every file
 /// it writes (output, indices for the max ops, grad-input).
 fn run_outputs(d: &Dir, flags: &[String], is_max: bool) -> Vec<Vec<u8>> {

@@ -6,7 +6,7 @@
 //! NaN and infinities in the data.
 
 use poolgrad::simd::{available, with_isa};
-use poolgrad::{reference, AvgPool, Layout, MaxPool, Padding, PoolGeometry, Pooling, Shape, Tensor};
+use poolgrad::{reference, AvgPool, Layout, LpPool, MaxPool, Padding, PoolGeometry, Pooling, Shape, Tensor};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -553,6 +553,22 @@ proptest! {
         prop_assert!(same_bits(&y, avg.forward(&x.view()).unwrap().data()));
         avg.backward_into(x.shape(), &g.view(), &mut gx).unwrap();
         prop_assert!(same_bits(&gx, avg.backward(&x.view(), &g.view()).unwrap().data()));
+        // LP pooling: PyTorch's formula where the geometry allows it, ONNX's elsewhere, and
+        // p = ∞ (PyTorch's only: refused for padded or dilated windows, the same way).
+        for p in [2.0, 3.5, f64::INFINITY] {
+            let lp = LpPool::new(req.geometry.clone(), p);
+            y.fill(f32::NAN);
+            match lp.forward(&x.view()) {
+                Ok(want_y) => {
+                    prop_assert_eq!(lp.forward_into(&x.view(), &mut y).unwrap(), out_shape.clone());
+                    prop_assert!(same_bits(&y, want_y.data()), "LP p = {} forward", p);
+                    gx.fill(f32::NAN);
+                    lp.backward_into(&x.view(), &g.view(), &mut gx).unwrap();
+                    prop_assert!(same_bits(&gx, lp.backward(&x.view(), &g.view()).unwrap().data()), "LP p = {} backward", p);
+                }
+                Err(e) => prop_assert_eq!(lp.forward_into(&x.view(), &mut y).unwrap_err().to_string(), e.to_string()),
+            }
+        }
         // A buffer one element short or long is an error naming it, and is left alone.
         let mut short = vec![1.0f32; n_out - 1];
         let e = avg.forward_into(&x.view(), &mut short).unwrap_err().to_string();

@@ -1,7 +1,7 @@
 //! LP (power-average) pooling.
 
 use super::max::MaxPool;
-use super::{zeroed, Pooling, WindowSpec};
+use super::{expect_buffer, zeroed, Pooling, WindowSpec};
 use crate::error::{PoolError, Result};
 use crate::geometry::PoolGeometry;
 use crate::kernels;
@@ -129,6 +129,84 @@ impl LpPool {
 }
 
 impl LpPool {
+    /// [`Pooling::forward`] into a caller-owned buffer of exactly the output's elements
+    /// (every element overwritten: no clearing needed between steps); returns the
+    /// output's shape. For `p = ±∞` the magnitudes `|x|` still go through scratch
+    /// buffers.
+    ///
+    /// ```
+    /// use poolgrad::{Layout, LpPool, PoolGeometry, Shape, Tensor};
+    /// let pool = LpPool::new(PoolGeometry::new(&[2]), 2.0);
+    /// let x = Tensor::new(vec![3.0f64, 4.0, 1.0, 1.0], Shape::new(1, 1, &[4]), Layout::ChannelsFirst)?;
+    /// let mut y = vec![f64::NAN; 2];
+    /// assert_eq!(pool.forward_into(&x.view(), &mut y)?, Shape::new(1, 1, &[2]));
+    /// assert_eq!(y[0], 5.0);
+    /// // A buffer of the wrong size is an error, not a panic.
+    /// assert!(pool.forward_into(&x.view(), &mut [0.0f64; 3]).is_err());
+    /// # Ok::<(), poolgrad::PoolError>(())
+    /// ```
+    pub fn forward_into<T: Element>(&self, x: &TensorView<'_, T>, output: &mut [T]) -> Result<Shape> {
+        let resolved = self.resolve(x.shape())?;
+        let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
+        expect_buffer("output", output, &plan.output, x.layout())?;
+        match resolved {
+            Resolved::Finite(formula) => kernels::lp::forward(
+                x.data(),
+                Blocking::of(x.shape(), x.layout()),
+                &plan.windows,
+                self.norm_type,
+                formula,
+                output,
+            )?,
+            Resolved::Infinite { .. } => output.copy_from_slice(self.forward(x)?.data()),
+        }
+        Ok(plan.output)
+    }
+
+    /// [`Pooling::backward`] into a caller-owned buffer of exactly the input's elements
+    /// (every element overwritten). For `p = ±∞` the max pooling of the magnitudes
+    /// still goes through scratch buffers, and the PyTorch formula's average-pooling
+    /// step through one of the output's size.
+    ///
+    /// ```
+    /// use poolgrad::{Layout, LpPool, PoolGeometry, Shape, Tensor};
+    /// let pool = LpPool::new(PoolGeometry::new(&[2]), 2.0);
+    /// let x = Tensor::new(vec![3.0f64, 4.0, 1.0, 1.0], Shape::new(1, 1, &[4]), Layout::ChannelsFirst)?;
+    /// let g = Tensor::new(vec![1.0f64, 0.0], Shape::new(1, 1, &[2]), Layout::ChannelsFirst)?;
+    /// let mut gx = vec![f64::NAN; 4];
+    /// pool.backward_into(&x.view(), &g.view(), &mut gx)?;
+    /// // d/dx sqrt(x0² + x1²) = x / 5 at (3, 4), up to rounding; the second window's
+    /// // gradient is 0.
+    /// assert!((gx[0] - 0.6).abs() < 1e-12 && (gx[1] - 0.8).abs() < 1e-12);
+    /// assert_eq!(&gx[2..], &[0.0, 0.0]);
+    /// # Ok::<(), poolgrad::PoolError>(())
+    /// ```
+    pub fn backward_into<T: Element>(
+        &self,
+        x: &TensorView<'_, T>,
+        grad_output: &TensorView<'_, T>,
+        grad_input: &mut [T],
+    ) -> Result<()> {
+        let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
+        plan.expect_output("grad_output", grad_output, x.layout())?;
+        expect_buffer("grad_input", grad_input, x.shape(), x.layout())?;
+        match self.resolve(x.shape())? {
+            Resolved::Finite(formula) => kernels::lp::backward(
+                x.data(),
+                grad_output.data(),
+                Blocking::of(x.shape(), x.layout()),
+                &plan.windows,
+                self.norm_type,
+                formula,
+                grad_input,
+            ),
+            Resolved::Infinite { .. } => {
+                grad_input.copy_from_slice(self.backward(x, grad_output)?.data());
+                Ok(())
+            }
+        }
+    }
+
     /// Double backward, the input part: the derivative of the backward along
     /// `grad_grad_input`, i.e. `H · v` with `H` the Hessian of `Σ grad_output ⊙ y`.
     /// Zero for `p = ±∞` (piecewise linear), as for max pooling.
@@ -178,18 +256,10 @@ impl Pooling for LpPool {
 
     fn forward<T: Element>(&self, x: &TensorView<'_, T>) -> Result<Tensor<T>> {
         match self.resolve(x.shape())? {
-            Resolved::Finite(formula) => {
-                let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
-                let mut out = zeroed::<T>(&plan.output)?;
-                kernels::lp::forward(
-                    x.data(),
-                    Blocking::of(x.shape(), x.layout()),
-                    &plan.windows,
-                    self.norm_type,
-                    formula,
-                    &mut out,
-                )?;
-                Tensor::new(out, plan.output, x.layout())
+            Resolved::Finite(_) => {
+                let mut out = zeroed::<T>(&self.output_shape(x.shape())?)?;
+                let shape = self.forward_into(x, &mut out)?;
+                Tensor::new(out, shape, x.layout())
             }
             Resolved::Infinite { negative } => {
                 let (m, pool) = self.infinite(x, negative)?;
@@ -207,18 +277,9 @@ impl Pooling for LpPool {
         let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
         plan.expect_output("grad_output", grad_output, x.layout())?;
         match self.resolve(x.shape())? {
-            Resolved::Finite(formula) => {
+            Resolved::Finite(_) => {
                 let mut grad_in = zeroed::<T>(x.shape())?;
-                let blocking = Blocking::of(x.shape(), x.layout());
-                kernels::lp::backward(
-                    x.data(),
-                    grad_output.data(),
-                    blocking,
-                    &plan.windows,
-                    self.norm_type,
-                    formula,
-                    &mut grad_in,
-                )?;
+                self.backward_into(x, grad_output, &mut grad_in)?;
                 Tensor::new(grad_in, x.shape().clone(), x.layout())
             }
             Resolved::Infinite { negative } => {
