@@ -1,7 +1,7 @@
 //! LP (power-average) pooling.
 
 use super::max::MaxPool;
-use super::{expect_buffer, zeroed, Pooling, WindowSpec};
+use super::{expect_buffer, zeroed, Plan, Pooling, WindowSpec};
 use crate::error::{PoolError, Result};
 use crate::geometry::PoolGeometry;
 use crate::kernels;
@@ -150,17 +150,43 @@ impl LpPool {
         let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
         expect_buffer("output", output, &plan.output, x.layout())?;
         match resolved {
-            Resolved::Finite(formula) => kernels::lp::forward(
-                x.data(),
-                Blocking::of(x.shape(), x.layout()),
-                &plan.windows,
-                self.norm_type,
-                formula,
-                output,
-            )?,
+            Resolved::Finite(formula) => self.forward_to(x, &plan, formula, output)?,
             Resolved::Infinite { .. } => output.copy_from_slice(self.forward(x)?.data()),
         }
         Ok(plan.output)
+    }
+
+    /// The finite-`p` forward into `output`, which has the plan's output size.
+    fn forward_to<T: Element>(
+        &self,
+        x: &TensorView<'_, T>,
+        plan: &Plan,
+        formula: Formula,
+        output: &mut [T],
+    ) -> Result<()> {
+        let blocking = Blocking::of(x.shape(), x.layout());
+        kernels::lp::forward(x.data(), blocking, &plan.windows, self.norm_type, formula, output)
+    }
+
+    /// The finite-`p` backward into `grad_input`, which has the input's size.
+    fn backward_to<T: Element>(
+        &self,
+        x: &TensorView<'_, T>,
+        grad_output: &TensorView<'_, T>,
+        plan: &Plan,
+        formula: Formula,
+        grad_input: &mut [T],
+    ) -> Result<()> {
+        let blocking = Blocking::of(x.shape(), x.layout());
+        kernels::lp::backward(
+            x.data(),
+            grad_output.data(),
+            blocking,
+            &plan.windows,
+            self.norm_type,
+            formula,
+            grad_input,
+        )
     }
 
     /// [`Pooling::backward`] into a caller-owned buffer of exactly the input's elements
@@ -191,15 +217,7 @@ impl LpPool {
         plan.expect_output("grad_output", grad_output, x.layout())?;
         expect_buffer("grad_input", grad_input, x.shape(), x.layout())?;
         match self.resolve(x.shape())? {
-            Resolved::Finite(formula) => kernels::lp::backward(
-                x.data(),
-                grad_output.data(),
-                Blocking::of(x.shape(), x.layout()),
-                &plan.windows,
-                self.norm_type,
-                formula,
-                grad_input,
-            ),
+            Resolved::Finite(formula) => self.backward_to(x, grad_output, &plan, formula, grad_input),
             Resolved::Infinite { .. } => {
                 grad_input.copy_from_slice(self.backward(x, grad_output)?.data());
                 Ok(())
@@ -256,10 +274,11 @@ impl Pooling for LpPool {
 
     fn forward<T: Element>(&self, x: &TensorView<'_, T>) -> Result<Tensor<T>> {
         match self.resolve(x.shape())? {
-            Resolved::Finite(_) => {
-                let mut out = zeroed::<T>(&self.output_shape(x.shape())?)?;
-                let shape = self.forward_into(x, &mut out)?;
-                Tensor::new(out, shape, x.layout())
+            Resolved::Finite(formula) => {
+                let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
+                let mut out = zeroed::<T>(&plan.output)?;
+                self.forward_to(x, &plan, formula, &mut out)?;
+                Tensor::new(out, plan.output, x.layout())
             }
             Resolved::Infinite { negative } => {
                 let (m, pool) = self.infinite(x, negative)?;
@@ -277,9 +296,9 @@ impl Pooling for LpPool {
         let plan = WindowSpec::Regular(self.geometry.clone()).plan(x.shape())?;
         plan.expect_output("grad_output", grad_output, x.layout())?;
         match self.resolve(x.shape())? {
-            Resolved::Finite(_) => {
+            Resolved::Finite(formula) => {
                 let mut grad_in = zeroed::<T>(x.shape())?;
-                self.backward_into(x, grad_output, &mut grad_in)?;
+                self.backward_to(x, grad_output, &plan, formula, &mut grad_in)?;
                 Tensor::new(grad_in, x.shape().clone(), x.layout())
             }
             Resolved::Infinite { negative } => {
