@@ -3,7 +3,7 @@
 use super::buffer::{self, Out, Sink};
 use super::window::{chunk_starts, split_phases, Covering, Rows, Window, Windows, RUN_CHUNK};
 use super::{band_outputs, deinterleave_planes, interleave_planes, separable, Path, PLANE_GROUP};
-use super::{par_blocks, par_blocks_accumulating, par_blocks_in_order, par_blocks_with};
+use super::{par_blocks, par_blocks_accumulating, par_blocks_in_order, par_blocks_with, par_blocks_with_in_order};
 use crate::error::Result;
 use crate::simd;
 use crate::tensor::{Blocking, Element};
@@ -96,7 +96,7 @@ pub(crate) fn forward<T: Element>(
                 || plane_rows(x, &rows, divisor, out),
             )
         }),
-        Path::PlaneGroups => par_blocks_with(
+        Path::PlaneGroups => par_blocks_with_in_order(
             out,
             PLANE_GROUP * ov,
             || Ok((Vec::new(), buffer::filled(PLANE_GROUP * ov, T::zero(), "scratch")?)),
@@ -104,16 +104,8 @@ pub(crate) fn forward<T: Element>(
                 let planes = out.len() / ov;
                 let x = &x[g * PLANE_GROUP * iv..][..planes * iv];
                 if planes < PLANE_GROUP {
-                    return (0..planes).try_for_each(|p| {
-                        lane_chunks(
-                            &x[p * iv..][..iv],
-                            1,
-                            windows,
-                            divisor,
-                            0..ov,
-                            &mut Sink::over(&mut out[p * ov..][..ov]),
-                        )
-                    });
+                    return (0..planes)
+                        .try_for_each(|p| lane_chunks(&x[p * iv..][..iv], 1, windows, divisor, 0..ov, out));
                 }
                 isa.run(
                     #[inline(always)]
@@ -234,7 +226,7 @@ fn by_lane_blocks<T: Element, S>(
             },
         );
     }
-    par_blocks_with(
+    par_blocks_with_in_order(
         destination,
         PLANE_GROUP * dv,
         || Ok((Vec::new(), buffer::filled(PLANE_GROUP * dv, T::zero(), "scratch")?, scratch())),
@@ -246,7 +238,9 @@ fn by_lane_blocks<T: Element, S>(
                 || {
                     if planes < PLANE_GROUP {
                         return (0..planes).try_for_each(|p| {
-                            f(&source[p * sv..][..sv], 1, scratch, &mut destination[p * dv..][..dv])
+                            f(&source[p * sv..][..sv], 1, scratch, &mut results[..dv])?;
+                            destination.extend(&results[..dv]);
+                            Ok(())
                         });
                     }
                     interleave_planes(source, sv, interleaved)?;
@@ -394,11 +388,11 @@ fn whole_plane_shares<T: Element>(
     let iv = windows.input_volume;
     let (valid, axis_counts) = whole_plane_counts(windows)?;
     let planes = planes_per_job(iv);
-    par_blocks(grad_in, planes * iv, |b, grad_in| {
+    par_blocks_in_order(grad_in, planes * iv, |b, grad_in| {
         let g = &grad_out[b * planes..][..grad_in.len() / iv];
-        for (plane, &gv) in grad_in.chunks_exact_mut(iv).zip(g) {
+        for &gv in g {
             let share = T::from_acc(divisor.apply_counts::<T>(gv.to_acc(), valid, &axis_counts));
-            plane.fill(T::zero().add(share));
+            grad_in.repeat(T::zero().add(share), iv);
         }
         Ok(())
     })
@@ -553,7 +547,7 @@ pub(crate) fn backward<T: Element>(
     let isa = simd::current();
     let lanes = blocking.lanes;
     if lanes > 1 {
-        return par_blocks_with(
+        return par_blocks_with_in_order(
             grad_in,
             iv * lanes,
             || buffer::filled(ov * lanes, T::zero(), "scratch"),
@@ -561,16 +555,12 @@ pub(crate) fn backward<T: Element>(
                 let g = &grad_out[b * ov * lanes..][..ov * lanes];
                 isa.run(
                     #[inline(always)]
-                    || {
-                        window_shares(g, lanes, windows, divisor, shares)?;
-                        gather_shares(shares, lanes, &covering, grad_in);
-                        Ok(())
-                    },
+                    || gather_block(g, lanes, windows, divisor, &covering, shares, grad_in),
                 )
             },
         );
     }
-    par_blocks_with(
+    par_blocks_with_in_order(
         grad_in,
         PLANE_GROUP * iv,
         || {
@@ -581,19 +571,17 @@ pub(crate) fn backward<T: Element>(
             let planes = grad_in.len() / iv;
             let grad_out = &grad_out[g * PLANE_GROUP * ov..][..planes * ov];
             if planes < PLANE_GROUP {
-                for (p, grad_in) in grad_in.chunks_exact_mut(iv).enumerate() {
-                    let shares = &mut shares[..ov];
-                    window_shares(&grad_out[p * ov..][..ov], 1, windows, divisor, shares)?;
-                    gather_shares(shares, 1, &covering, grad_in);
-                }
-                return Ok(());
+                return (0..planes).try_for_each(|p| {
+                    let g = &grad_out[p * ov..][..ov];
+                    gather_block(g, 1, windows, divisor, &covering, &mut shares[..ov], grad_in)
+                });
             }
             isa.run(
                 #[inline(always)]
                 || {
                     interleave_planes(grad_out, ov, interleaved)?;
-                    window_shares(interleaved, PLANE_GROUP, windows, divisor, shares)?;
-                    gather_shares(shares, PLANE_GROUP, &covering, gathered);
+                    let gathered_in_order = &mut Sink::over(gathered);
+                    gather_block(interleaved, PLANE_GROUP, windows, divisor, &covering, shares, gathered_in_order)?;
                     deinterleave_planes(gathered, iv, grad_in);
                     Ok(())
                 },
@@ -602,17 +590,67 @@ pub(crate) fn backward<T: Element>(
     )
 }
 
-/// Each window's share of its gradient, `grad_output / divisor`, for every lane.
+/// Outputs whose shares [`gather_block`] works out at a time.
+const SHARE_RUN: usize = 64;
+
+/// One block's backward as a gather: `grad_in[cell] = 0 + share[o1] + share[o2] + ...`
+/// over the windows covering each cell, in output order, [`LANE_CHUNK`] lanes at a time,
+/// the `lanes` values of each cell written in order. Each window's share of its gradient,
+/// `grad_output / divisor`, goes into `shares` (room for the block's outputs) just before
+/// the first cell that needs it, [`SHARE_RUN`] windows at a time, so the shares are read
+/// back while they are still in cache.
+#[inline(always)]
+fn gather_block<T: Element>(
+    g: &[T],
+    lanes: usize,
+    windows: &Windows,
+    divisor: Divisor,
+    covering: &Covering,
+    shares: &mut [T],
+    grad_in: &mut Sink<'_, T>,
+) -> Result<()> {
+    let mut acc = buffer::filled(lanes, T::Acc::zero(), "scratch")?;
+    let mut shared = 0;
+    for cell in 0..covering.input_volume() {
+        let outputs = covering.outputs(cell);
+        if let Some(&last) = outputs.last().filter(|&&last| last >= shared) {
+            let end = last.saturating_add(SHARE_RUN).min(windows.output_volume);
+            window_shares(g, lanes, windows, divisor, shared..end, &mut acc, shares)?;
+            shared = end;
+        }
+        let mut c0 = 0;
+        while c0 + LANE_CHUNK <= lanes {
+            let mut sum = [T::zero(); LANE_CHUNK];
+            for &o in outputs {
+                let share: &[T; LANE_CHUNK] = shares[o * lanes + c0..][..LANE_CHUNK].try_into().expect("chunk length");
+                for l in 0..LANE_CHUNK {
+                    sum[l] = sum[l].add(share[l]);
+                }
+            }
+            grad_in.extend(&sum);
+            c0 += LANE_CHUNK;
+        }
+        for lane in c0..lanes {
+            grad_in.push(outputs.iter().fold(T::zero(), |sum, &o| sum.add(shares[o * lanes + lane])));
+        }
+    }
+    Ok(())
+}
+
+/// The shares `grad_output / divisor` of the windows `outputs`, for every lane (`acc`:
+/// room for one window's lanes in the accumulation type).
 #[inline(always)]
 fn window_shares<T: Element>(
     g: &[T],
     lanes: usize,
     windows: &Windows,
     divisor: Divisor,
+    outputs: Range<usize>,
+    acc: &mut [T::Acc],
     shares: &mut [T],
 ) -> Result<()> {
-    let mut acc = buffer::filled(lanes, T::Acc::zero(), "scratch")?;
-    windows.for_each(
+    windows.for_each_in(
+        outputs,
         #[inline(always)]
         |o, window: &Window<'_>| {
             let shares = &mut shares[o * lanes..][..lanes];
@@ -623,37 +661,13 @@ fn window_shares<T: Element>(
             for (a, &gv) in acc.iter_mut().zip(&g[o * lanes..][..lanes]) {
                 *a = gv.to_acc();
             }
-            divisor.apply_all::<T>(&mut acc, window.cells.len(), window.axis_counts);
-            for (share, &a) in shares.iter_mut().zip(&acc) {
+            divisor.apply_all::<T>(acc, window.cells.len(), window.axis_counts);
+            for (share, &a) in shares.iter_mut().zip(acc.iter()) {
                 *share = T::from_acc(a);
             }
             Ok(())
         },
     )
-}
-
-/// `grad_in[cell] = 0 + share[o1] + share[o2] + ...` over the windows covering each cell,
-/// in output order, [`LANE_CHUNK`] lanes at a time.
-#[inline(always)]
-fn gather_shares<T: Element>(shares: &[T], lanes: usize, covering: &Covering, grad_in: &mut [T]) {
-    for (cell, grad) in grad_in.chunks_exact_mut(lanes).enumerate() {
-        let outputs = covering.outputs(cell);
-        let mut c0 = 0;
-        while c0 + LANE_CHUNK <= lanes {
-            let mut acc = [T::zero(); LANE_CHUNK];
-            for &o in outputs {
-                let share: &[T; LANE_CHUNK] = shares[o * lanes + c0..][..LANE_CHUNK].try_into().expect("chunk length");
-                for l in 0..LANE_CHUNK {
-                    acc[l] = acc[l].add(share[l]);
-                }
-            }
-            grad[c0..c0 + LANE_CHUNK].copy_from_slice(&acc);
-            c0 += LANE_CHUNK;
-        }
-        for lane in c0..lanes {
-            grad[lane] = outputs.iter().fold(T::zero(), |acc, &o| acc.add(shares[o * lanes + lane]));
-        }
-    }
 }
 
 /// The backward as a scatter into a zeroed output: for windows too many to tabulate.

@@ -3,8 +3,9 @@
 //! The hot operators (max and average forward and backward) write into a [`Fresh`]
 //! allocation: memory nobody has written yet, handed to the kernels as an [`Out`] and
 //! reached block by block in the parallel workers. A kernel that writes each element of
-//! its block once, front to back (the channels-last forward), does so through a [`Sink`]
-//! and needs no clearing at all; any other kernel gets its block cleared right before it
+//! its block once, front to back (the channels-last forward, the interleaved
+//! channels-first paths, the average backward's gather), does so through a [`Sink`] and
+//! needs no clearing at all; any other kernel gets its block cleared right before it
 //! runs, by the thread that runs it, in cache. Either way there is no serial clearing
 //! pass over the whole buffer, which `calloc` pays whenever it reuses freed heap memory
 //! (16 % of a channels-last average forward). The kernels' first writes fault the pages
@@ -212,6 +213,15 @@ impl<'a, T: Copy> Sink<'a, T> {
         Sink { kind: OutKind::Slice(slice), filled: 0 }
     }
 
+    /// The block's length, written or not.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        match &self.kind {
+            OutKind::Slice(cells) => cells.len(),
+            OutKind::Fresh { cells, .. } => cells.len(),
+        }
+    }
+
     /// Writes `values` after what was written so far.
     ///
     /// # Panics
@@ -227,6 +237,18 @@ impl<'a, T: Copy> Sink<'a, T> {
             }
         }
         self.filled += values.len();
+    }
+
+    /// Writes `n` copies of `value` after what was written so far (see [`Self::extend`]).
+    #[inline(always)]
+    pub fn repeat(&mut self, value: T, n: usize) {
+        match &mut self.kind {
+            OutKind::Slice(cells) => cells[self.filled..][..n].fill(value),
+            OutKind::Fresh { cells, .. } => cells[self.filled..][..n].iter_mut().for_each(|cell| {
+                cell.write(value);
+            }),
+        }
+        self.filled += n;
     }
 
     /// Writes one value after what was written so far (see [`Self::extend`]).
@@ -373,16 +395,19 @@ mod tests {
         fresh.out().blocks(4).enumerate().for_each(|(b, block)| {
             block.write_in_order(|sink| {
                 sink.push(b as u16);
-                sink.extend(&[7; 3][..if b == 2 { 1 } else { 3 }]);
+                sink.extend(&[7; 2][..if b == 2 { 1 } else { 2 }]);
+                sink.repeat(9, if b == 2 { 0 } else { 1 });
             })
         });
-        assert_eq!(fresh.finish().unwrap(), [0, 7, 7, 7, 1, 7, 7, 7, 2, 7]);
+        assert_eq!(fresh.finish().unwrap(), [0, 7, 7, 9, 1, 7, 7, 9, 2, 7]);
         let mut fresh = Fresh::<u16>::new(10).unwrap();
         fresh.out().blocks(4).for_each(|block| block.write_in_order(|sink| sink.push(1)));
         assert!(matches!(fresh.finish(), Err(PoolError::Internal { .. })));
         let mut v = [5u8; 6];
         Out::from(&mut v[..]).blocks(3).for_each(|block| block.write_in_order(|sink| sink.extend(&[1, 2])));
         assert_eq!(v, [1, 2, 5, 1, 2, 5]);
+        Out::from(&mut v[..]).blocks(3).for_each(|block| block.write_in_order(|sink| sink.repeat(4, 2)));
+        assert_eq!(v, [4, 4, 5, 4, 4, 5]);
     }
 
     #[test]

@@ -23,7 +23,7 @@
 use super::buffer::{self, Out, Sink};
 use super::window::{chunk_starts, split_phases, Rows, Window, Windows, RUN_CHUNK};
 use super::{band_outputs, deinterleave_planes, interleave_planes, separable, sparse, Path, PLANE_GROUP};
-use super::{par_blocks2, par_blocks2_in_order, par_blocks2_with};
+use super::{par_blocks2, par_blocks2_in_order, par_blocks2_with, par_blocks2_with_in_order};
 use crate::error::Result;
 use crate::simd;
 use crate::tensor::{Blocking, MaxElement};
@@ -122,7 +122,7 @@ pub(crate) fn forward<T: MaxElement, A: Argmax>(
                 || plane_rows(x, &rows, out, indices),
             )
         }),
-        Path::PlaneGroups => par_blocks2_with(
+        Path::PlaneGroups => par_blocks2_with_in_order(
             out,
             indices,
             PLANE_GROUP * ov,
@@ -135,7 +135,11 @@ pub(crate) fn forward<T: MaxElement, A: Argmax>(
                 let planes = out.len() / ov;
                 let x = &x[g * PLANE_GROUP * iv..][..planes * iv];
                 if planes < PLANE_GROUP {
-                    return plain(x, 1, windows, out, indices);
+                    let (best, arg) = (&mut best[..planes * ov], &mut arg[..planes * ov]);
+                    plain(x, 1, windows, best, arg)?;
+                    out.extend(best);
+                    indices.extend(arg);
+                    return Ok(());
                 }
                 isa.run(
                     #[inline(always)]

@@ -65,12 +65,21 @@ pub(crate) fn interleave_planes<T: Copy>(planes: &[T], volume: usize, out: &mut 
     Ok(())
 }
 
-/// The inverse of [`interleave_planes`]: `out[p · volume + cell] = interleaved[cell · G + p]`.
+/// The inverse of [`interleave_planes`] for a whole group: `out[p · volume + cell] =
+/// interleaved[cell · G + p]`, written front to back (so a fresh block needs no clearing
+/// first), a short run of cells at a time.
 #[inline(always)]
-pub(crate) fn deinterleave_planes<T: Copy>(interleaved: &[T], volume: usize, out: &mut [T]) {
-    for (p, plane) in out.chunks_exact_mut(volume.max(1)).take(PLANE_GROUP).enumerate() {
-        for (v, cell) in plane.iter_mut().zip(interleaved.chunks_exact(PLANE_GROUP)) {
-            *v = cell[p];
+pub(crate) fn deinterleave_planes<T: Copy>(interleaved: &[T], volume: usize, out: &mut Sink<'_, T>) {
+    const RUN: usize = 64;
+    let Some(&first) = interleaved.first() else { return };
+    let mut run = [first; RUN];
+    for p in 0..PLANE_GROUP {
+        for cells in interleaved[..volume * PLANE_GROUP].chunks(RUN * PLANE_GROUP) {
+            let n = cells.len() / PLANE_GROUP;
+            for (v, cell) in run.iter_mut().zip(cells.chunks_exact(PLANE_GROUP)) {
+                *v = cell[p];
+            }
+            out.extend(&run[..n]);
         }
     }
 }
@@ -127,8 +136,22 @@ pub(crate) fn par_blocks_in_order<'a, T: Zeroable + Copy + Send + Sync + 'a>(
     block_len: usize,
     f: impl Fn(usize, &mut Sink<'a, T>) -> Result<()> + Sync + Send,
 ) -> Result<()> {
+    par_blocks_with_in_order(out, block_len, || Ok(()), |(), b, sink| f(b, sink))
+}
+
+/// Like [`par_blocks_in_order`] with a scratch value per parallel job (see
+/// [`par_blocks_with`]).
+pub(crate) fn par_blocks_with_in_order<'a, T: Zeroable + Copy + Send + Sync + 'a, S>(
+    out: impl Into<Out<'a, T>>,
+    block_len: usize,
+    init: impl Fn() -> Result<S> + Sync + Send,
+    f: impl Fn(&mut S, usize, &mut Sink<'a, T>) -> Result<()> + Sync + Send,
+) -> Result<()> {
     let Some(blocks) = numbered_blocks(out.into(), block_len) else { return Ok(()) };
-    blocks.try_for_each(|(b, block)| block.write_in_order(|sink| f(b, sink)))
+    blocks.try_for_each_init(init, |scratch, (b, block)| {
+        let scratch = scratch.as_mut().map_err(|e| e.clone())?;
+        block.write_in_order(|sink| f(scratch, b, sink))
+    })
 }
 
 /// Like [`par_blocks_in_order`] over two outputs with matching blocks.
@@ -142,9 +165,26 @@ where
     T: Zeroable + Copy + Send + Sync + 'a,
     U: Zeroable + Copy + Send + Sync + 'a,
 {
+    par_blocks2_with_in_order(out, out2, block_len, || Ok(()), |(), b, sink, sink2| f(b, sink, sink2))
+}
+
+/// Like [`par_blocks2_in_order`] with a scratch value per parallel job (see
+/// [`par_blocks_with`]).
+pub(crate) fn par_blocks2_with_in_order<'a, T, U, S>(
+    out: impl Into<Out<'a, T>>,
+    out2: impl Into<Out<'a, U>>,
+    block_len: usize,
+    init: impl Fn() -> Result<S> + Sync + Send,
+    f: impl Fn(&mut S, usize, &mut Sink<'a, T>, &mut Sink<'a, U>) -> Result<()> + Sync + Send,
+) -> Result<()>
+where
+    T: Zeroable + Copy + Send + Sync + 'a,
+    U: Zeroable + Copy + Send + Sync + 'a,
+{
     let Some(blocks) = paired_blocks(out.into(), out2.into(), block_len) else { return Ok(()) };
-    blocks.try_for_each(|(b, (block, block2))| {
-        block.write_in_order(|sink| block2.write_in_order(|sink2| f(b, sink, sink2)))
+    blocks.try_for_each_init(init, |scratch, (b, (block, block2))| {
+        let scratch = scratch.as_mut().map_err(|e| e.clone())?;
+        block.write_in_order(|sink| block2.write_in_order(|sink2| f(scratch, b, sink, sink2)))
     })
 }
 

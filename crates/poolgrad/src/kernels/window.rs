@@ -284,6 +284,12 @@ pub(crate) struct Covering {
 }
 
 impl Covering {
+    /// The number of input cells.
+    #[inline]
+    pub fn input_volume(&self) -> usize {
+        self.bounds.len().saturating_sub(1)
+    }
+
     /// The outputs covering input cell `cell`, ascending.
     #[inline]
     pub fn outputs(&self, cell: usize) -> &[usize] {
