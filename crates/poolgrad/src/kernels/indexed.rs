@@ -120,22 +120,31 @@ pub(crate) fn scatter_taps<T: Element>(
         };
         if let Some((bounds, cells)) = windows.table_taps() {
             // Straight from the table: two loads per output.
+            let invalid = |p: usize, window: &[usize]| PoolError::InvalidTap {
+                tap: taps[p],
+                position: b * narrow_block + p,
+                window_taps: window.len(),
+            };
+            if lanes == 1 {
+                // Channels-first: the same order without a lane loop per output.
+                for (o, ((&v, &tap), w)) in values.iter().zip(taps).zip(bounds.windows(2)).enumerate() {
+                    let window = &cells[w[0]..w[1]];
+                    match window.get(usize::from(tap)) {
+                        Some(&cell) => wide_block[cell] = wide_block[cell].add(v),
+                        None if window.is_empty() => {}
+                        None => return Err(invalid(o, window)),
+                    }
+                }
+                return Ok(());
+            }
             for (o, w) in bounds.windows(2).enumerate() {
                 let window = &cells[w[0]..w[1]];
                 for lane in 0..lanes {
                     let p = o * lanes + lane;
-                    let tap = usize::from(taps[p]);
-                    match window.get(tap) {
+                    match window.get(usize::from(taps[p])) {
                         Some(&cell) => add(cell, lane, p),
                         None if window.is_empty() => {}
-                        None => {
-                            let window_taps = window.len();
-                            return Err(PoolError::InvalidTap {
-                                tap: taps[p],
-                                position: b * narrow_block + p,
-                                window_taps,
-                            });
-                        }
+                        None => return Err(invalid(p, window)),
                     }
                 }
             }
