@@ -80,7 +80,7 @@ impl<T: Zeroable + Copy + Send> Fresh<T> {
     pub fn out(&mut self) -> Out<'_, T> {
         *self.ready.get_mut() = 0;
         if self.cells.len() == self.len {
-            return Out { kind: OutKind::Slice(&mut self.cells) };
+            return Out { kind: OutKind::ZeroPages(&mut self.cells) };
         }
         let cells = &mut self.cells.spare_capacity_mut()[..self.len];
         Out { kind: OutKind::Fresh { cells, ready: &self.ready } }
@@ -116,7 +116,14 @@ pub(crate) struct Out<'a, T> {
 
 enum OutKind<'a, T> {
     Slice(&'a mut [T]),
-    Fresh { cells: &'a mut [MaybeUninit<T>], ready: &'a AtomicUsize },
+    /// Zeros whose pages the OS has not mapped yet (a [`Fresh`] buffer from
+    /// [`FRESH_PAGES_THRESHOLD`] bytes on): already zero, but a page first read maps the
+    /// shared zero page (see [`OutBlock::ready_zeroed`]).
+    ZeroPages(&'a mut [T]),
+    Fresh {
+        cells: &'a mut [MaybeUninit<T>],
+        ready: &'a AtomicUsize,
+    },
 }
 
 impl<'a, T> From<&'a mut [T]> for Out<'a, T> {
@@ -135,7 +142,7 @@ impl<'a, T: Zeroable + Copy + Send + Sync> Out<'a, T> {
     /// Number of elements.
     pub fn len(&self) -> usize {
         match &self.kind {
-            OutKind::Slice(s) => s.len(),
+            OutKind::Slice(s) | OutKind::ZeroPages(s) => s.len(),
             OutKind::Fresh { cells, .. } => cells.len(),
         }
     }
@@ -144,8 +151,11 @@ impl<'a, T: Zeroable + Copy + Send + Sync> Out<'a, T> {
     pub fn blocks(self, block_len: usize) -> impl IndexedParallelIterator<Item = OutBlock<'a, T>> {
         match self.kind {
             OutKind::Slice(s) => {
-                Either::Left(s.par_chunks_mut(block_len).map(|s| OutBlock { kind: OutKind::Slice(s) }))
+                Either::Left(Either::Left(s.par_chunks_mut(block_len).map(|s| OutBlock { kind: OutKind::Slice(s) })))
             }
+            OutKind::ZeroPages(s) => Either::Left(Either::Right(
+                s.par_chunks_mut(block_len).map(|s| OutBlock { kind: OutKind::ZeroPages(s) }),
+            )),
             OutKind::Fresh { cells, ready } => Either::Right(
                 cells.par_chunks_mut(block_len).map(move |cells| OutBlock { kind: OutKind::Fresh { cells, ready } }),
             ),
@@ -164,7 +174,7 @@ impl<'a, T: Zeroable + Copy> OutBlock<'a, T> {
     #[inline]
     pub fn ready(self) -> &'a mut [T] {
         match self.kind {
-            OutKind::Slice(s) => s,
+            OutKind::Slice(s) | OutKind::ZeroPages(s) => s,
             OutKind::Fresh { cells, ready } => {
                 for cell in cells.iter_mut() {
                     cell.write(T::zeroed());
@@ -187,15 +197,27 @@ impl<'a, T: Zeroable + Copy> OutBlock<'a, T> {
         result
     }
 
-    /// The block as a slice of zeros (for kernels that add into their output).
+    /// The block as a slice of zeros (for kernels that add into their output). Every
+    /// page of it has been written when this returns: a kernel whose first touch of an
+    /// unmapped zero page is a read (`cell += v`) would map the shared zero page and then
+    /// pay a copy-on-write fault on its first write. Zero pages fresh from the OS get
+    /// one zero written per page, not a full clearing pass.
     #[inline]
     pub fn ready_zeroed(self) -> &'a mut [T] {
-        let fresh = matches!(self.kind, OutKind::Fresh { .. });
-        let block = self.ready();
-        if !fresh {
-            block.fill(T::zeroed());
+        match self.kind {
+            OutKind::Slice(s) => {
+                s.fill(T::zeroed());
+                s
+            }
+            OutKind::ZeroPages(s) => {
+                let per_page = (4096 / std::mem::size_of::<T>().max(1)).max(1);
+                for cell in s.iter_mut().step_by(per_page) {
+                    *cell = T::zeroed();
+                }
+                s
+            }
+            OutKind::Fresh { .. } => self.ready(),
         }
-        block
     }
 }
 
@@ -217,7 +239,7 @@ impl<'a, T: Copy> Sink<'a, T> {
     #[inline(always)]
     pub fn len(&self) -> usize {
         match &self.kind {
-            OutKind::Slice(cells) => cells.len(),
+            OutKind::Slice(cells) | OutKind::ZeroPages(cells) => cells.len(),
             OutKind::Fresh { cells, .. } => cells.len(),
         }
     }
@@ -229,7 +251,9 @@ impl<'a, T: Copy> Sink<'a, T> {
     #[inline(always)]
     pub fn extend(&mut self, values: &[T]) {
         match &mut self.kind {
-            OutKind::Slice(cells) => cells[self.filled..][..values.len()].copy_from_slice(values),
+            OutKind::Slice(cells) | OutKind::ZeroPages(cells) => {
+                cells[self.filled..][..values.len()].copy_from_slice(values)
+            }
             OutKind::Fresh { cells, .. } => {
                 for (cell, &v) in cells[self.filled..][..values.len()].iter_mut().zip(values) {
                     cell.write(v);
@@ -243,7 +267,7 @@ impl<'a, T: Copy> Sink<'a, T> {
     #[inline(always)]
     pub fn repeat(&mut self, value: T, n: usize) {
         match &mut self.kind {
-            OutKind::Slice(cells) => cells[self.filled..][..n].fill(value),
+            OutKind::Slice(cells) | OutKind::ZeroPages(cells) => cells[self.filled..][..n].fill(value),
             OutKind::Fresh { cells, .. } => cells[self.filled..][..n].iter_mut().for_each(|cell| {
                 cell.write(value);
             }),
@@ -408,6 +432,23 @@ mod tests {
         assert_eq!(v, [1, 2, 5, 1, 2, 5]);
         Out::from(&mut v[..]).blocks(3).for_each(|block| block.write_in_order(|sink| sink.repeat(4, 2)));
         assert_eq!(v, [4, 4, 5, 4, 4, 5]);
+    }
+
+    #[test]
+    fn zero_page_blocks_are_zero_when_ready() {
+        if cfg!(miri) {
+            return; // 32 MiB: too slow under Miri.
+        }
+        let n = FRESH_PAGES_THRESHOLD / 4 + 5;
+        let mut fresh = Fresh::<f32>::new(n).unwrap();
+        fresh.out().blocks(3001).for_each(|block| {
+            for cell in block.ready_zeroed() {
+                *cell += 1.0;
+            }
+        });
+        let v = fresh.finish().unwrap();
+        assert_eq!(v.len(), n);
+        assert!(v.iter().all(|&x| x == 1.0));
     }
 
     #[test]
