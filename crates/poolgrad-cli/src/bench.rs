@@ -97,6 +97,7 @@ pub struct BenchArgs {
 pub enum IsaArg {
     Portable,
     Avx2,
+    Avx512,
 }
 
 /// Timings of one pass.
@@ -132,6 +133,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let isa = match args.isa {
         Some(IsaArg::Portable) => poolgrad::simd::Isa::Portable,
         Some(IsaArg::Avx2) => poolgrad::simd::Isa::Avx2,
+        Some(IsaArg::Avx512) => poolgrad::simd::Isa::Avx512,
         None => poolgrad::simd::detected(),
     };
     let results = pool.install(|| {

@@ -1,8 +1,8 @@
 //! Which vector instruction set the kernels are compiled for, chosen at run time.
 //!
 //! The hot loops are plain Rust written so that the compiler vectorises them; each is
-//! compiled twice on x86-64 — for the baseline (SSE2, any x86-64 CPU) and for AVX2+FMA —
-//! and the widest one the CPU supports runs. Other targets (aarch64: NEON is baseline)
+//! compiled three times on x86-64 — for the baseline (SSE2, any x86-64 CPU), for AVX2+FMA
+//! and for AVX-512 (F, BW, VL) — and the widest one the CPU supports runs. Other targets (aarch64: NEON is baseline)
 //! use the portable build. Every instruction set gives bitwise the same results: the
 //! loops only compare, select and add in a fixed order.
 //!
@@ -26,15 +26,31 @@ pub enum Isa {
     Portable,
     /// x86-64 AVX2 with FMA.
     Avx2,
+    /// x86-64 AVX-512 (foundation, byte/word and vector-length extensions) with AVX2 and
+    /// FMA: 16 `f32` lanes per register.
+    Avx512,
 }
 
 impl Isa {
-    /// The name used in reports (`portable`, `avx2`).
+    /// The name used in reports (`portable`, `avx2`, `avx512`).
     pub fn name(self) -> &'static str {
         match self {
             Isa::Portable => "portable",
             Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
         }
+    }
+
+    /// This set, or `cap` if that is narrower: for kernels that a wider set measurably
+    /// does not speed up (AVX-512 slows some memory-bound loops down).
+    ///
+    /// ```
+    /// use poolgrad::simd::Isa;
+    /// assert_eq!(Isa::Avx512.at_most(Isa::Avx2), Isa::Avx2);
+    /// assert_eq!(Isa::Portable.at_most(Isa::Avx2), Isa::Portable);
+    /// ```
+    pub fn at_most(self, cap: Isa) -> Isa {
+        self.min(cap)
     }
 
     /// Runs `f` compiled for this instruction set. `f` should be an `#[inline(always)]`
@@ -54,6 +70,17 @@ impl Isa {
                 // a set the CPU lacks (`with_isa` clamps to `detected()`).
                 unsafe { avx2(f) }
             }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+                unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+                    f()
+                }
+                debug_assert!(has_avx512());
+                // SAFETY: an `Isa::Avx512` only comes from `current()`, which never
+                // yields a set the CPU lacks (`with_isa` clamps to `detected()`).
+                unsafe { avx512(f) }
+            }
             _ => f(),
         }
     }
@@ -63,14 +90,20 @@ impl Isa {
 pub fn detected() -> Isa {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        return Isa::Avx2;
+        return if has_avx512() { Isa::Avx512 } else { Isa::Avx2 };
     }
     Isa::Portable
 }
 
+/// Whether the CPU runs the AVX-512 subsets [`Isa::Avx512`] is built for.
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") && is_x86_feature_detected!("avx512vl")
+}
+
 /// Every instruction set this CPU can run, narrowest first.
 pub fn available() -> Vec<Isa> {
-    [Isa::Portable, Isa::Avx2].into_iter().filter(|&i| i <= detected()).collect()
+    [Isa::Portable, Isa::Avx2, Isa::Avx512].into_iter().filter(|&i| i <= detected()).collect()
 }
 
 thread_local! {

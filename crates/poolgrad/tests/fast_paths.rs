@@ -626,3 +626,41 @@ fn channels_last_images_split_into_blocks() {
         assert!(same_bits(&y, want.data()), "avg case {i} into");
     }
 }
+
+/// The average backward of `T` (a 16-bit type) under every instruction set: bitwise the
+/// portable build's, and the reference's where the kernel adds in window order.
+fn check_half_avg_backward<T: poolgrad::Element>(
+    req: &Request,
+    seed: u64,
+    include: bool,
+    half: impl Fn(f32) -> T,
+) -> Result<(), TestCaseError> {
+    let to_half = |v: Vec<f32>| v.into_iter().map(&half).collect::<Vec<T>>();
+    let x =
+        Tensor::new(to_half(values(req.shape.numel().unwrap(), seed, false)), req.shape.clone(), req.layout).unwrap();
+    let Ok(y) = reference::avg_pool(&x.view(), &req.geometry, include, None) else { return Ok(()) };
+    let g = Tensor::new(to_half(values(y.data().len(), seed ^ 7, false)), y.shape().clone(), req.layout).unwrap();
+    let pool = AvgPool::new(req.geometry.clone()).count_include_pad(include);
+    let bits = |t: &Tensor<T>| t.data().iter().map(|v| v.to_f64().to_bits()).collect::<Vec<u64>>();
+    let portable = with_isa(poolgrad::simd::Isa::Portable, || pool.backward(&x.view(), &g.view())).unwrap();
+    if pool.sums_in_window_order(x.shape(), req.layout).unwrap() {
+        let want = reference::avg_pool_backward(&x.view(), &g.view(), &req.geometry, include, None).unwrap();
+        prop_assert_eq!(bits(&portable), bits(&want));
+    }
+    for isa in available() {
+        let gx = with_isa(isa, || pool.backward(&x.view(), &g.view())).unwrap();
+        prop_assert_eq!(bits(&gx), bits(&portable), "{}", isa.name());
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 60, max_shrink_iters: 256, ..ProptestConfig::default() })]
+
+    /// f16 and bf16 take AVX-512 in the average backward's gather where the CPU has it.
+    #[test]
+    fn half_avg_backward_every_isa(req in request(), seed in any::<u64>(), include in any::<bool>()) {
+        check_half_avg_backward(&req, seed, include, poolgrad::f16::from_f32)?;
+        check_half_avg_backward(&req, seed, include, poolgrad::bf16::from_f32)?;
+    }
+}

@@ -191,7 +191,10 @@ impl<'a, T: Zeroable + Copy> OutBlock<'a, T> {
     /// Runs `write` on the block as a [`Sink`], which must fill it, front to back.
     #[inline(always)]
     pub fn write_in_order<R>(self, write: impl FnOnce(&mut Sink<'a, T>) -> R) -> R {
-        let mut sink = Sink { kind: self.kind, filled: 0 };
+        let mut sink = match self.kind {
+            OutKind::Slice(cells) | OutKind::ZeroPages(cells) => Sink::over(cells),
+            OutKind::Fresh { cells, ready } => Sink { cells, ready: Some(ready), filled: 0 },
+        };
         let result = write(&mut sink);
         sink.finish();
         result
@@ -223,8 +226,15 @@ impl<'a, T: Zeroable + Copy> OutBlock<'a, T> {
 
 /// A block written front to back, every element once, in order (the channels-last
 /// forward's way of writing): a fresh block needs no clearing first.
+///
+/// Every kind of block is held the same way, as cells that may be uninitialised, so the
+/// writes compile to one plain store loop, with no branch on the kind.
 pub(crate) struct Sink<'a, T> {
-    kind: OutKind<'a, T>,
+    /// The block. Only initialised values of `T` are ever written into it (so a caller's
+    /// slice stays a valid `[T]`).
+    cells: &'a mut [MaybeUninit<T>],
+    /// A fresh block's count of written elements (see [`Fresh::finish`]).
+    ready: Option<&'a AtomicUsize>,
     /// Elements written so far.
     filled: usize,
 }
@@ -232,16 +242,18 @@ pub(crate) struct Sink<'a, T> {
 impl<'a, T: Copy> Sink<'a, T> {
     /// A sink over a slice the caller owns (or a scratch buffer): it overwrites it.
     pub fn over(slice: &'a mut [T]) -> Self {
-        Sink { kind: OutKind::Slice(slice), filled: 0 }
+        // SAFETY: `MaybeUninit<T>` has the layout of `T`, so the cast slice covers the
+        // same memory with the same length and lifetime. The sink writes only
+        // initialised `T` values through it (`extend`, `repeat`, `push`), never an
+        // uninitialised one, so the slice is still a valid `[T]` when the borrow ends.
+        let cells = unsafe { &mut *(slice as *mut [T] as *mut [MaybeUninit<T>]) };
+        Sink { cells, ready: None, filled: 0 }
     }
 
     /// The block's length, written or not.
     #[inline(always)]
     pub fn len(&self) -> usize {
-        match &self.kind {
-            OutKind::Slice(cells) | OutKind::ZeroPages(cells) => cells.len(),
-            OutKind::Fresh { cells, .. } => cells.len(),
-        }
+        self.cells.len()
     }
 
     /// Writes `values` after what was written so far.
@@ -250,15 +262,8 @@ impl<'a, T: Copy> Sink<'a, T> {
     /// If the block has no room left for them (a kernel bug, not an input problem).
     #[inline(always)]
     pub fn extend(&mut self, values: &[T]) {
-        match &mut self.kind {
-            OutKind::Slice(cells) | OutKind::ZeroPages(cells) => {
-                cells[self.filled..][..values.len()].copy_from_slice(values)
-            }
-            OutKind::Fresh { cells, .. } => {
-                for (cell, &v) in cells[self.filled..][..values.len()].iter_mut().zip(values) {
-                    cell.write(v);
-                }
-            }
+        for (cell, &v) in self.cells[self.filled..][..values.len()].iter_mut().zip(values) {
+            cell.write(v);
         }
         self.filled += values.len();
     }
@@ -266,11 +271,8 @@ impl<'a, T: Copy> Sink<'a, T> {
     /// Writes `n` copies of `value` after what was written so far (see [`Self::extend`]).
     #[inline(always)]
     pub fn repeat(&mut self, value: T, n: usize) {
-        match &mut self.kind {
-            OutKind::Slice(cells) | OutKind::ZeroPages(cells) => cells[self.filled..][..n].fill(value),
-            OutKind::Fresh { cells, .. } => cells[self.filled..][..n].iter_mut().for_each(|cell| {
-                cell.write(value);
-            }),
+        for cell in &mut self.cells[self.filled..][..n] {
+            cell.write(value);
         }
         self.filled += n;
     }
@@ -278,15 +280,16 @@ impl<'a, T: Copy> Sink<'a, T> {
     /// Writes one value after what was written so far (see [`Self::extend`]).
     #[inline(always)]
     pub fn push(&mut self, value: T) {
-        self.extend(std::slice::from_ref(&value));
+        self.cells[self.filled].write(value);
+        self.filled += 1;
     }
 
     /// Ends the block: a fresh block counts as written (see [`Fresh::finish`]) only if
     /// every element was.
     fn finish(self) {
-        if let OutKind::Fresh { cells, ready } = self.kind {
-            if self.filled == cells.len() {
-                ready.fetch_add(cells.len(), Ordering::Relaxed);
+        if let Some(ready) = self.ready {
+            if self.filled == self.cells.len() {
+                ready.fetch_add(self.cells.len(), Ordering::Relaxed);
             }
         }
     }
