@@ -586,8 +586,11 @@ proptest! {
 /// and the `*_into` calls on buffers full of NaN / garbage.
 #[test]
 fn channels_last_images_split_into_blocks() {
-    let max_cases: [(&[usize], PoolGeometry); 4] = [
+    // 64+ channels with windows that read the input about once take the tap-at-a-time
+    // loops; fewer channels or overlapping windows the chunked ones.
+    let max_cases: [(&[usize], PoolGeometry); 5] = [
         (&[2, 64, 64, 64], PoolGeometry::new(&[2, 2])),
+        (&[1, 80, 17, 17], PoolGeometry::new(&[2, 2]).padding(Padding::Symmetric(vec![1, 1])).ceil_mode(true)),
         (&[2, 72, 48, 48], PoolGeometry::new(&[2, 2])),
         (
             &[1, 40, 63, 63],
@@ -606,8 +609,9 @@ fn channels_last_images_split_into_blocks() {
         assert!(same_bits(&y, want.data()), "case {i} into");
         assert_eq!(idx, want_idx.data(), "case {i} into");
     }
-    let avg_cases: [(&[usize], PoolGeometry, bool); 2] = [
+    let avg_cases: [(&[usize], PoolGeometry, bool); 3] = [
         (&[2, 128, 56, 56], PoolGeometry::new(&[2, 2]), true),
+        (&[1, 80, 17, 17], PoolGeometry::new(&[2, 2]).padding(Padding::Symmetric(vec![1, 1])).ceil_mode(true), false),
         (&[1, 72, 40, 40], PoolGeometry::new(&[3, 3]).stride(&[1, 1]).padding(Padding::Symmetric(vec![1, 1])), false),
     ];
     for (i, (dims, geometry, include)) in avg_cases.into_iter().enumerate() {

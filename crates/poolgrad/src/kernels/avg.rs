@@ -2,7 +2,7 @@
 
 use super::buffer::{self, Out, Sink};
 use super::window::{chunk_starts, split_phases, Covering, Rows, Window, Windows, RUN_CHUNK};
-use super::{band_outputs, deinterleave_planes, interleave_planes, separable, Path, PLANE_GROUP};
+use super::{band_outputs, deinterleave_planes, interleave_planes, separable, Path, PLANE_GROUP, TAP_MAJOR_LANES};
 use super::{par_blocks, par_blocks_accumulating, par_blocks_in_order, par_blocks_with, par_blocks_with_in_order};
 use crate::error::Result;
 use crate::simd::{self, Isa};
@@ -481,8 +481,14 @@ fn run_chunks<T: Element, const STEP: usize>(
 /// Channels per block of the channels-last path.
 const LANE_CHUNK: usize = 16;
 
-/// The `outputs` of one channels-last block, written in order: each window's channels
-/// in blocks of [`LANE_CHUNK`].
+/// The `outputs` of one channels-last block, written in order.
+///
+/// Windows that read their input about once ([`Windows::read_input_about_once`]) add one tap at
+/// a time over all channels (`sums`, in cache), so the input is read front to back
+/// within each tap's cell: reading [`LANE_CHUNK`] channels of every tap in turn stalled
+/// on the loads there (W7's channels-last forward, 2x slower). Overlapping windows,
+/// whose taps are mostly in cache, keep [`LANE_CHUNK`] channels' sums in registers
+/// across the taps instead. Both add each channel's taps in the same order.
 #[inline(always)]
 fn lane_chunks<T: Element>(
     x: &[T],
@@ -492,12 +498,38 @@ fn lane_chunks<T: Element>(
     outputs: Range<usize>,
     out: &mut Sink<'_, T>,
 ) -> Result<()> {
+    if lanes >= TAP_MAJOR_LANES && windows.read_input_about_once() {
+        let mut sums = buffer::filled(lanes, T::Acc::zero(), "scratch")?;
+        let mut means = buffer::filled(lanes, T::zero(), "scratch")?;
+        return windows.for_each_in(
+            outputs,
+            #[inline(always)]
+            |_, window: &Window<'_>| {
+                if window.cells.is_empty() {
+                    out.repeat(T::zero(), lanes);
+                    return Ok(());
+                }
+                sums.fill(T::Acc::zero());
+                for &s in window.cells {
+                    for (sum, &v) in sums.iter_mut().zip(&x[s * lanes..][..lanes]) {
+                        *sum = *sum + v.to_acc();
+                    }
+                }
+                divisor.apply_all::<T>(&mut sums, window.cells.len(), window.axis_counts);
+                for (mean, &sum) in means.iter_mut().zip(sums.iter()) {
+                    *mean = T::from_acc(sum);
+                }
+                out.extend(&means);
+                Ok(())
+            },
+        );
+    }
     windows.for_each_in(
         outputs,
         #[inline(always)]
         |_, window: &Window<'_>| {
             if window.cells.is_empty() {
-                (0..lanes).for_each(|_| out.push(T::zero()));
+                out.repeat(T::zero(), lanes);
                 return Ok(());
             }
             let mut c0 = 0;

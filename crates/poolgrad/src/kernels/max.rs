@@ -22,7 +22,9 @@
 
 use super::buffer::{self, Out, Sink};
 use super::window::{chunk_starts, split_phases, Rows, Window, Windows, RUN_CHUNK};
-use super::{band_outputs, deinterleave_planes, interleave_planes, separable, sparse, Path, PLANE_GROUP};
+use super::{
+    band_outputs, deinterleave_planes, interleave_planes, separable, sparse, Path, PLANE_GROUP, TAP_MAJOR_LANES,
+};
 use super::{par_blocks2, par_blocks2_in_order, par_blocks2_with, par_blocks2_with_in_order};
 use crate::error::Result;
 use crate::simd::{self, Isa};
@@ -312,8 +314,12 @@ fn run_chunks<T: MaxElement, A: Argmax, const STEP: usize>(
 /// Channels per block of the channels-last path.
 const LANE_CHUNK: usize = 16;
 
-/// The `outputs` of one channels-last block, written in order: each window's channels
-/// in blocks of [`LANE_CHUNK`].
+/// The `outputs` of one channels-last block, written in order. Windows that read their
+/// input about once ([`Windows::read_input_about_once`]) take one tap at a time over all
+/// channels (running maxima and arguments in cache), reading each tap's cell front to
+/// back; overlapping windows keep [`LANE_CHUNK`] channels' maxima in registers across
+/// the taps (as the average's [`super::avg`] channels-last path). Both take each
+/// channel's taps in window order.
 #[inline(always)]
 fn lane_chunks<T: MaxElement, A: Argmax>(
     x: &[T],
@@ -323,6 +329,35 @@ fn lane_chunks<T: MaxElement, A: Argmax>(
     out: &mut Sink<'_, T>,
     indices: &mut Sink<'_, A>,
 ) -> Result<()> {
+    if lanes >= TAP_MAJOR_LANES && windows.read_input_about_once() {
+        let mut best = buffer::filled(lanes, T::lowest(), "scratch")?;
+        let mut arg = buffer::filled(lanes, 0u32, "scratch")?;
+        let mut args = buffer::filled(lanes, A::EMPTY, "scratch")?;
+        return windows.for_each_in(
+            outputs,
+            #[inline(always)]
+            |_, window: &Window<'_>| {
+                let first = if A::COMPACT { 0 } else { window.cells.first().map_or(0, |&s| s as u32) };
+                best.fill(T::lowest());
+                arg.fill(first);
+                for (tap, &s) in window.cells.iter().enumerate() {
+                    let here = if A::COMPACT { tap as u32 } else { s as u32 };
+                    for ((b, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(&x[s * lanes..][..lanes]) {
+                        let take = v.gt(*b) | v.is_nan();
+                        *b = T::select(take, v, *b);
+                        *a = if take { here } else { *a };
+                    }
+                }
+                out.extend(&best);
+                let empty = window.cells.is_empty();
+                for (index, &a) in args.iter_mut().zip(arg.iter()) {
+                    *index = if empty { A::EMPTY } else { A::from_u32(a) };
+                }
+                indices.extend(&args);
+                Ok(())
+            },
+        );
+    }
     windows.for_each_in(
         outputs,
         #[inline(always)]

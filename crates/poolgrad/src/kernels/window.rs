@@ -362,6 +362,14 @@ impl Windows {
         &self.axes
     }
 
+    /// Whether the windows together read each input cell about once (at most twice on
+    /// average: non-overlapping windows such as 2x2 stride 2), so the input streams from
+    /// memory and the order of the reads decides a channels-last kernel's speed.
+    pub fn read_input_about_once(&self) -> bool {
+        let taps = self.axes.iter().try_fold(1usize, |acc, a| acc.checked_mul(a.total_taps()));
+        taps.is_some_and(|taps| taps <= self.input_volume.saturating_mul(2))
+    }
+
     /// Whether these windows are one window holding every cell of the plane in order
     /// (global pooling, and adaptive or regular windows that reduce a plane to one value):
     /// a kernel may then reduce each plane as one contiguous slice.
