@@ -498,17 +498,19 @@ fn lane_chunks<T: Element>(
     outputs: Range<usize>,
     out: &mut Sink<'_, T>,
 ) -> Result<()> {
-    if lanes >= TAP_MAJOR_LANES && windows.read_input_about_once() {
-        let mut sums = buffer::filled(lanes, T::Acc::zero(), "scratch")?;
-        let mut means = buffer::filled(lanes, T::zero(), "scratch")?;
-        return windows.for_each_in(
-            outputs,
-            #[inline(always)]
-            |_, window: &Window<'_>| {
-                if window.cells.is_empty() {
-                    out.repeat(T::zero(), lanes);
-                    return Ok(());
-                }
+    let tap_major = lanes >= TAP_MAJOR_LANES && windows.read_input_about_once();
+    let scratch_len = if tap_major { lanes } else { 0 };
+    let mut sums = buffer::filled(scratch_len, T::Acc::zero(), "scratch")?;
+    let mut means = buffer::filled(scratch_len, T::zero(), "scratch")?;
+    windows.for_each_in(
+        outputs,
+        #[inline(always)]
+        |_, window: &Window<'_>| {
+            if window.cells.is_empty() {
+                out.repeat(T::zero(), lanes);
+                return Ok(());
+            }
+            if tap_major {
                 sums.fill(T::Acc::zero());
                 for &s in window.cells {
                     for (sum, &v) in sums.iter_mut().zip(&x[s * lanes..][..lanes]) {
@@ -520,29 +522,19 @@ fn lane_chunks<T: Element>(
                     *mean = T::from_acc(sum);
                 }
                 out.extend(&means);
-                Ok(())
-            },
-        );
-    }
-    windows.for_each_in(
-        outputs,
-        #[inline(always)]
-        |_, window: &Window<'_>| {
-            if window.cells.is_empty() {
-                out.repeat(T::zero(), lanes);
                 return Ok(());
             }
             let mut c0 = 0;
             while c0 + LANE_CHUNK <= lanes {
-                let mut sums = [T::Acc::zero(); LANE_CHUNK];
+                let mut chunk_sums = [T::Acc::zero(); LANE_CHUNK];
                 for &s in window.cells {
                     let taps: &[T; LANE_CHUNK] = x[s * lanes + c0..][..LANE_CHUNK].try_into().expect("chunk length");
                     for l in 0..LANE_CHUNK {
-                        sums[l] = sums[l] + taps[l].to_acc();
+                        chunk_sums[l] = chunk_sums[l] + taps[l].to_acc();
                     }
                 }
-                divisor.apply_all::<T>(&mut sums, window.cells.len(), window.axis_counts);
-                out.extend(&sums.map(T::from_acc));
+                divisor.apply_all::<T>(&mut chunk_sums, window.cells.len(), window.axis_counts);
+                out.extend(&chunk_sums.map(T::from_acc));
                 c0 += LANE_CHUNK;
             }
             for lane in c0..lanes {
