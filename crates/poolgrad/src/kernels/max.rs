@@ -100,9 +100,9 @@ pub(crate) fn forward<T: MaxElement, A: Argmax>(
     let (iv, ov) = (windows.input_volume, windows.output_volume);
     // AVX-512 pays on the range-maximum planes (SPPF 5x5 and 13x13 channels-first forward:
     // 1.4-1.5x AVX2) and slows the window loops down (channels-last forward 0.75-0.9x).
-    let isa = simd::current().at_most(Isa::Avx2);
+    let widest = simd::current();
+    let isa = widest.at_most(Isa::Avx2);
     if blocking.lanes == 1 && sparse::worthwhile(windows) {
-        let isa = simd::current();
         let rows = windows.rows()?;
         let row_axis = windows.axes().first().filter(|_| windows.axes().len() == 2);
         return par_blocks2_with(
@@ -112,7 +112,7 @@ pub(crate) fn forward<T: MaxElement, A: Argmax>(
             || Ok(sparse::Scratch::new()),
             |scratch, b, out, indices| {
                 let x = &x[b * iv..][..iv];
-                isa.run(
+                widest.run(
                     #[inline(always)]
                     || sparse::plane::<T, A>(x, &rows, row_axis, scratch, out, indices),
                 )
@@ -329,57 +329,43 @@ fn lane_chunks<T: MaxElement, A: Argmax>(
     out: &mut Sink<'_, T>,
     indices: &mut Sink<'_, A>,
 ) -> Result<()> {
-    if lanes >= TAP_MAJOR_LANES && windows.read_input_about_once() {
-        let mut best = buffer::filled(lanes, T::lowest(), "scratch")?;
-        let mut arg = buffer::filled(lanes, 0u32, "scratch")?;
-        let mut args = buffer::filled(lanes, A::EMPTY, "scratch")?;
-        return windows.for_each_in(
-            outputs,
-            #[inline(always)]
-            |_, window: &Window<'_>| {
-                let first = if A::COMPACT { 0 } else { window.cells.first().map_or(0, |&s| s as u32) };
-                best.fill(T::lowest());
-                arg.fill(first);
-                for (tap, &s) in window.cells.iter().enumerate() {
-                    let here = if A::COMPACT { tap as u32 } else { s as u32 };
-                    for ((b, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(&x[s * lanes..][..lanes]) {
-                        let take = v.gt(*b) | v.is_nan();
-                        *b = T::select(take, v, *b);
-                        *a = if take { here } else { *a };
-                    }
-                }
-                out.extend(&best);
-                let empty = window.cells.is_empty();
-                for (index, &a) in args.iter_mut().zip(arg.iter()) {
-                    *index = if empty { A::EMPTY } else { A::from_u32(a) };
-                }
-                indices.extend(&args);
-                Ok(())
-            },
-        );
-    }
+    let tap_major = lanes >= TAP_MAJOR_LANES && windows.read_input_about_once();
+    let scratch_len = if tap_major { lanes } else { 0 };
+    let mut best = buffer::filled(scratch_len, T::lowest(), "scratch")?;
+    let mut arg = buffer::filled(scratch_len, 0u32, "scratch")?;
+    let mut args = buffer::filled(scratch_len, A::EMPTY, "scratch")?;
     windows.for_each_in(
         outputs,
         #[inline(always)]
         |_, window: &Window<'_>| {
             let first = if A::COMPACT { 0 } else { window.cells.first().map_or(0, |&s| s as u32) };
+            let empty = window.cells.is_empty();
+            let index = |a: u32| if empty { A::EMPTY } else { A::from_u32(a) };
+            if tap_major {
+                best.fill(T::lowest());
+                arg.fill(first);
+                for (tap, &s) in window.cells.iter().enumerate() {
+                    let here = if A::COMPACT { tap as u32 } else { s as u32 };
+                    take_greater(&x[s * lanes..][..lanes], here, &mut best, &mut arg);
+                }
+                out.extend(&best);
+                for (slot, &a) in args.iter_mut().zip(arg.iter()) {
+                    *slot = index(a);
+                }
+                indices.extend(&args);
+                return Ok(());
+            }
             let mut c0 = 0;
             while c0 + LANE_CHUNK <= lanes {
-                let mut best = [T::lowest(); LANE_CHUNK];
-                let mut arg = [first; LANE_CHUNK];
+                let mut chunk_best = [T::lowest(); LANE_CHUNK];
+                let mut chunk_arg = [first; LANE_CHUNK];
                 for (tap, &s) in window.cells.iter().enumerate() {
                     let taps: &[T; LANE_CHUNK] = x[s * lanes + c0..][..LANE_CHUNK].try_into().expect("chunk length");
                     let here = if A::COMPACT { tap as u32 } else { s as u32 };
-                    for l in 0..LANE_CHUNK {
-                        let v = taps[l];
-                        let take = v.gt(best[l]) | v.is_nan();
-                        best[l] = T::select(take, v, best[l]);
-                        arg[l] = if take { here } else { arg[l] };
-                    }
+                    take_greater(taps, here, &mut chunk_best, &mut chunk_arg);
                 }
-                out.extend(&best);
-                let empty = window.cells.is_empty();
-                indices.extend(&arg.map(|a| if empty { A::EMPTY } else { A::from_u32(a) }));
+                out.extend(&chunk_best);
+                indices.extend(&chunk_arg.map(index));
                 c0 += LANE_CHUNK;
             }
             for lane in c0..lanes {
@@ -390,6 +376,18 @@ fn lane_chunks<T: MaxElement, A: Argmax>(
             Ok(())
         },
     )
+}
+
+/// One tap of a window for every lane: where `values` is greater than the running
+/// maximum `best` or NaN (the scan rule of [`reduce`]), it takes its place and `here`
+/// becomes the lane's argument.
+#[inline(always)]
+fn take_greater<T: MaxElement>(values: &[T], here: u32, best: &mut [T], arg: &mut [u32]) {
+    for ((b, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(values) {
+        let take = v.gt(*b) | v.is_nan();
+        *b = T::select(take, v, *b);
+        *a = if take { here } else { *a };
+    }
 }
 
 /// Forward with windows that differ per plane (fractional max pooling):
