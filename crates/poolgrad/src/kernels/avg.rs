@@ -47,6 +47,28 @@ impl Divisor {
         }
     }
 
+    /// `out[i] = values[i] / divisor` (divided in the accumulation type) for every `i`,
+    /// all for the same window: one pass, bitwise the same as [`Self::apply`] per value.
+    #[inline(always)]
+    pub fn divide_into<T: Element>(self, values: &[T], out: &mut [T], valid: usize, axis_counts: &[usize]) {
+        let mut divide_by = |n: usize| {
+            let n = T::count(n);
+            for (o, &v) in out.iter_mut().zip(values) {
+                *o = T::from_acc(v.to_acc() / n);
+            }
+        };
+        match self {
+            Divisor::Padded => divide_by(axis_counts.iter().product()),
+            Divisor::Valid => divide_by(valid),
+            Divisor::Fixed(n) => divide_by(n),
+            Divisor::PerAxis => {
+                for (o, &v) in out.iter_mut().zip(values) {
+                    *o = T::from_acc(axis_counts.iter().fold(v.to_acc(), |v, &c| v / T::count(c)));
+                }
+            }
+        }
+    }
+
     /// The same from counts: `valid` taps, and the padded count per dim.
     #[inline]
     pub fn apply_counts<T: Element>(self, value: T::Acc, valid: usize, axis_counts: &[usize]) -> T::Acc {
@@ -648,25 +670,21 @@ fn gather_block<T: Element>(
     shares: &mut [T],
     grad_in: &mut Sink<'_, T>,
 ) -> Result<()> {
-    let mut acc = buffer::filled(lanes, T::Acc::zero(), "scratch")?;
     let mut shared = 0;
     for cell in 0..covering.input_volume() {
         let outputs = covering.outputs(cell);
         if let Some(&last) = outputs.last().filter(|&&last| last >= shared) {
             let end = last.saturating_add(SHARE_RUN).min(windows.output_volume);
-            window_shares(g, lanes, windows, divisor, shared..end, &mut acc, shares)?;
+            window_shares(g, lanes, windows, divisor, shared..end, shares)?;
             shared = end;
         }
         let mut c0 = 0;
+        while c0 + WIDE_CHUNK <= lanes {
+            gather_chunk::<T, WIDE_CHUNK>(shares, lanes, c0, outputs, grad_in);
+            c0 += WIDE_CHUNK;
+        }
         while c0 + LANE_CHUNK <= lanes {
-            let mut sum = [T::zero(); LANE_CHUNK];
-            for &o in outputs {
-                let share: &[T; LANE_CHUNK] = shares[o * lanes + c0..][..LANE_CHUNK].try_into().expect("chunk length");
-                for l in 0..LANE_CHUNK {
-                    sum[l] = sum[l].add(share[l]);
-                }
-            }
-            grad_in.extend(&sum);
+            gather_chunk::<T, LANE_CHUNK>(shares, lanes, c0, outputs, grad_in);
             c0 += LANE_CHUNK;
         }
         for lane in c0..lanes {
@@ -676,8 +694,32 @@ fn gather_block<T: Element>(
     Ok(())
 }
 
-/// The shares `grad_output / divisor` of the windows `outputs`, for every lane (`acc`:
-/// room for one window's lanes in the accumulation type).
+/// Lanes [`gather_block`] sums at a time where there are enough: four times
+/// [`LANE_CHUNK`], so the index arithmetic of each covering window is shared by more
+/// additions.
+const WIDE_CHUNK: usize = 2 * LANE_CHUNK;
+
+/// Lanes `c0..c0 + W` of one cell in [`gather_block`]: the shares of `outputs` added in
+/// order, from zero.
+#[inline(always)]
+fn gather_chunk<T: Element, const W: usize>(
+    shares: &[T],
+    lanes: usize,
+    c0: usize,
+    outputs: &[usize],
+    grad_in: &mut Sink<'_, T>,
+) {
+    let mut sum = [T::zero(); W];
+    for &o in outputs {
+        let share: &[T; W] = shares[o * lanes + c0..][..W].try_into().expect("chunk length");
+        for l in 0..W {
+            sum[l] = sum[l].add(share[l]);
+        }
+    }
+    grad_in.extend(&sum);
+}
+
+/// The shares `grad_output / divisor` of the windows `outputs`, for every lane.
 #[inline(always)]
 fn window_shares<T: Element>(
     g: &[T],
@@ -685,7 +727,6 @@ fn window_shares<T: Element>(
     windows: &Windows,
     divisor: Divisor,
     outputs: Range<usize>,
-    acc: &mut [T::Acc],
     shares: &mut [T],
 ) -> Result<()> {
     windows.for_each_in(
@@ -697,13 +738,7 @@ fn window_shares<T: Element>(
                 shares.fill(T::zero());
                 return Ok(());
             }
-            for (a, &gv) in acc.iter_mut().zip(&g[o * lanes..][..lanes]) {
-                *a = gv.to_acc();
-            }
-            divisor.apply_all::<T>(acc, window.cells.len(), window.axis_counts);
-            for (share, &a) in shares.iter_mut().zip(acc.iter()) {
-                *share = T::from_acc(a);
-            }
+            divisor.divide_into(&g[o * lanes..][..lanes], shares, window.cells.len(), window.axis_counts);
             Ok(())
         },
     )
