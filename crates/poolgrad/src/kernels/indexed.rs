@@ -46,13 +46,11 @@ pub(crate) fn scatter<T: Element>(
         let idx = &indices[b * narrow_block..][..narrow_block];
         if lanes == 1 {
             // Channels-first: the same order without a chunk per position.
-            for (p, (&v, &i)) in values.iter().zip(idx).enumerate() {
-                if let Some(i) = check(i, sides.wide, b * narrow_block + p)? {
-                    let cell = &mut wide_block[i];
-                    *cell = if accumulate { cell.add(v) } else { v };
-                }
-            }
-            return Ok(());
+            let first = b * narrow_block;
+            return match accumulate {
+                true => scatter_plane(wide_block, values, idx, first, |cell, v| *cell = cell.add(v)),
+                false => scatter_plane(wide_block, values, idx, first, |cell, v| *cell = v),
+            };
         }
         // Position by position, each position's lanes in order (the flat order).
         for (o, (values, idx)) in values.chunks_exact(lanes).zip(idx.chunks_exact(lanes)).enumerate() {
@@ -85,6 +83,29 @@ pub(crate) fn gather<T: Element>(sides: Sides, wide: &[T], indices: &[i64], narr
         }
         Ok(())
     })
+}
+
+/// [`scatter`] of one channels-first plane: `put(&mut cells[i], value)` for each value and
+/// its index `i`, in order; -1 skips the value, any other index outside the plane is an
+/// error (`first`: the position of `values[0]` in the whole array, for the message).
+/// One loop per `put` and one range test per index keep the loop, which runs once per
+/// output, short.
+#[inline(always)]
+fn scatter_plane<T: Copy>(
+    cells: &mut [T],
+    values: &[T],
+    indices: &[i64],
+    first: usize,
+    put: impl Fn(&mut T, T),
+) -> Result<()> {
+    for (p, (&v, &i)) in values.iter().zip(indices).enumerate() {
+        match usize::try_from(i).ok().and_then(|i| cells.get_mut(i)) {
+            Some(cell) => put(cell, v),
+            None if i == -1 => {}
+            None => return Err(PoolError::InvalidIndex { index: i, position: first + p, plane_size: cells.len() }),
+        }
+    }
+    Ok(())
 }
 
 /// The tap a compact argmax names (see `max::Argmax`): `None` for an empty window.
