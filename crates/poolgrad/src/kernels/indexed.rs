@@ -148,12 +148,15 @@ pub(crate) fn scatter_taps<T: Element>(
             };
             if lanes == 1 {
                 // Channels-first: the same order without a lane loop per output.
+                // The window's slice is only formed for an error: a valid tap costs one
+                // range test on the table and one on the plane.
                 for (o, ((&v, &tap), w)) in values.iter().zip(taps).zip(bounds.windows(2)).enumerate() {
-                    let window = &cells[w[0]..w[1]];
-                    match window.get(usize::from(tap)) {
-                        Some(&cell) => wide_block[cell] = wide_block[cell].add(v),
-                        None if window.is_empty() => {}
-                        None => return Err(invalid(o, window)),
+                    let k = w[0] + usize::from(tap);
+                    let cell = cells.get(k).filter(|_| k < w[1]).and_then(|&cell| wide_block.get_mut(cell));
+                    match cell {
+                        Some(cell) => *cell = cell.add(v),
+                        None if w[0] == w[1] => {}
+                        None => return Err(invalid(o, &cells[w[0]..w[1]])),
                     }
                 }
                 return Ok(());
