@@ -580,7 +580,7 @@ fn window_loop_isa() -> Isa {
 ///
 /// Computed as a gather, one write per input cell and no zero-fill pass: each cell sums
 /// the shares of the windows that cover it ([`Covering`]), in output order, so the
-/// additions are the same as the scatter's. Channels-last sums [`LANE_CHUNK`] channels at
+/// additions are the same as the scatter's. Channels-last sums [`WIDE_CHUNK`] channels at
 /// a time; channels-first interleaves [`PLANE_GROUP`] planes to do the same. Windows too
 /// many to tabulate fall back to the scatter.
 pub(crate) fn backward<T: Element>(
@@ -655,8 +655,8 @@ pub(crate) fn backward<T: Element>(
 const SHARE_RUN: usize = 64;
 
 /// One block's backward as a gather: `grad_in[cell] = 0 + share[o1] + share[o2] + ...`
-/// over the windows covering each cell, in output order, [`LANE_CHUNK`] lanes at a time,
-/// the `lanes` values of each cell written in order. Each window's share of its gradient,
+/// over the windows covering each cell, in output order, [`WIDE_CHUNK`] lanes at a time
+/// (then [`LANE_CHUNK`], then one), the `lanes` values of each cell written in order. Each window's share of its gradient,
 /// `grad_output / divisor`, goes into `shares` (room for the block's outputs) just before
 /// the first cell that needs it, [`SHARE_RUN`] windows at a time, so the shares are read
 /// back while they are still in cache.
