@@ -1,8 +1,9 @@
 //! Average pooling kernels: sums in the accumulation type, PyTorch's divisors.
 
 use super::buffer::{self, Out, Sink};
+use super::separable::{self, Reduction};
 use super::window::{chunk_starts, split_phases, Covering, Rows, Window, Windows, RUN_CHUNK};
-use super::{band_outputs, deinterleave_planes, interleave_planes, separable, Path, PLANE_GROUP, TAP_MAJOR_LANES};
+use super::{band_outputs, deinterleave_planes, interleave_planes, Path, PLANE_GROUP, TAP_MAJOR_LANES};
 use super::{par_blocks, par_blocks_accumulating, par_blocks_in_order, par_blocks_with, par_blocks_with_in_order};
 use crate::error::Result;
 use crate::simd::{self, Isa};
@@ -160,7 +161,7 @@ pub(crate) fn forward<T: Element>(
 /// channel count (channels-first planes are interleaved [`PLANE_GROUP`] at a time), so
 /// both layouts give the same bits, as they do for smaller windows.
 pub(crate) fn sums_by_dim(windows: &Windows) -> bool {
-    separable::worthwhile(windows, PLANE_GROUP)
+    separable::worthwhile(windows, PLANE_GROUP, Reduction::Sum)
 }
 
 /// Whether the forward adds each window's taps one at a time in row-major window order

@@ -21,6 +21,7 @@
 //! - planes over 2^32 cells ([`plain`]): [`reduce`] per window and lane.
 
 use super::buffer::{self, Out, Sink};
+use super::separable::Reduction;
 use super::window::{chunk_starts, split_phases, Rows, Window, Windows, RUN_CHUNK};
 use super::{
     band_outputs, deinterleave_planes, interleave_planes, separable, sparse, Path, PLANE_GROUP, TAP_MAJOR_LANES,
@@ -150,7 +151,7 @@ pub(crate) fn forward<T: MaxElement, A: Argmax>(
                     #[inline(always)]
                     || {
                         interleave_planes(x, iv, interleaved)?;
-                        if separable::worthwhile(windows, PLANE_GROUP) {
+                        if separable::worthwhile(windows, PLANE_GROUP, Reduction::Max) {
                             separable::block(interleaved, PLANE_GROUP, windows, stages, best, arg)?;
                         } else {
                             let (best, arg) = (&mut Sink::over(best), &mut Sink::over(arg));
@@ -163,7 +164,7 @@ pub(crate) fn forward<T: MaxElement, A: Argmax>(
                 )
             },
         ),
-        Path::LaneChunks if separable::worthwhile(windows, blocking.lanes) => {
+        Path::LaneChunks if separable::worthwhile(windows, blocking.lanes, Reduction::Max) => {
             let lanes = blocking.lanes;
             par_blocks2_with(
                 out,

@@ -28,17 +28,28 @@ const CHUNK: usize = 16;
 /// The argmax record of a window with no valid tap, while reducing.
 const EMPTY: u32 = u32::MAX;
 
+/// What a separable pass reduces: the maximum (with its argument) or the sum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reduction {
+    /// Max pooling: each direct tap costs a comparison and two selects.
+    Max,
+    /// Average pooling: each direct tap costs one addition.
+    Sum,
+}
+
 /// Whether the separable path pays for these windows with `lanes` interleaved channels:
 /// at least two spatial dims, enough channels to fill the chunks, stages of at most
-/// [`STAGE_LIMIT`] cells, and a count of comparisons well below the direct scan's.
+/// [`STAGE_LIMIT`] cells, and a count of taps well below the direct scan's.
 ///
 /// The direct scan visits every tap of every window: the product over the dims of their
 /// total taps. Reducing dim `d` visits, for each of its windows' taps, every position of
 /// the dims before it (still input) and after it (already output); copying the chunks in
-/// and out adds a visit per input and output cell. Measured on 16x256x40x40 at stride 1:
-/// 5x5 windows cost the same both ways (direct 2.1x the separable count), 7x7 and larger
-/// are faster separable; hence the factor 2.5.
-pub(crate) fn worthwhile(windows: &Windows, lanes: usize) -> bool {
+/// and out adds a visit per input and output cell. Measured on 16x256x40x40 at stride 1,
+/// where 5x5 windows take 2.1x the separable count directly: the sums' direct loop is
+/// cheap enough that 5x5 is faster direct (2x), 7x7 and larger separable, hence the
+/// factor 2.5 for [`Reduction::Sum`]; the maxima's direct loop does more per tap, and 5x5
+/// is 1.3x faster separable, hence the factor 2 for [`Reduction::Max`].
+pub(crate) fn worthwhile(windows: &Windows, lanes: usize, reduction: Reduction) -> bool {
     let axes = windows.axes();
     let direct = axes.iter().try_fold(1usize, |acc, a| acc.checked_mul(a.total_taps()));
     let separable = (0..axes.len()).try_fold(windows.input_volume.saturating_add(windows.output_volume), |acc, d| {
@@ -50,7 +61,10 @@ pub(crate) fn worthwhile(windows: &Windows, lanes: usize) -> bool {
         && lanes >= CHUNK / 2
         && largest_stage(axes, AxisWindows::input, AxisWindows::output).is_some_and(|cells| cells <= STAGE_LIMIT)
         && largest_stage(axes, AxisWindows::output, AxisWindows::input).is_some_and(|cells| cells <= STAGE_LIMIT)
-        && matches!((direct, separable), (Some(d), Some(s)) if s.saturating_mul(5) < d.saturating_mul(2))
+        && matches!((direct, separable), (Some(d), Some(s)) if match reduction {
+            Reduction::Max => s.saturating_mul(2) < d,
+            Reduction::Sum => s.saturating_mul(5) < d.saturating_mul(2),
+        })
 }
 
 /// The most cells a stage may hold: its scratch takes 16 values and 16 `u32` records a
