@@ -4,8 +4,9 @@
 //! compiled three times on x86-64 — for the baseline (SSE2, any x86-64 CPU), for AVX2+FMA
 //! and for AVX-512 (F, BW, VL) — and the widest one the CPU supports runs, except where a
 //! kernel caps it ([`Isa::at_most`]) because a benchmark showed the wider set slower.
-//! Other targets (aarch64: NEON is baseline) use the portable build. Every instruction set gives bitwise the same results: the
-//! loops only compare, select and add in a fixed order.
+//! Other targets (aarch64: NEON is baseline) use the portable build. Every instruction
+//! set gives bitwise the same results: the loops only compare, select and add in a fixed
+//! order.
 //!
 //! [`with_isa`] forces a narrower set on the calling thread, so tests can check each
 //! build and benchmarks can compare them:

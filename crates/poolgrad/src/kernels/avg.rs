@@ -40,11 +40,9 @@ impl Divisor {
             let n = T::count(n);
             values.iter_mut().for_each(|v| *v = *v / n);
         };
-        match self {
-            Divisor::Padded => divide_by(axis_counts.iter().product()),
-            Divisor::Valid => divide_by(valid),
-            Divisor::Fixed(n) => divide_by(n),
-            Divisor::PerAxis => axis_counts.iter().for_each(|&c| divide_by(c)),
+        match self.one_count(valid, axis_counts) {
+            Some(n) => divide_by(n),
+            None => axis_counts.iter().for_each(|&c| divide_by(c)),
         }
     }
 
@@ -52,32 +50,34 @@ impl Divisor {
     /// all for the same window: one pass, bitwise the same as [`Self::apply`] per value.
     #[inline(always)]
     pub fn divide_into<T: Element>(self, values: &[T], out: &mut [T], valid: usize, axis_counts: &[usize]) {
-        let mut divide_by = |n: usize| {
-            let n = T::count(n);
-            for (o, &v) in out.iter_mut().zip(values) {
-                *o = T::from_acc(v.to_acc() / n);
+        let pairs = out.iter_mut().zip(values);
+        match self.one_count(valid, axis_counts) {
+            Some(n) => {
+                let n = T::count(n);
+                pairs.for_each(|(o, &v)| *o = T::from_acc(v.to_acc() / n));
             }
-        };
-        match self {
-            Divisor::Padded => divide_by(axis_counts.iter().product()),
-            Divisor::Valid => divide_by(valid),
-            Divisor::Fixed(n) => divide_by(n),
-            Divisor::PerAxis => {
-                for (o, &v) in out.iter_mut().zip(values) {
-                    *o = T::from_acc(axis_counts.iter().fold(v.to_acc(), |v, &c| v / T::count(c)));
-                }
-            }
+            None => pairs.for_each(|(o, &v)| *o = T::from_acc(self.apply_counts::<T>(v.to_acc(), valid, axis_counts))),
         }
     }
 
     /// The same from counts: `valid` taps, and the padded count per dim.
     #[inline]
     pub fn apply_counts<T: Element>(self, value: T::Acc, valid: usize, axis_counts: &[usize]) -> T::Acc {
+        match self.one_count(valid, axis_counts) {
+            Some(n) => value / T::count(n),
+            None => axis_counts.iter().fold(value, |v, &c| v / T::count(c)),
+        }
+    }
+
+    /// The one count a window's values are divided by, or `None` for
+    /// [`Divisor::PerAxis`], which divides by each dim's count in turn.
+    #[inline(always)]
+    fn one_count(self, valid: usize, axis_counts: &[usize]) -> Option<usize> {
         match self {
-            Divisor::Padded => value / T::count(axis_counts.iter().product()),
-            Divisor::Valid => value / T::count(valid),
-            Divisor::Fixed(n) => value / T::count(n),
-            Divisor::PerAxis => axis_counts.iter().fold(value, |v, &c| v / T::count(c)),
+            Divisor::Padded => Some(axis_counts.iter().product()),
+            Divisor::Valid => Some(valid),
+            Divisor::Fixed(n) => Some(n),
+            Divisor::PerAxis => None,
         }
     }
 }

@@ -45,10 +45,10 @@ pub(crate) enum Reduction {
 /// total taps. Reducing dim `d` visits, for each of its windows' taps, every position of
 /// the dims before it (still input) and after it (already output); copying the chunks in
 /// and out adds a visit per input and output cell. Measured on 16x256x40x40 at stride 1,
-/// where 5x5 windows take about 2x the separable count directly (2.01x): the sums' direct loop is
-/// cheap enough that 5x5 is faster direct (2x), 7x7 and larger separable, hence the
-/// factor 2.5 for [`Reduction::Sum`]; the maxima's direct loop does more per tap, and 5x5
-/// is 1.3x faster separable, hence the factor 2 for [`Reduction::Max`].
+/// where 5x5 windows take about 2x the separable count directly (2.01x): the sums'
+/// direct loop is cheap enough that 5x5 is faster direct (2x), 7x7 and larger separable,
+/// hence the factor 2.5 for [`Reduction::Sum`]; the maxima's direct loop does more per
+/// tap, and 5x5 is 1.3x faster separable, hence the factor 2 for [`Reduction::Max`].
 pub(crate) fn worthwhile(windows: &Windows, lanes: usize, reduction: Reduction) -> bool {
     let axes = windows.axes();
     let direct = axes.iter().try_fold(1usize, |acc, a| acc.checked_mul(a.total_taps()));
