@@ -140,6 +140,30 @@ impl Module for Pool {
     }
 }
 
+impl Pool {
+    /// The gradient with respect to the input, `grad_output` given: the op that
+    /// `loss.backward()` runs for this layer, callable on its own (PyTorch's
+    /// `max_pool2d_with_indices_backward` / `avg_pool2d_backward`). Max pooling
+    /// recomputes the argmax from `xs` with the forward's rule. Differentiable again
+    /// (second order), as in autograd.
+    ///
+    /// ```
+    /// use candle_core::{Device, Module, Tensor};
+    /// use poolgrad_candle::Pool;
+    ///
+    /// let x = Tensor::new(&[[[[1f32, 5., 2., 0.], [3., 4., 8., 8.]]]], &Device::Cpu)?;
+    /// let pool = Pool::max(&[2]);
+    /// let g = Tensor::new(&[[[[10f32, 20.]]]], &Device::Cpu)?;
+    /// let gx = pool.backward(&x, &g)?;
+    /// // Each window's gradient goes to its first maximum.
+    /// assert_eq!(gx.flatten_all()?.to_vec1::<f32>()?, [0., 10., 0., 0., 0., 0., 20., 0.]);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn backward(&self, xs: &Tensor, grad_output: &Tensor) -> Result<Tensor> {
+        xs.contiguous()?.apply_op2(&grad_output.contiguous()?, Backward(self.clone()))
+    }
+}
+
 /// `poolgrad_candle::max_pool2d(&x, 3, 2, 1)`: PyTorch's `max_pool2d(x, 3, 2, 1)`.
 pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
     Pool::max(&[kernel]).stride(&[stride]).padding(&[padding]).forward(x)
@@ -291,7 +315,7 @@ impl CustomOp1 for Forward {
 
     /// poolgrad's exact backward, as an op with a backward of its own.
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(arg.apply_op2(&grad_res.contiguous()?, Backward(self.0.clone()))?))
+        Ok(Some(self.0.backward(arg, grad_res)?))
     }
 }
 

@@ -71,6 +71,10 @@ fn gradients_equal_poolgrads_own() -> Result<()> {
         let (want_y, want_gx) = reference(&xv, &gv);
         assert_eq!(y.flatten_all()?.to_vec1::<f64>()?, want_y, "{name}: forward");
         assert_eq!(gx, want_gx, "{name}: gradient");
+        // The backward op called on its own, the grad-output a strided (transposed) view.
+        let g_strided = g.transpose(0, 1)?.contiguous()?.transpose(0, 1)?;
+        let direct = pool.backward(x.as_tensor(), &g_strided)?.flatten_all()?.to_vec1::<f64>()?;
+        assert_eq!(direct, want_gx, "{name}: Pool::backward");
     }
     Ok(())
 }
