@@ -631,6 +631,35 @@ fn channels_last_images_split_into_blocks() {
     }
 }
 
+/// Large windows over more channels than one pass of the row sums holds: the channels go
+/// in groups (the last one with a partial chunk), within the summation bound of the exact
+/// means, the same bits under every instruction set and as the channels-first layout's.
+#[test]
+fn many_channels_sum_by_dim_in_groups() {
+    let geometry = PoolGeometry::new(&[13, 13]).stride(&[1, 1]).padding(Padding::Symmetric(vec![6, 6]));
+    for (channels, spatial, include) in [(1100usize, [20usize, 20usize], true), (700, [9, 26], false)] {
+        let shape = Shape::new(1, channels, &spatial);
+        let x = Tensor::new(real_values(shape.numel().unwrap(), channels as u64), shape.clone(), Layout::ChannelsLast)
+            .unwrap();
+        let pool = AvgPool::new(geometry.clone()).count_include_pad(include);
+        assert!(!pool.sums_in_window_order(&shape, Layout::ChannelsLast).unwrap());
+        let got = pool.forward(&x.view()).unwrap();
+        check_avg_bound(&x, &geometry, include, None, &got).unwrap();
+        for isa in available() {
+            let again = with_isa(isa, || pool.forward(&x.view())).unwrap();
+            assert!(same_bits(again.data(), got.data()), "{channels} channels, {}", isa.name());
+        }
+        let cells = spatial.iter().product::<usize>();
+        let first: Vec<f32> = (0..channels * cells).map(|i| x.data()[(i % cells) * channels + i / cells]).collect();
+        let x_first = Tensor::new(first, shape.clone(), Layout::ChannelsFirst).unwrap();
+        let y_first = pool.forward(&x_first.view()).unwrap();
+        let out_cells = got.data().len() / channels;
+        let back: Vec<f32> =
+            (0..channels * out_cells).map(|i| y_first.data()[(i % channels) * out_cells + i / channels]).collect();
+        assert!(same_bits(&back, got.data()), "{channels} channels: the layouts differ");
+    }
+}
+
 /// The average backward of `T` (a 16-bit type) under every instruction set: bitwise the
 /// portable build's, and the reference's where the kernel adds in window order.
 fn check_half_avg_backward<T: poolgrad::Element>(

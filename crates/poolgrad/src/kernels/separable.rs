@@ -283,16 +283,48 @@ impl Stage<'_> {
     }
 }
 
-/// Per-job buffers of [`mean_block`]: two stages of chunk sums, and each output's counts.
+/// Per-job buffers of [`mean_block`]: two stages of chunk sums and each output's counts,
+/// or for 2-D planes a ring of row sums and one output's sums.
 pub(crate) struct SumScratch<S> {
     stages: [Vec<S>; 2],
     counts: Vec<usize>,
+    ring: Vec<S>,
+    sums: Vec<S>,
+    slots: Vec<usize>,
 }
 
 impl<S> SumScratch<S> {
     pub fn new() -> Self {
-        SumScratch { stages: [Vec::new(), Vec::new()], counts: Vec::new() }
+        SumScratch {
+            stages: [Vec::new(), Vec::new()],
+            counts: Vec::new(),
+            ring: Vec::new(),
+            sums: Vec::new(),
+            slots: Vec::new(),
+        }
     }
+}
+
+/// The most bytes of row sums a 2-D block keeps ([`mean_block_by_rows`]): half the L2
+/// cache of the machines measured, so the rows stay there while the windows read them.
+const RING_BYTES: usize = 512 << 10;
+
+/// The rows of sums a ring must hold for windows along the first of two dims, rows being
+/// summed in ascending order as the windows need them: the largest span of a window's
+/// taps, when each window's taps ascend and neither its first nor its last tap comes
+/// before the previous window's (true of the windows pooling makes); `None` otherwise.
+fn ring_rows(axis: &AxisWindows) -> Option<usize> {
+    let (mut span, mut previous) = (1, (0, 0));
+    for o in 0..axis.output() {
+        let taps = axis.window(o).0;
+        let (Some(&first), Some(&last)) = (taps.first(), taps.last()) else { continue };
+        if !taps.is_sorted() || first < previous.0 || last < previous.1 {
+            return None;
+        }
+        previous = (first, last);
+        span = span.max(last - first + 1);
+    }
+    Some(span)
 }
 
 /// Average pooling of one channels-last block of `lanes` interleaved channels, each
@@ -314,6 +346,9 @@ pub(crate) fn mean_block<T: Element>(
 ) -> Result<()> {
     let axes = windows.axes();
     let rank = axes.len();
+    if let ([rows, cols], Some(ring)) = (axes, axes.first().and_then(ring_rows)) {
+        return mean_block_by_rows(x, lanes, [rows, cols], ring, divisor, scratch, out);
+    }
     let largest = largest_stage(axes, AxisWindows::input, AxisWindows::output)
         .ok_or(PoolError::Overflow { what: "separable stage" })?;
     let len = largest.saturating_mul(CHUNK);
@@ -384,6 +419,100 @@ pub(crate) fn mean_block<T: Element>(
         }
     }
     Ok(())
+}
+
+/// [`mean_block`] of a 2-D block, a row at a time: each input row's sums along the last
+/// dim go into a ring of `ring` rows, in ascending row order as the windows of the output
+/// rows need them, and each output sums its window's rows of the ring. The additions are
+/// [`mean_block`]'s, in its order (each from zero, taps in order), so the bits are too;
+/// but every input row is read once, front to back, with all (up to [`RING_BYTES`] worth
+/// of) channels in the inner loop, where the chunked stages read 16 channels at a time
+/// at the stride of a cell.
+#[inline(always)]
+fn mean_block_by_rows<T: Element>(
+    x: &[T],
+    lanes: usize,
+    [rows, cols]: [&AxisWindows; 2],
+    ring: usize,
+    divisor: Divisor,
+    scratch: &mut SumScratch<T::Acc>,
+    out: &mut [T],
+) -> Result<()> {
+    let (width, outputs) = (cols.input(), cols.output());
+    let row_cells = ring.saturating_mul(outputs).max(1);
+    let affordable = RING_BYTES / size_of::<T::Acc>() / row_cells / CHUNK * CHUNK;
+    let group = lanes.min(affordable.max(CHUNK));
+    buffer::resize(&mut scratch.ring, row_cells.saturating_mul(group), T::Acc::zero(), "row sums")?;
+    buffer::resize(&mut scratch.sums, outputs.saturating_mul(group), T::Acc::zero(), "row sums")?;
+    for l0 in (0..lanes).step_by(group) {
+        let group = group.min(lanes - l0);
+        let slot = |row: usize| (row % ring) * outputs * group;
+        let mut next_row = 0;
+        for y in 0..rows.output() {
+            let (row_taps, row_padded) = rows.window(y);
+            if let (Some(&first), Some(&last)) = (row_taps.first(), row_taps.last()) {
+                for r in next_row.max(first)..=last {
+                    let input_row = &x[r * width * lanes..][..width * lanes];
+                    let sums = &mut scratch.ring[slot(r)..][..outputs * group];
+                    for (o, sums) in sums.chunks_exact_mut(group).enumerate() {
+                        let taps = cols.window(o).0;
+                        sum_taps(sums, taps.iter().map(|&c| &input_row[c * lanes + l0..][..group]), T::to_acc);
+                    }
+                }
+                next_row = next_row.max(last + 1);
+            }
+            // Every output of the row at once: the window's rows of the ring added in
+            // order, from zero, over the whole row.
+            let sums = &mut scratch.sums[..outputs * group];
+            scratch.slots.clear();
+            scratch.slots.extend(row_taps.iter().map(|&r| slot(r)));
+            let ring = &scratch.ring;
+            sum_taps(sums, scratch.slots.iter().map(|&at| &ring[at..][..outputs * group]), |v| v);
+            for (o, means) in sums.chunks_exact_mut(group).enumerate() {
+                let (col_taps, col_padded) = cols.window(o);
+                let out = &mut out[(y * outputs + o) * lanes + l0..][..group];
+                let valid = row_taps.len() * col_taps.len();
+                if valid == 0 {
+                    out.fill(T::zero());
+                    continue;
+                }
+                divisor.apply_all::<T>(means, valid, &[row_padded, col_padded]);
+                for (out, &mean) in out.iter_mut().zip(means.iter()) {
+                    *out = T::from_acc(mean);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `sums[l] = 0 + taps[0][l] + taps[1][l] + ...` (each converted by `to`), in order, for
+/// every lane `l`; [`CHUNK`] lanes at a time in registers.
+#[inline(always)]
+fn sum_taps<'a, V: Copy + 'a, S: num_traits::Float>(
+    sums: &mut [S],
+    taps: impl Iterator<Item = &'a [V]> + Clone,
+    to: impl Fn(V) -> S,
+) {
+    let start = sums.len() / CHUNK * CHUNK;
+    let mut chunks = sums.chunks_exact_mut(CHUNK);
+    for (k, chunk) in (&mut chunks).enumerate() {
+        let mut acc = [S::zero(); CHUNK];
+        for tap in taps.clone() {
+            let v: &[V; CHUNK] = tap[k * CHUNK..][..CHUNK].try_into().expect("chunk length");
+            for l in 0..CHUNK {
+                acc[l] = acc[l] + to(v[l]);
+            }
+        }
+        chunk.copy_from_slice(&acc);
+    }
+    let rest = chunks.into_remainder();
+    rest.fill(S::zero());
+    for tap in taps {
+        for (s, &v) in rest.iter_mut().zip(&tap[start..]) {
+            *s = *s + to(v);
+        }
+    }
 }
 
 /// The sums along the last dim of channels `c0..c0 + CHUNK` of a block of `rows` rows,
