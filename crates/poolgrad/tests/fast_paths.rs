@@ -633,7 +633,8 @@ fn channels_last_images_split_into_blocks() {
 
 /// Large windows over more channels than one pass of the row sums holds: the channels go
 /// in groups (the last one with a partial chunk), within the summation bound of the exact
-/// means, the same bits under every instruction set and as the channels-first layout's.
+/// means and gradients, the same bits under every instruction set and as the
+/// channels-first layout's; f16 the same bits under every instruction set.
 #[test]
 fn many_channels_sum_by_dim_in_groups() {
     let geometry = PoolGeometry::new(&[13, 13]).stride(&[1, 1]).padding(Padding::Symmetric(vec![6, 6]));
@@ -657,6 +658,34 @@ fn many_channels_sum_by_dim_in_groups() {
         let back: Vec<f32> =
             (0..channels * out_cells).map(|i| y_first.data()[(i % channels) * out_cells + i / channels]).collect();
         assert!(same_bits(&back, got.data()), "{channels} channels: the layouts differ");
+        let g = Tensor::new(real_values(got.data().len(), 3), got.shape().clone(), Layout::ChannelsLast).unwrap();
+        let gx = pool.backward(&x.view(), &g.view()).unwrap();
+        check_avg_grad_bound(&x, &g, &geometry, include, None, &gx).unwrap();
+        for isa in available() {
+            let again = with_isa(isa, || pool.backward(&x.view(), &g.view())).unwrap();
+            assert!(same_bits(again.data(), gx.data()), "{channels} channels, backward {}", isa.name());
+        }
+        let g_first: Vec<f32> =
+            (0..channels * out_cells).map(|i| g.data()[(i % out_cells) * channels + i / out_cells]).collect();
+        let g_first = Tensor::new(g_first, y_first.shape().clone(), Layout::ChannelsFirst).unwrap();
+        let gx_first = pool.backward(&x_first.view(), &g_first.view()).unwrap();
+        let back: Vec<f32> =
+            (0..channels * cells).map(|i| gx_first.data()[(i % channels) * cells + i / channels]).collect();
+        assert!(same_bits(&back, gx.data()), "{channels} channels: the layouts' gradients differ");
+        let half = |t: &Tensor<f32>| {
+            let data = t.data().iter().map(|&v| poolgrad::f16::from_f32(v)).collect();
+            Tensor::new(data, t.shape().clone(), t.layout()).unwrap()
+        };
+        let (x16, g16) = (half(&x), half(&g));
+        let portable = |f: &dyn Fn() -> Vec<poolgrad::f16>| with_isa(poolgrad::simd::Isa::Portable, f);
+        let y16 = portable(&|| pool.forward(&x16.view()).unwrap().into_data());
+        let gx16 = portable(&|| pool.backward(&x16.view(), &g16.view()).unwrap().into_data());
+        for isa in available() {
+            let y = with_isa(isa, || pool.forward(&x16.view())).unwrap();
+            let gx = with_isa(isa, || pool.backward(&x16.view(), &g16.view())).unwrap();
+            assert!(y.data().iter().zip(&y16).all(|(a, b)| a.to_bits() == b.to_bits()), "f16 {}", isa.name());
+            assert!(gx.data().iter().zip(&gx16).all(|(a, b)| a.to_bits() == b.to_bits()), "f16 {}", isa.name());
+        }
     }
 }
 

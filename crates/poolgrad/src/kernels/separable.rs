@@ -314,9 +314,15 @@ const RING_BYTES: usize = 512 << 10;
 /// taps, when each window's taps ascend and neither its first nor its last tap comes
 /// before the previous window's (true of the windows pooling makes); `None` otherwise.
 fn ring_rows(axis: &AxisWindows) -> Option<usize> {
+    ring_span(axis.output(), |o| axis.window(o).0)
+}
+
+/// The largest span of `lists(0), ..., lists(n - 1)` if each ascends and neither its first
+/// nor its last element comes before the previous list's; `None` otherwise.
+fn ring_span<'a>(n: usize, lists: impl Fn(usize) -> &'a [usize]) -> Option<usize> {
     let (mut span, mut previous) = (1, (0, 0));
-    for o in 0..axis.output() {
-        let taps = axis.window(o).0;
+    for o in 0..n {
+        let taps = lists(o);
         let (Some(&first), Some(&last)) = (taps.first(), taps.last()) else { continue };
         if !taps.is_sorted() || first < previous.0 || last < previous.1 {
             return None;
@@ -487,31 +493,48 @@ fn mean_block_by_rows<T: Element>(
 }
 
 /// `sums[l] = 0 + taps[0][l] + taps[1][l] + ...` (each converted by `to`), in order, for
-/// every lane `l`; [`CHUNK`] lanes at a time in registers.
+/// every lane `l`; [`WIDE_BLOCK`] lanes at a time in registers, then [`CHUNK`].
 #[inline(always)]
 fn sum_taps<'a, V: Copy + 'a, S: num_traits::Float>(
     sums: &mut [S],
     taps: impl Iterator<Item = &'a [V]> + Clone,
+    to: impl Fn(V) -> S + Copy,
+) {
+    let wide = sums.len() / WIDE_BLOCK * WIDE_BLOCK;
+    let narrow = sums.len() / CHUNK * CHUNK;
+    sum_taps_in_blocks::<WIDE_BLOCK, _, _>(&mut sums[..wide], 0, taps.clone(), to);
+    sum_taps_in_blocks::<CHUNK, _, _>(&mut sums[wide..narrow], wide, taps.clone(), to);
+    let rest = &mut sums[narrow..];
+    rest.fill(S::zero());
+    for tap in taps {
+        for (s, &v) in rest.iter_mut().zip(&tap[narrow..]) {
+            *s = *s + to(v);
+        }
+    }
+}
+
+/// Lanes [`sum_taps`] adds together in registers: the bounds of each tap's slice are
+/// checked once per this many additions.
+const WIDE_BLOCK: usize = 4 * CHUNK;
+
+/// [`sum_taps`] of `sums` (a multiple of `W` lanes), which start at lane `offset` of
+/// every tap.
+#[inline(always)]
+fn sum_taps_in_blocks<'a, const W: usize, V: Copy + 'a, S: num_traits::Float>(
+    sums: &mut [S],
+    offset: usize,
+    taps: impl Iterator<Item = &'a [V]> + Clone,
     to: impl Fn(V) -> S,
 ) {
-    let start = sums.len() / CHUNK * CHUNK;
-    let mut chunks = sums.chunks_exact_mut(CHUNK);
-    for (k, chunk) in (&mut chunks).enumerate() {
-        let mut acc = [S::zero(); CHUNK];
+    for (k, block) in sums.chunks_exact_mut(W).enumerate() {
+        let mut acc = [S::zero(); W];
         for tap in taps.clone() {
-            let v: &[V; CHUNK] = tap[k * CHUNK..][..CHUNK].try_into().expect("chunk length");
-            for l in 0..CHUNK {
+            let v: &[V; W] = tap[offset + k * W..][..W].try_into().expect("block length");
+            for l in 0..W {
                 acc[l] = acc[l] + to(v[l]);
             }
         }
-        chunk.copy_from_slice(&acc);
-    }
-    let rest = chunks.into_remainder();
-    rest.fill(S::zero());
-    for tap in taps {
-        for (s, &v) in rest.iter_mut().zip(&tap[start..]) {
-            *s = *s + to(v);
-        }
+        block.copy_from_slice(&acc);
     }
 }
 
@@ -574,15 +597,27 @@ fn sum_stage<S: num_traits::Float>(
 }
 
 /// Per-job buffers of [`share_block`]: two stages of chunk sums, and per dim, for each
-/// input coordinate, the outputs whose windows cover it.
+/// input coordinate, the outputs whose windows cover it; for 2-D planes a ring of rows
+/// of gathered shares, one row of shares and one of sums.
 pub(crate) struct ShareScratch<S> {
     stages: [Vec<S>; 2],
     covering: Vec<Covering>,
+    ring: Vec<S>,
+    shares: Vec<S>,
+    sums: Vec<S>,
+    slots: Vec<usize>,
 }
 
 impl<S> ShareScratch<S> {
     pub fn new() -> Self {
-        ShareScratch { stages: [Vec::new(), Vec::new()], covering: Vec::new() }
+        ShareScratch {
+            stages: [Vec::new(), Vec::new()],
+            covering: Vec::new(),
+            ring: Vec::new(),
+            shares: Vec::new(),
+            sums: Vec::new(),
+            slots: Vec::new(),
+        }
     }
 }
 
@@ -638,15 +673,21 @@ pub(crate) fn share_block<T: Element>(
 ) -> Result<()> {
     let axes = windows.axes();
     let rank = axes.len();
+    scratch.covering.clear();
+    for axis in axes {
+        scratch.covering.push(Covering::of(axis)?);
+    }
+    if let [rows, cols] = axes {
+        let covering = &scratch.covering[0];
+        if let Some(ring) = ring_span(rows.input(), |c| covering.outputs(c)) {
+            return share_block_by_rows(grad_out, lanes, [rows, cols], ring, divisor, scratch, grad_in);
+        }
+    }
     let largest = largest_stage(axes, AxisWindows::output, AxisWindows::input)
         .ok_or(PoolError::Overflow { what: "separable stage" })?;
     let len = largest.saturating_mul(CHUNK);
     for stage in &mut scratch.stages {
         buffer::resize(stage, len, T::Acc::zero(), "separable stage")?;
-    }
-    scratch.covering.clear();
-    for axis in axes {
-        scratch.covering.push(Covering::of(axis)?);
     }
     // Each output's share, rounded to T: the direct path's terms.
     let mut position = vec![0usize; rank];
@@ -692,6 +733,80 @@ pub(crate) fn share_block<T: Element>(
         for (cell, sums) in scratch.stages[from].chunks_exact(CHUNK).take(windows.input_volume).enumerate() {
             for (g, &s) in grad_in[cell * lanes + c0..][..width].iter_mut().zip(sums) {
                 *g = T::from_acc(s);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`share_block`] of a 2-D block, a row at a time: each output row's shares, gathered
+/// along the last dim, go into a ring of `ring` rows, in ascending order as the input
+/// rows need them, and each input row sums the rows of the windows covering it. The
+/// additions are [`share_block`]'s, in its order, so the bits are too; but `grad_out` is
+/// read and `grad_in` written once, front to back, with all (up to [`RING_BYTES`] worth
+/// of) channels in the inner loop.
+#[inline(always)]
+fn share_block_by_rows<T: Element>(
+    grad_out: &[T],
+    lanes: usize,
+    [rows, cols]: [&AxisWindows; 2],
+    ring: usize,
+    divisor: Divisor,
+    scratch: &mut ShareScratch<T::Acc>,
+    grad_in: &mut [T],
+) -> Result<()> {
+    let (width, outputs) = (cols.input(), cols.output());
+    let row_cells = ring.saturating_mul(width).max(1);
+    let affordable = RING_BYTES / size_of::<T::Acc>() / row_cells / CHUNK * CHUNK;
+    let group = lanes.min(affordable.max(CHUNK));
+    buffer::resize(&mut scratch.ring, row_cells.saturating_mul(group), T::Acc::zero(), "row sums")?;
+    buffer::resize(&mut scratch.shares, outputs.saturating_mul(group), T::Acc::zero(), "row sums")?;
+    buffer::resize(&mut scratch.sums, width.saturating_mul(group), T::Acc::zero(), "row sums")?;
+    let [covering_rows, covering_cols] = &scratch.covering[..] else {
+        return Err(PoolError::Internal { what: "a 2-D block without two covering tables" });
+    };
+    for l0 in (0..lanes).step_by(group) {
+        let group = group.min(lanes - l0);
+        let slot = |row: usize| (row % ring) * width * group;
+        let mut next_row = 0;
+        for y in 0..rows.input() {
+            let covering = covering_rows.outputs(y);
+            if let (Some(&first), Some(&last)) = (covering.first(), covering.last()) {
+                for r in next_row.max(first)..=last {
+                    // Output row r's shares, each rounded to T (the direct path's terms)...
+                    let (row_taps, row_padded) = rows.window(r);
+                    for (o, shares) in scratch.shares[..outputs * group].chunks_exact_mut(group).enumerate() {
+                        let (col_taps, col_padded) = cols.window(o);
+                        let g = &grad_out[(r * outputs + o) * lanes + l0..][..group];
+                        for (share, v) in shares.iter_mut().zip(g) {
+                            *share = v.to_acc();
+                        }
+                        let valid = row_taps.len() * col_taps.len();
+                        if valid > 0 {
+                            divisor.apply_all::<T>(shares, valid, &[row_padded, col_padded]);
+                        }
+                        for share in shares.iter_mut() {
+                            *share = T::from_acc(*share).to_acc();
+                        }
+                    }
+                    // ... gathered along the last dim into the ring.
+                    let gathered = &mut scratch.ring[slot(r)..][..width * group];
+                    let shares = &scratch.shares;
+                    for (c, sums) in gathered.chunks_exact_mut(group).enumerate() {
+                        let from = covering_cols.outputs(c);
+                        sum_taps(sums, from.iter().map(|&o| &shares[o * group..][..group]), |v| v);
+                    }
+                }
+                next_row = next_row.max(last + 1);
+            }
+            scratch.slots.clear();
+            scratch.slots.extend(covering.iter().map(|&r| slot(r)));
+            let (ring, sums) = (&scratch.ring, &mut scratch.sums[..width * group]);
+            sum_taps(sums, scratch.slots.iter().map(|&at| &ring[at..][..width * group]), |v| v);
+            for (c, sums) in sums.chunks_exact(group).enumerate() {
+                for (g, &s) in grad_in[(y * width + c) * lanes + l0..][..group].iter_mut().zip(sums) {
+                    *g = T::from_acc(s);
+                }
             }
         }
     }
