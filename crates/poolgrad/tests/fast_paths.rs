@@ -311,12 +311,13 @@ proptest! {
 /// Windows large enough for the separable path (one dim at a time): 2-D and 3-D, both
 /// layouts (channels-first planes without long rows are interleaved 16 at a time),
 /// kernels up to 13 with stride 1 (the SPPF case), dilation, padding, ceil mode, 1–40
-/// channels (chunk remainders, and too few channels for the path).
+/// channels (chunk remainders, and too few channels for the path), 2-D planes up to 24
+/// cells a side.
 fn separable_windows() -> impl Strategy<Value = Request> {
     (2..=3usize)
         .prop_flat_map(|rank| {
             (
-                prop::collection::vec(1..=14usize, rank),
+                prop::collection::vec(1..=24usize, rank),
                 prop::collection::vec(1..=13usize, rank),
                 prop::collection::vec(1..=2usize, rank),
                 prop::collection::vec(1..=2usize, rank),
@@ -329,6 +330,8 @@ fn separable_windows() -> impl Strategy<Value = Request> {
         .prop_map(|(spatial, kernel, stride, dilation, pads, ceil, last, channels)| {
             let rank = kernel.len();
             let kernel: Vec<usize> = kernel.iter().map(|&k| if rank == 3 { k.min(5) } else { k }).collect();
+            // 2-D planes up to 24 wide, so 13-tap windows have complete runs too.
+            let spatial: Vec<usize> = spatial.iter().map(|&n| if rank == 3 { n.min(14) } else { n }).collect();
             let stride: Vec<usize> = stride.iter().map(|&s| if ceil { s } else { s.min(1) }).collect();
             let begin = pads[..rank].iter().zip(&kernel).map(|(p, k)| p % (k / 2 + 1)).collect();
             let end = pads[rank..].iter().zip(&kernel).map(|(p, k)| p % (k / 2 + 1)).collect();

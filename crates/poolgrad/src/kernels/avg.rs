@@ -173,7 +173,9 @@ pub(crate) fn sums_in_window_order(blocking: Blocking, windows: &Windows) -> boo
     !whole_channels_first_plane && !sums_by_dim(windows)
 }
 
-/// The forward through [`separable::mean_block`].
+/// The forward through [`separable::mean_block`], or for channels-first 2-D planes whose
+/// columns have complete stride-1 windows [`separable::mean_plane`], a plane at a time
+/// with no interleaving (the same bits).
 fn separable_means<T: Element>(
     x: &[T],
     blocking: Blocking,
@@ -182,6 +184,22 @@ fn separable_means<T: Element>(
     out: Out<'_, T>,
 ) -> Result<()> {
     let (iv, ov) = (windows.input_volume, windows.output_volume);
+    if let (1, Some(plan)) = (blocking.lanes, separable::PlanePlan::of(windows)) {
+        // AVX-512 measured 0.93-0.98x the AVX2 build here (f16 1.01x).
+        let isa = window_loop_isa();
+        return par_blocks_with_in_order(
+            out,
+            ov,
+            || Ok(separable::PlaneScratch::new()),
+            |scratch, p, out| {
+                let x = &x[p * iv..][..iv];
+                isa.run(
+                    #[inline(always)]
+                    || separable::mean_plane(x, windows, plan, divisor, scratch, out),
+                )
+            },
+        );
+    }
     by_lane_blocks(
         x,
         iv,

@@ -13,11 +13,17 @@
 //!
 //! So values and indices are bitwise those of the direct loop. Channels are processed
 //! [`CHUNK`] at a time; each chunk's intermediate maxima stay in a per-job scratch.
+//!
+//! Average pooling of 2-D planes goes a row at a time instead ([`mean_block_by_rows`],
+//! [`share_block_by_rows`], and [`mean_plane`] for channels-first planes), through a ring
+//! of row sums: every input row is read once, front to back, and the additions are those
+//! of the chunked stages, in the same order, so the bits are too.
 
 use super::avg::Divisor;
 use super::buffer;
+use super::buffer::Sink;
 use super::max::Argmax;
-use super::window::{AxisWindows, Windows};
+use super::window::{AxisWindows, Interior, Windows};
 use crate::error::{PoolError, Result};
 use crate::tensor::{Element, MaxElement};
 use num_traits::Zero;
@@ -492,8 +498,137 @@ fn mean_block_by_rows<T: Element>(
     Ok(())
 }
 
+/// How [`mean_plane`] reads a channels-first 2-D plane: the ring's rows, and the run of
+/// complete stride-1 windows along the columns whose row sums it vectorises.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlanePlan {
+    ring: usize,
+    interior: Interior,
+}
+
+impl PlanePlan {
+    /// The plan for these windows, when they are 2-D, their rows fit a ring and the
+    /// columns have a run of complete windows at stride 1.
+    pub fn of(windows: &Windows) -> Option<Self> {
+        let [rows, cols] = windows.axes() else { return None };
+        let interior = cols.interior.filter(|run| run.stride == 1 && run.offset <= 0)?;
+        Some(PlanePlan { ring: ring_rows(rows)?, interior })
+    }
+}
+
+/// Per-job buffers of [`mean_plane`]: the ring of row sums, one output row's sums and
+/// means, and the ring slots of a window's rows.
+pub(crate) struct PlaneScratch<T: Element> {
+    /// Runs of columns with the same counts: (end, valid taps, padded taps).
+    runs: Vec<(usize, usize, usize)>,
+    padded: Vec<T::Acc>,
+    ring: Vec<T::Acc>,
+    sums: Vec<T::Acc>,
+    means: Vec<T>,
+    /// Each input row's place in the ring, and those of one window's rows.
+    slots: Vec<usize>,
+    window_slots: Vec<usize>,
+}
+
+impl<T: Element> PlaneScratch<T> {
+    pub fn new() -> Self {
+        PlaneScratch {
+            runs: Vec::new(),
+            padded: Vec::new(),
+            ring: Vec::new(),
+            sums: Vec::new(),
+            means: Vec::new(),
+            slots: Vec::new(),
+            window_slots: Vec::new(),
+        }
+    }
+}
+
+/// [`mean_block`] of one channels-first 2-D plane, without interleaving planes: each
+/// input row's sums along the columns go into a ring of rows, the interior run's windows
+/// a tap at a time across all of them, the others a window at a time; each output row
+/// sums its window's rows of the ring, and is divided run by run of equal counts and
+/// written out in order. The same additions in the same order as [`mean_block`] on
+/// interleaved planes, so the same bits.
+#[inline(always)]
+pub(crate) fn mean_plane<T: Element>(
+    x: &[T],
+    windows: &Windows,
+    plan: PlanePlan,
+    divisor: Divisor,
+    scratch: &mut PlaneScratch<T>,
+    out: &mut Sink<'_, T>,
+) -> Result<()> {
+    let [rows, cols] = windows.axes() else {
+        return Err(PoolError::Internal { what: "a plane plan for other than 2-D" });
+    };
+    let (width, outputs, ring, run) = (cols.input(), cols.output(), plan.ring, plan.interior);
+    buffer::resize(&mut scratch.ring, ring.saturating_mul(outputs), T::Acc::zero(), "row sums")?;
+    buffer::resize(&mut scratch.sums, outputs, T::Acc::zero(), "row sums")?;
+    buffer::resize(&mut scratch.means, outputs, T::zero(), "row sums")?;
+    // Each input row goes into a row of zeros that reaches every tap of every window, at
+    // the offset of the padding before it: the taps outside the input add +0, which
+    // changes no sum that starts from +0, so each window adds its valid taps in order.
+    let begin = run.offset.unsigned_abs();
+    let reach =
+        (outputs.saturating_sub(1)).saturating_add(run.kernel.saturating_sub(1).saturating_mul(run.dilation)) + 1;
+    buffer::resize(&mut scratch.padded, reach.max(begin.saturating_add(width)), T::Acc::zero(), "row sums")?;
+    scratch.padded.fill(T::Acc::zero());
+    // Each input row's place in the ring, and the runs of columns whose windows have the
+    // same counts (so the same divisor).
+    scratch.slots.clear();
+    scratch.slots.extend((0..rows.input()).map(|r| (r % ring) * outputs));
+    scratch.runs.clear();
+    for o in 0..outputs {
+        let (taps, padded) = cols.window(o);
+        match scratch.runs.last_mut() {
+            Some(run) if (run.1, run.2) == (taps.len(), padded) => run.0 = o + 1,
+            _ => scratch.runs.push((o + 1, taps.len(), padded)),
+        }
+    }
+    let mut next_row = 0;
+    for y in 0..rows.output() {
+        let (row_taps, row_padded) = rows.window(y);
+        if let (Some(&first), Some(&last)) = (row_taps.first(), row_taps.last()) {
+            for r in next_row.max(first)..=last {
+                let padded = &mut scratch.padded;
+                for (p, v) in padded[begin..][..width].iter_mut().zip(&x[r * width..][..width]) {
+                    *p = v.to_acc();
+                }
+                let sums = &mut scratch.ring[scratch.slots[r]..][..outputs];
+                let padded = &scratch.padded;
+                sum_taps(sums, (0..run.kernel).map(|j| &padded[j * run.dilation..][..outputs]), |v| v);
+            }
+            next_row = next_row.max(last + 1);
+        }
+        scratch.window_slots.clear();
+        scratch.window_slots.extend(row_taps.iter().map(|&r| scratch.slots[r]));
+        let (ring, sums) = (&scratch.ring, &mut scratch.sums[..outputs]);
+        sum_taps(sums, scratch.window_slots.iter().map(|&at| &ring[at..][..outputs]), |v| v);
+        // Divided run by run of windows with the same counts (one division each).
+        let mut o = 0;
+        for &(end, col_len, col_padded) in &scratch.runs {
+            let valid = row_taps.len() * col_len;
+            let means = &mut scratch.means[o..end];
+            if valid == 0 {
+                means.fill(T::zero());
+            } else {
+                let sums = &mut sums[o..end];
+                divisor.apply_all::<T>(sums, valid, &[row_padded, col_padded]);
+                for (mean, &sum) in means.iter_mut().zip(sums.iter()) {
+                    *mean = T::from_acc(sum);
+                }
+            }
+            o = end;
+        }
+        out.extend(&scratch.means[..outputs]);
+    }
+    Ok(())
+}
+
 /// `sums[l] = 0 + taps[0][l] + taps[1][l] + ...` (each converted by `to`), in order, for
-/// every lane `l`; [`WIDE_BLOCK`] lanes at a time in registers, then [`CHUNK`].
+/// every lane `l`; [`WIDE_BLOCK`] lanes at a time in registers, then [`CHUNK`], then
+/// half that, then one.
 #[inline(always)]
 fn sum_taps<'a, V: Copy + 'a, S: num_traits::Float>(
     sums: &mut [S],
@@ -502,14 +637,12 @@ fn sum_taps<'a, V: Copy + 'a, S: num_traits::Float>(
 ) {
     let wide = sums.len() / WIDE_BLOCK * WIDE_BLOCK;
     let narrow = sums.len() / CHUNK * CHUNK;
+    let half = sums.len() / (CHUNK / 2) * (CHUNK / 2);
     sum_taps_in_blocks::<WIDE_BLOCK, _, _>(&mut sums[..wide], 0, taps.clone(), to);
     sum_taps_in_blocks::<CHUNK, _, _>(&mut sums[wide..narrow], wide, taps.clone(), to);
-    let rest = &mut sums[narrow..];
-    rest.fill(S::zero());
-    for tap in taps {
-        for (s, &v) in rest.iter_mut().zip(&tap[narrow..]) {
-            *s = *s + to(v);
-        }
+    sum_taps_in_blocks::<{ CHUNK / 2 }, _, _>(&mut sums[narrow..half], narrow, taps.clone(), to);
+    for (l, s) in sums.iter_mut().enumerate().skip(half) {
+        *s = taps.clone().fold(S::zero(), |acc, tap| acc + to(tap[l]));
     }
 }
 
