@@ -318,6 +318,14 @@ impl<S> SumScratch<S> {
 /// channels, then 16) and 1.2-1.8x faster than 128 KiB (64 at a time).
 const RING_BYTES: usize = 1 << 20;
 
+/// The cells of a ring of `ring` rows of `row_len` cells, and how many of `lanes`
+/// channels a pass fills it with: as many as [`RING_BYTES`] holds, at least [`CHUNK`].
+fn ring_lanes<S>(ring: usize, row_len: usize, lanes: usize) -> (usize, usize) {
+    let cells = ring.saturating_mul(row_len).max(1);
+    let affordable = RING_BYTES / size_of::<S>() / cells / CHUNK * CHUNK;
+    (cells, lanes.min(affordable.max(CHUNK)))
+}
+
 /// The rows of sums a ring must hold for windows along the first of two dims, rows being
 /// summed in ascending order as the windows need them: the largest span of a window's
 /// taps, when each window's taps ascend and neither its first nor its last tap comes
@@ -454,9 +462,7 @@ fn mean_block_by_rows<T: Element>(
     out: &mut [T],
 ) -> Result<()> {
     let (width, outputs) = (cols.input(), cols.output());
-    let row_cells = ring.saturating_mul(outputs).max(1);
-    let affordable = RING_BYTES / size_of::<T::Acc>() / row_cells / CHUNK * CHUNK;
-    let group = lanes.min(affordable.max(CHUNK));
+    let (row_cells, group) = ring_lanes::<T::Acc>(ring, outputs, lanes);
     buffer::resize(&mut scratch.ring, row_cells.saturating_mul(group), T::Acc::zero(), "row sums")?;
     buffer::resize(&mut scratch.sums, outputs.saturating_mul(group), T::Acc::zero(), "row sums")?;
     for l0 in (0..lanes).step_by(group) {
@@ -892,9 +898,7 @@ fn share_block_by_rows<T: Element>(
     grad_in: &mut [T],
 ) -> Result<()> {
     let (width, outputs) = (cols.input(), cols.output());
-    let row_cells = ring.saturating_mul(width).max(1);
-    let affordable = RING_BYTES / size_of::<T::Acc>() / row_cells / CHUNK * CHUNK;
-    let group = lanes.min(affordable.max(CHUNK));
+    let (row_cells, group) = ring_lanes::<T::Acc>(ring, width, lanes);
     buffer::resize(&mut scratch.ring, row_cells.saturating_mul(group), T::Acc::zero(), "row sums")?;
     // Columns with complete stride-1 windows: an input cell's covering windows, in
     // order, are the `kernel` outputs `c + pad - (kernel - 1 - i)·dilation` for `i` in
