@@ -319,11 +319,12 @@ impl<S> SumScratch<S> {
 const RING_BYTES: usize = 1 << 20;
 
 /// The cells of a ring of `ring` rows of `row_len` cells, and how many of `lanes`
-/// channels a pass fills it with: as many as [`RING_BYTES`] holds, at least [`CHUNK`].
+/// channels a pass fills it with: as many as [`RING_BYTES`] holds, at least [`CHUNK`]
+/// (and at least one, so that a block of no channels steps on).
 fn ring_lanes<S>(ring: usize, row_len: usize, lanes: usize) -> (usize, usize) {
     let cells = ring.saturating_mul(row_len).max(1);
     let affordable = RING_BYTES / size_of::<S>() / cells / CHUNK * CHUNK;
-    (cells, lanes.min(affordable.max(CHUNK)))
+    (cells, lanes.min(affordable.max(CHUNK)).max(1))
 }
 
 /// The rows of sums a ring must hold for windows along the first of two dims, rows being
