@@ -250,9 +250,9 @@ fn by_lane_blocks<T: Element, S>(
     scratch: impl Fn() -> S + Sync + Send,
     f: impl Fn(&[T], usize, &mut S, &mut [T]) -> Result<()> + Sync + Send,
 ) -> Result<()> {
-    // 16-bit values widen to f32 16 at a time under AVX-512: 1.1-1.4x the AVX2 build on
-    // 13x13 windows; f32 gains nothing there and f64 loses 3 %.
-    let isa = if size_of::<T>() == 2 { simd::current() } else { window_loop_isa() };
+    // 16-bit values: 1.1-1.4x the AVX2 build on 13x13 windows; f32 gains nothing there
+    // and f64 loses 3 %.
+    let isa = widening_isa::<T>();
     let (sv, dv) = (source_volume, destination_volume);
     let lanes = blocking.lanes;
     if lanes > 1 {
@@ -596,6 +596,17 @@ fn window_loop_isa() -> Isa {
     simd::current().at_most(Isa::Avx2)
 }
 
+/// The instruction set of the loops that pay AVX-512 for 16-bit values alone, which widen
+/// to f32 16 at a time there: the CPU's widest for f16 and bf16, [`window_loop_isa`]
+/// otherwise.
+fn widening_isa<T: Element>() -> Isa {
+    if size_of::<T>() == 2 {
+        simd::current()
+    } else {
+        window_loop_isa()
+    }
+}
+
 /// Backward: every valid tap of a window receives `grad_output / divisor`, each input
 /// cell adding its shares in output order from zero (PyTorch's CPU order).
 ///
@@ -621,12 +632,9 @@ pub(crate) fn backward<T: Element>(
         return backward_scatter(grad_out, blocking, windows, divisor, grad_in);
     };
     let (iv, ov) = (windows.input_volume, windows.output_volume);
-    // AVX-512 pays on the gather of 16-bit values (f16 and bf16 channels-last: 1.9-2.4x
-    // AVX2; channels-first 1.2x), not on f32's (0.86-0.93x).
-    let isa = match size_of::<T>() {
-        2 => simd::current(),
-        _ => window_loop_isa(),
-    };
+    // 16-bit values: f16 and bf16 channels-last 1.9-2.4x the AVX2 build, channels-first
+    // 1.2x; f32 0.86-0.93x.
+    let isa = widening_isa::<T>();
     let lanes = blocking.lanes;
     if lanes > 1 {
         return par_blocks_with_in_order(

@@ -290,7 +290,8 @@ impl Stage<'_> {
 }
 
 /// Per-job buffers of [`mean_block`]: two stages of chunk sums and each output's counts,
-/// or for 2-D planes a ring of row sums and one output's sums.
+/// or for 2-D planes a ring of row sums, one output row's sums and the ring slots of a
+/// window's rows.
 pub(crate) struct SumScratch<S> {
     stages: [Vec<S>; 2],
     counts: Vec<usize>,
