@@ -641,7 +641,11 @@ fn channels_last_images_split_into_blocks() {
 #[test]
 fn many_channels_sum_by_dim_in_groups() {
     let geometry = PoolGeometry::new(&[13, 13]).stride(&[1, 1]).padding(Padding::Symmetric(vec![6, 6]));
-    for (channels, spatial, include) in [(1100usize, [20usize, 20usize], true), (700, [9, 26], false)] {
+    // 300 channels of 8x200 split 160 + 140: the second group's zero margins lie where
+    // the first group's shares were.
+    for (channels, spatial, include) in
+        [(1100usize, [20usize, 20usize], true), (700, [9, 26], false), (300, [8, 200], true)]
+    {
         let shape = Shape::new(1, channels, &spatial);
         let x = Tensor::new(real_values(shape.numel().unwrap(), channels as u64), shape.clone(), Layout::ChannelsLast)
             .unwrap();

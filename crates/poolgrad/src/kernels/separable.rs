@@ -527,8 +527,9 @@ impl PlanePlan {
     }
 }
 
-/// Per-job buffers of [`mean_plane`]: the ring of row sums, one output row's sums and
-/// means, and the ring slots of a window's rows.
+/// Per-job buffers of [`mean_plane`]: the columns' runs of equal counts, the
+/// zero-extended input row, the ring of row sums, one output row's sums and means, and
+/// the ring slots of the input rows and of a window's rows.
 pub(crate) struct PlaneScratch<T: Element> {
     /// Runs of columns with the same counts: (end, valid taps, padded taps).
     runs: Vec<(usize, usize, usize)>,
@@ -556,8 +557,8 @@ impl<T: Element> PlaneScratch<T> {
 }
 
 /// [`mean_block`] of one channels-first 2-D plane, without interleaving planes: each
-/// input row's sums along the columns go into a ring of rows, the interior run's windows
-/// a tap at a time across all of them, the others a window at a time; each output row
+/// input row's sums along the columns go into a ring of rows, a tap at a time across all
+/// windows of a zero-extended copy of the row; each output row
 /// sums its window's rows of the ring, and is divided run by run of equal counts and
 /// written out in order. The same additions in the same order as [`mean_block`] on
 /// interleaved planes, so the same bits.
@@ -917,13 +918,14 @@ fn share_block_by_rows<T: Element>(
         None => (0, outputs),
     };
     buffer::resize(&mut scratch.shares, extent.saturating_mul(group), T::Acc::zero(), "row sums")?;
-    scratch.shares.fill(T::Acc::zero());
     buffer::resize(&mut scratch.sums, width.saturating_mul(group), T::Acc::zero(), "row sums")?;
     let [covering_rows, covering_cols] = &scratch.covering[..] else {
         return Err(PoolError::Internal { what: "a 2-D block without two covering tables" });
     };
     for l0 in (0..lanes).step_by(group) {
         let group = group.min(lanes - l0);
+        // The zero margins move with the group's width: cleared for every group.
+        scratch.shares.fill(T::Acc::zero());
         let slot = |row: usize| (row % ring) * width * group;
         let mut next_row = 0;
         for y in 0..rows.input() {
