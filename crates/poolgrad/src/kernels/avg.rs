@@ -8,7 +8,7 @@ use super::{par_blocks, par_blocks_accumulating, par_blocks_in_order, par_blocks
 use crate::error::Result;
 use crate::simd::{self, Isa};
 use crate::tensor::{Blocking, Element};
-use num_traits::Zero;
+use num_traits::{One, Zero};
 use std::ops::Range;
 
 /// What each window's sum is divided by.
@@ -36,9 +36,12 @@ impl Divisor {
     /// per value).
     #[inline(always)]
     pub fn apply_all<T: Element>(self, values: &mut [T::Acc], valid: usize, axis_counts: &[usize]) {
-        let mut divide_by = |n: usize| {
-            let n = T::count(n);
-            values.iter_mut().for_each(|v| *v = *v / n);
+        let mut divide_by = |n: usize| match exact_reciprocal::<T>(n) {
+            Some(r) => values.iter_mut().for_each(|v| *v = *v * r),
+            None => {
+                let n = T::count(n);
+                values.iter_mut().for_each(|v| *v = *v / n);
+            }
         };
         match self.one_count(valid, axis_counts) {
             Some(n) => divide_by(n),
@@ -52,10 +55,13 @@ impl Divisor {
     pub fn divide_into<T: Element>(self, values: &[T], out: &mut [T], valid: usize, axis_counts: &[usize]) {
         let pairs = out.iter_mut().zip(values);
         match self.one_count(valid, axis_counts) {
-            Some(n) => {
-                let n = T::count(n);
-                pairs.for_each(|(o, &v)| *o = T::from_acc(v.to_acc() / n));
-            }
+            Some(n) => match exact_reciprocal::<T>(n) {
+                Some(r) => pairs.for_each(|(o, &v)| *o = T::from_acc(v.to_acc() * r)),
+                None => {
+                    let n = T::count(n);
+                    pairs.for_each(|(o, &v)| *o = T::from_acc(v.to_acc() / n));
+                }
+            },
             None => pairs.for_each(|(o, &v)| *o = T::from_acc(self.apply_counts::<T>(v.to_acc(), valid, axis_counts))),
         }
     }
@@ -66,6 +72,33 @@ impl Divisor {
         match self.one_count(valid, axis_counts) {
             Some(n) => value / T::count(n),
             None => axis_counts.iter().fold(value, |v, &c| v / T::count(c)),
+        }
+    }
+
+    /// `values[i] / divisor`, stored as `T`, for every `i`, after the last tap `last[i]`
+    /// is added to each sum: the channels-last forward's last pass over a window.
+    #[inline(always)]
+    fn add_and_store<T: Element>(
+        self,
+        sums: &mut [T::Acc],
+        last: &[T],
+        valid: usize,
+        axis_counts: &[usize],
+        out: &mut Sink<'_, T>,
+    ) {
+        match self.one_count(valid, axis_counts).map(|n| (n, exact_reciprocal::<T>(n))) {
+            Some((_, Some(r))) => out.extend_zip(sums, last, |sum, v| T::from_acc((sum + v.to_acc()) * r)),
+            Some((n, None)) => {
+                let n = T::count(n);
+                out.extend_zip(sums, last, |sum, v| T::from_acc((sum + v.to_acc()) / n));
+            }
+            None => {
+                for (sum, &v) in sums.iter_mut().zip(last) {
+                    *sum = *sum + v.to_acc();
+                }
+                self.apply_all::<T>(sums, valid, axis_counts);
+                out.extend_map(sums, T::from_acc);
+            }
         }
     }
 
@@ -80,6 +113,15 @@ impl Divisor {
             Divisor::PerAxis => None,
         }
     }
+}
+
+/// `1 / n` in the accumulation type when multiplying by it is dividing by `n`: for `n` a
+/// power of two, both give the correctly rounded `v · 2^-k`, so the bits are the same,
+/// and a multiplication is several times cheaper than a division (2x2 windows).
+#[inline(always)]
+fn exact_reciprocal<T: Element>(n: usize) -> Option<T::Acc> {
+    // 2^-62 is a normal number in every accumulation type (f32 and f64).
+    (n.is_power_of_two() && n < 1 << 62).then(|| T::Acc::one() / T::count(n))
 }
 
 /// Forward: the window sum (taps in row-major order, starting from zero) over the
@@ -481,26 +523,27 @@ fn plane_rows<T: Element>(x: &[T], rows: &Rows, divisor: Divisor, out: &mut [T])
             let Some((run, taps)) = run else { return Ok(()) };
             counts[last] = run.kernel;
             let out = &mut out[run.first..run.end];
-            let finish = |sums: &mut [T::Acc]| divisor.apply_all::<T>(sums, taps.len(), &counts);
+            let divide = (divisor, taps.len(), &counts[..]);
             match run.stride {
-                1 => run_chunks::<T, 1>(x, taps, 1, finish, out),
-                2 => run_chunks::<T, 1>(&phases, taps, 1, finish, out),
-                s => run_chunks::<T, 0>(x, taps, s, finish, out),
+                1 => run_chunks::<T, 1>(x, taps, 1, divide, out),
+                2 => run_chunks::<T, 1>(&phases, taps, 1, divide, out),
+                s => run_chunks::<T, 0>(x, taps, s, divide, out),
             }
             Ok(())
         },
     )
 }
 
-/// Means of a run of at least [`RUN_CHUNK`] complete windows: sums divided in place by
-/// `finish`: output `i` adds `source[position + i·source_step]` for each tap
-/// position in order. `STEP` fixes `source_step` at compile time (0: use the argument).
+/// Means of a run of at least [`RUN_CHUNK`] complete windows of `valid` taps each, every
+/// sum divided by the `divisor` of those counts: output `i` adds
+/// `source[position + i·source_step]` for each tap position in order. `STEP` fixes
+/// `source_step` at compile time (0: use the argument).
 #[inline(always)]
 fn run_chunks<T: Element, const STEP: usize>(
     source: &[T],
     taps: &[(usize, u32)],
     source_step: usize,
-    finish: impl Fn(&mut [T::Acc]),
+    (divisor, valid, axis_counts): (Divisor, usize, &[usize]),
     out: &mut [T],
 ) {
     let step = if STEP == 0 { source_step } else { STEP };
@@ -514,7 +557,7 @@ fn run_chunks<T: Element, const STEP: usize>(
                 sums[i] = sums[i] + values[i * step].to_acc();
             }
         }
-        finish(&mut sums);
+        divisor.apply_all::<T>(&mut sums, valid, axis_counts);
         for (o, &mean) in out[start..start + RUN_CHUNK].iter_mut().zip(&sums) {
             *o = T::from_acc(mean);
         }
@@ -544,7 +587,6 @@ fn lane_chunks<T: Element>(
     let tap_major = lanes >= TAP_MAJOR_LANES && windows.read_input_about_once();
     let scratch_len = if tap_major { lanes } else { 0 };
     let mut sums = buffer::filled(scratch_len, T::Acc::zero(), "scratch")?;
-    let mut means = buffer::filled(scratch_len, T::zero(), "scratch")?;
     windows.for_each_in(
         outputs,
         #[inline(always)]
@@ -554,17 +596,26 @@ fn lane_chunks<T: Element>(
                 return Ok(());
             }
             if tap_major {
-                sums.fill(T::Acc::zero());
-                for &s in window.cells {
-                    for (sum, &v) in sums.iter_mut().zip(&x[s * lanes..][..lanes]) {
-                        *sum = *sum + v.to_acc();
+                // The first tap starts the sums (0 + v), the last one is added as the means
+                // are stored: the same additions as zeroing the sums first, in two fewer
+                // passes over them.
+                let tap = |s: usize| &x[s * lanes..][..lanes];
+                let (&last, rest) = window.cells.split_last().expect("a window with taps");
+                let mut rest = rest.iter();
+                match rest.next() {
+                    Some(&first) => {
+                        for (sum, &v) in sums.iter_mut().zip(tap(first)) {
+                            *sum = T::Acc::zero() + v.to_acc();
+                        }
+                        for &s in rest {
+                            for (sum, &v) in sums.iter_mut().zip(tap(s)) {
+                                *sum = *sum + v.to_acc();
+                            }
+                        }
                     }
+                    None => sums.fill(T::Acc::zero()),
                 }
-                divisor.apply_all::<T>(&mut sums, window.cells.len(), window.axis_counts);
-                for (mean, &sum) in means.iter_mut().zip(sums.iter()) {
-                    *mean = T::from_acc(sum);
-                }
-                out.extend(&means);
+                divisor.add_and_store(&mut sums, tap(last), window.cells.len(), window.axis_counts, out);
                 return Ok(());
             }
             let mut c0 = 0;

@@ -262,10 +262,31 @@ impl<'a, T: Copy> Sink<'a, T> {
     /// If the block has no room left for them (a kernel bug, not an input problem).
     #[inline(always)]
     pub fn extend(&mut self, values: &[T]) {
+        self.extend_map(values, |v| v);
+    }
+
+    /// Writes `f(v)` for every `v` of `values` after what was written so far (see
+    /// [`Self::extend`]): a last pass that converts as it stores, with no scratch copy.
+    #[inline(always)]
+    pub fn extend_map<A: Copy>(&mut self, values: &[A], f: impl Fn(A) -> T) {
         for (cell, &v) in self.cells[self.filled..][..values.len()].iter_mut().zip(values) {
-            cell.write(v);
+            cell.write(f(v));
         }
         self.filled += values.len();
+    }
+
+    /// Writes `f(a[i], b[i])` for every `i` after what was written so far (see
+    /// [`Self::extend_map`]).
+    ///
+    /// # Panics
+    /// If `a` and `b` differ in length, or the block has no room left (kernel bugs).
+    #[inline(always)]
+    pub fn extend_zip<A: Copy, B: Copy>(&mut self, a: &[A], b: &[B], f: impl Fn(A, B) -> T) {
+        assert_eq!(a.len(), b.len(), "extend_zip lengths");
+        for ((cell, &a), &b) in self.cells[self.filled..][..a.len()].iter_mut().zip(a).zip(b) {
+            cell.write(f(a, b));
+        }
+        self.filled += a.len();
     }
 
     /// Writes `n` copies of `value` after what was written so far (see [`Self::extend`]).

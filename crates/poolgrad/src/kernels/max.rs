@@ -334,7 +334,6 @@ fn lane_chunks<T: MaxElement, A: Argmax>(
     let scratch_len = if tap_major { lanes } else { 0 };
     let mut best = buffer::filled(scratch_len, T::lowest(), "scratch")?;
     let mut arg = buffer::filled(scratch_len, 0u32, "scratch")?;
-    let mut args = buffer::filled(scratch_len, A::EMPTY, "scratch")?;
     windows.for_each_in(
         outputs,
         #[inline(always)]
@@ -350,10 +349,7 @@ fn lane_chunks<T: MaxElement, A: Argmax>(
                     take_greater(&x[s * lanes..][..lanes], here, &mut best, &mut arg);
                 }
                 out.extend(&best);
-                for (slot, &a) in args.iter_mut().zip(arg.iter()) {
-                    *slot = index(a);
-                }
-                indices.extend(&args);
+                indices.extend_map(&arg, index);
                 return Ok(());
             }
             let mut c0 = 0;
