@@ -12,7 +12,8 @@
 //!   NaN in row-major order.
 //!
 //! So values and indices are bitwise those of the direct loop. Channels are processed
-//! [`CHUNK`] at a time; each chunk's intermediate maxima stay in a per-job scratch.
+//! [`WIDE_MAX_CHUNK`] (or [`CHUNK`]) at a time; each chunk's intermediate maxima stay in a
+//! per-job scratch.
 //!
 //! Average pooling of 2-D planes goes a row at a time instead ([`mean_block_by_rows`],
 //! [`share_block_by_rows`], and [`mean_plane`] for channels-first planes), through a ring
@@ -30,6 +31,11 @@ use num_traits::Zero;
 
 /// Channels reduced together: the inner loops run over this many lanes.
 const CHUNK: usize = 16;
+
+/// Channels per pass of the max [`block`] when there are that many: twice [`CHUNK`]
+/// halves the passes over the block (SPPF 13x13 channels-last forward 1.13x, f16 1.4x);
+/// four times is slower (0.88x), its running maxima no longer fit in registers.
+const WIDE_MAX_CHUNK: usize = 2 * CHUNK;
 
 /// The argmax record of a window with no valid tap, while reducing.
 const EMPTY: u32 = u32::MAX;
@@ -73,9 +79,9 @@ pub(crate) fn worthwhile(windows: &Windows, lanes: usize, reduction: Reduction) 
         })
 }
 
-/// The most cells a stage may hold: its scratch takes 16 values and 16 `u32` records a
-/// cell, twice (16 MiB for f32), so very large planes keep the direct scan, which needs
-/// no scratch. This also keeps flat indices and [`EMPTY`] apart in a `u32`.
+/// The most cells a stage may hold: its scratch takes up to 32 values and 32 `u32`
+/// records a cell, twice (32 MiB for f32), so very large planes keep the direct scan,
+/// which needs no scratch. This also keeps flat indices and [`EMPTY`] apart in a `u32`.
 const STAGE_LIMIT: usize = 1 << 16;
 
 /// The cells of the largest stage when a plane goes, last dim first, from the extents
@@ -124,11 +130,28 @@ pub(crate) fn block<T: MaxElement, A: Argmax>(
     out: &mut [T],
     indices: &mut [A],
 ) -> Result<()> {
+    if lanes >= WIDE_MAX_CHUNK {
+        block_in_chunks::<T, A, WIDE_MAX_CHUNK>(x, lanes, windows, scratch, out, indices)
+    } else {
+        block_in_chunks::<T, A, CHUNK>(x, lanes, windows, scratch, out, indices)
+    }
+}
+
+/// [`block`], `W` channels per pass.
+#[inline(always)]
+fn block_in_chunks<T: MaxElement, A: Argmax, const W: usize>(
+    x: &[T],
+    lanes: usize,
+    windows: &Windows,
+    scratch: &mut Scratch<T>,
+    out: &mut [T],
+    indices: &mut [A],
+) -> Result<()> {
     let axes = windows.axes();
     let rank = axes.len();
     let largest = largest_stage(axes, AxisWindows::input, AxisWindows::output)
         .ok_or(PoolError::Overflow { what: "separable stage" })?;
-    let len = largest.saturating_mul(CHUNK);
+    let len = largest.saturating_mul(W);
     if A::COMPACT {
         // The same for every chunk of channels: worked out once per block.
         scratch.taps_after.resize_with(rank, Vec::new);
@@ -140,9 +163,9 @@ pub(crate) fn block<T: MaxElement, A: Argmax>(
         buffer::resize(&mut scratch.values[stage], len, T::lowest(), "separable stage")?;
         buffer::resize(&mut scratch.args[stage], len, 0, "separable stage")?;
     }
-    for c0 in (0..lanes).step_by(CHUNK) {
-        let width = CHUNK.min(lanes - c0);
-        load_chunks(x, lanes, c0, width, A::COMPACT, &mut scratch.values[0], &mut scratch.args[0]);
+    for c0 in (0..lanes).step_by(W) {
+        let width = W.min(lanes - c0);
+        load_chunks::<T, W>(x, lanes, c0, width, A::COMPACT, &mut scratch.values[0], &mut scratch.args[0]);
         let mut extents: Vec<usize> = axes.iter().map(AxisWindows::input).collect();
         let mut from = 0;
         for d in (0..rank).rev() {
@@ -156,15 +179,15 @@ pub(crate) fn block<T: MaxElement, A: Argmax>(
             let [a0, a1] = &mut scratch.args;
             let ((src_v, src_a), (dst_v, dst_a)) =
                 if from == 0 { ((&v0[..], &a0[..]), (v1, a1)) } else { ((&v1[..], &a1[..]), (v0, a0)) };
-            stage.reduce(&axes[d], src_v, src_a, dst_v, dst_a);
+            stage.reduce::<T, W>(&axes[d], src_v, src_a, dst_v, dst_a);
             extents[d] = axes[d].output();
             from = 1 - from;
         }
         let ov = windows.output_volume;
         for (cell, (v, a)) in
-            scratch.values[from].chunks_exact(CHUNK).zip(scratch.args[from].chunks_exact(CHUNK)).take(ov).enumerate()
+            scratch.values[from].chunks_exact(W).zip(scratch.args[from].chunks_exact(W)).take(ov).enumerate()
         {
-            store(v, a, &mut out[cell * lanes + c0..][..width], &mut indices[cell * lanes + c0..][..width]);
+            store::<T, A, W>(v, a, &mut out[cell * lanes + c0..][..width], &mut indices[cell * lanes + c0..][..width]);
         }
     }
     Ok(())
@@ -173,7 +196,7 @@ pub(crate) fn block<T: MaxElement, A: Argmax>(
 /// Copies channels `c0..c0 + width` of every cell into chunk order, the missing lanes of
 /// a last partial chunk at the lowest value; records start as the flat index (or tap 0).
 #[inline(always)]
-fn load_chunks<T: MaxElement>(
+fn load_chunks<T: MaxElement, const W: usize>(
     x: &[T],
     lanes: usize,
     c0: usize,
@@ -183,11 +206,11 @@ fn load_chunks<T: MaxElement>(
     records: &mut [u32],
 ) {
     let cells = x.len() / lanes;
-    for (cell, (v, r)) in values.chunks_exact_mut(CHUNK).zip(records.chunks_exact_mut(CHUNK)).take(cells).enumerate() {
+    for (cell, (v, r)) in values.chunks_exact_mut(W).zip(records.chunks_exact_mut(W)).take(cells).enumerate() {
         let x = &x[cell * lanes + c0..];
-        if width == CHUNK {
+        if width == W {
             // A fixed-size copy: inlined, where a copy of run-time length calls memmove.
-            v.copy_from_slice(&x[..CHUNK]);
+            v.copy_from_slice(&x[..W]);
         } else {
             for (l, v) in v.iter_mut().enumerate() {
                 *v = if l < width { x[l] } else { T::lowest() };
@@ -199,9 +222,9 @@ fn load_chunks<T: MaxElement>(
 
 /// Writes the first `out.len()` channels of a reduced chunk to the output.
 #[inline(always)]
-fn store<T: MaxElement, A: Argmax>(values: &[T], records: &[u32], out: &mut [T], indices: &mut [A]) {
-    if out.len() == CHUNK {
-        out.copy_from_slice(&values[..CHUNK]);
+fn store<T: MaxElement, A: Argmax, const W: usize>(values: &[T], records: &[u32], out: &mut [T], indices: &mut [A]) {
+    if out.len() == W {
+        out.copy_from_slice(&values[..W]);
     } else {
         out.iter_mut().zip(values).for_each(|(out, &v)| *out = v);
     }
@@ -242,7 +265,7 @@ impl Stage<'_> {
     /// Reduces the chunks of `src_v` (values) and `src_a` (records) along the dim, window
     /// by window, into `dst_v` and `dst_a`; a stage's cells are row-major positions.
     #[inline(always)]
-    fn reduce<T: MaxElement>(
+    fn reduce<T: MaxElement, const W: usize>(
         &self,
         axis: &AxisWindows,
         src_v: &[T],
@@ -250,7 +273,7 @@ impl Stage<'_> {
         dst_v: &mut [T],
         dst_a: &mut [u32],
     ) {
-        let row = self.inner * CHUNK;
+        let row = self.inner * W;
         let outputs = axis.output();
         for slab in 0..self.outer {
             for o in 0..outputs {
@@ -265,15 +288,15 @@ impl Stage<'_> {
                 let line = |c: usize| (slab * self.extent + c) * row;
                 for i in 0..self.inner {
                     // The running maxima of one position stay in registers over all taps.
-                    let at = |c: usize| line(c) + i * CHUNK;
-                    let mut b: [T; CHUNK] = src_v[at(first)..][..CHUNK].try_into().expect("chunk length");
-                    let mut r: [u32; CHUNK] = src_a[at(first)..][..CHUNK].try_into().expect("chunk length");
+                    let at = |c: usize| line(c) + i * W;
+                    let mut b: [T; W] = src_v[at(first)..][..W].try_into().expect("chunk length");
+                    let mut r: [u32; W] = src_a[at(first)..][..W].try_into().expect("chunk length");
                     let after = self.taps_after.get(i).copied().unwrap_or(0);
                     for (t, &c) in rest.iter().enumerate() {
-                        let v: &[T; CHUNK] = src_v[at(c)..][..CHUNK].try_into().expect("chunk length");
-                        let a: &[u32; CHUNK] = src_a[at(c)..][..CHUNK].try_into().expect("chunk length");
+                        let v: &[T; W] = src_v[at(c)..][..W].try_into().expect("chunk length");
+                        let a: &[u32; W] = src_a[at(c)..][..W].try_into().expect("chunk length");
                         let scale = (t as u32 + 1).wrapping_mul(after);
-                        for l in 0..CHUNK {
+                        for l in 0..W {
                             let take = v[l].gt(b[l]) | v[l].is_nan();
                             b[l] = T::select(take, v[l], b[l]);
                             // A mask rather than `if`, so the record blend vectorises too.
@@ -281,8 +304,8 @@ impl Stage<'_> {
                             r[l] = (scale.wrapping_add(a[l]) & mask) | (r[l] & !mask);
                         }
                     }
-                    best[i * CHUNK..][..CHUNK].copy_from_slice(&b);
-                    record[i * CHUNK..][..CHUNK].copy_from_slice(&r);
+                    best[i * W..][..W].copy_from_slice(&b);
+                    record[i * W..][..W].copy_from_slice(&r);
                 }
             }
         }
