@@ -1,7 +1,7 @@
 //! How the operators are computed: per-block loops over windows, run in parallel.
 //!
 //! A tensor is seen as `blocks` contiguous blocks of `lanes` interleaved channels
-//! ([`Blocking`](crate::tensor::Blocking)): channels-first is one lane per block,
+//! ([`Blocking`]): channels-first is one lane per block,
 //! channels-last is all channels of one image per block. Every kernel here handles both,
 //! and each block is computed serially in a fixed order, so results are bitwise identical
 //! for any thread count.

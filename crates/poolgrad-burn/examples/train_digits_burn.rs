@@ -4,7 +4,7 @@
 //!     conv 3x3 (16) → relu → max pool 3x3 stride 2 padding 1 → conv 3x3 (32) → relu
 //!     → avg pool 2x2 → linear (10)
 //!
-//! `cargo run --release --example train_digits -p poolgrad-burn` trains it on burn-flex
+//! `cargo run --release --example train_digits_burn -p poolgrad-burn` trains it on burn-flex
 //! with autodiff and burn's Adam, and reports the loss per epoch and the test accuracy.
 //! Every random source is seeded (`--seed N`, default 1: the device's generator, which
 //! burn's initialisers draw from; the split is fixed), so the same command prints the
