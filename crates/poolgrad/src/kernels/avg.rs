@@ -120,8 +120,9 @@ impl Divisor {
 /// and a multiplication is several times cheaper than a division (2x2 windows).
 #[inline(always)]
 fn exact_reciprocal<T: Element>(n: usize) -> Option<T::Acc> {
-    // 2^-62 is a normal number in every accumulation type (f32 and f64).
-    (n.is_power_of_two() && n < 1 << 62).then(|| T::Acc::one() / T::count(n))
+    // A power of two below 2^64 converts exactly, and its reciprocal (down to 2^-63) is a
+    // normal number in every accumulation type (f32 and f64).
+    n.is_power_of_two().then(|| T::Acc::one() / T::count(n))
 }
 
 /// Forward: the window sum (taps in row-major order, starting from zero) over the
