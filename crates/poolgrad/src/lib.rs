@@ -34,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+mod convert;
 pub mod error;
 pub mod geometry;
 pub mod gradcheck;

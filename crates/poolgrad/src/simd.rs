@@ -1,7 +1,7 @@
 //! Which vector instruction set the kernels are compiled for, chosen at run time.
 //!
 //! The hot loops are plain Rust written so that the compiler vectorises them; each is
-//! compiled three times on x86-64 — for the baseline (SSE2, any x86-64 CPU), for AVX2+FMA
+//! compiled three times on x86-64 — for the baseline (SSE2, any x86-64 CPU), for AVX2+FMA+F16C
 //! and for AVX-512 (F, BW, VL) — and the widest one the CPU supports runs, except where a
 //! kernel caps it ([`Isa::at_most`]) because a benchmark showed the wider set slower.
 //! Other targets (aarch64: NEON is baseline) use the portable build. Every instruction
@@ -26,7 +26,7 @@ use std::cell::Cell;
 pub enum Isa {
     /// The target's baseline (SSE2 on x86-64, NEON on aarch64).
     Portable,
-    /// x86-64 AVX2 with FMA.
+    /// x86-64 AVX2 with FMA and F16C.
     Avx2,
     /// x86-64 AVX-512 (foundation, byte/word and vector-length extensions) with AVX2 and
     /// FMA: 16 `f32` lanes per register.
@@ -63,18 +63,18 @@ impl Isa {
         match self {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
-                #[target_feature(enable = "avx2,fma")]
+                #[target_feature(enable = "avx2,fma,f16c")]
                 unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
                     f()
                 }
-                debug_assert!(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
+                debug_assert!(has_avx2());
                 // SAFETY: an `Isa::Avx2` only comes from `current()`, which never yields
                 // a set the CPU lacks (`with_isa` clamps to `detected()`).
                 unsafe { avx2(f) }
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => {
-                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
                 unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
                     f()
                 }
@@ -91,10 +91,17 @@ impl Isa {
 /// The widest instruction set this CPU supports.
 pub fn detected() -> Isa {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+    if has_avx2() {
         return if has_avx512() { Isa::Avx512 } else { Isa::Avx2 };
     }
     Isa::Portable
+}
+
+/// Whether the CPU runs what [`Isa::Avx2`] is built for: AVX2, FMA and F16C (the half
+/// conversions, which every AVX2 CPU has).
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
 }
 
 /// Whether the CPU runs the AVX-512 subsets [`Isa::Avx512`] is built for.

@@ -157,8 +157,9 @@ pub(crate) fn f16_to_f32(value: half::f16) -> f32 {
 /// accumulation type [`Element::Acc`] (`f32` for the half types, as PyTorch's `opmath`);
 /// gradient scatters round to `Self` after each addition, as PyTorch's CPU kernels do.
 pub trait Element: MaxElement {
-    /// The type sums and powers are computed in.
-    type Acc: num_traits::Float + Debug + Send + Sync + 'static;
+    /// The type sums and powers are computed in (itself an element type that accumulates
+    /// in itself: `f32` or `f64`).
+    type Acc: Element<Acc = Self::Acc> + num_traits::Float + Debug + Send + Sync + 'static;
     /// Widens to the accumulation type.
     fn to_acc(self) -> Self::Acc;
     /// Rounds from the accumulation type.
@@ -178,6 +179,71 @@ pub trait Element: MaxElement {
     /// Converts to `f64` (exact for every type here).
     fn to_f64(self) -> f64 {
         num_traits::ToPrimitive::to_f64(&self.to_acc()).unwrap_or(f64::NAN)
+    }
+    /// Widens every value of `values` into `wide`, in bulk: the same bits as
+    /// [`Element::to_acc`] on each (`f16` uses the CPU's conversion instructions where it
+    /// has them).
+    ///
+    /// # Panics
+    /// If the slices differ in length.
+    ///
+    /// ```
+    /// use half::f16;
+    /// use poolgrad::tensor::Element;
+    /// let halves = [f16::ONE, f16::from_f32(-0.5), f16::INFINITY];
+    /// let mut wide = [0.0f32; 3];
+    /// f16::widen_slice(&halves, &mut wide);
+    /// assert_eq!(wide, [1.0, -0.5, f32::INFINITY]);
+    /// ```
+    #[inline(always)]
+    fn widen_slice(values: &[Self], wide: &mut [Self::Acc]) {
+        assert_eq!(values.len(), wide.len(), "widen_slice lengths");
+        for (w, &v) in wide.iter_mut().zip(values) {
+            *w = v.to_acc();
+        }
+    }
+    /// Rounds every value of `wide` into `values`, in bulk: the same bits as
+    /// [`Element::from_acc`] on each (`f16` uses the CPU's conversion instructions where
+    /// it has them).
+    ///
+    /// # Panics
+    /// If the slices differ in length.
+    ///
+    /// ```
+    /// use half::f16;
+    /// use poolgrad::tensor::Element;
+    /// let mut halves = [f16::ZERO; 2];
+    /// f16::narrow_slice(&[1.0 / 3.0, 1e6], &mut halves);
+    /// assert_eq!(halves, [f16::from_f32(1.0 / 3.0), f16::INFINITY]);
+    /// ```
+    #[inline(always)]
+    fn narrow_slice(wide: &[Self::Acc], values: &mut [Self]) {
+        assert_eq!(values.len(), wide.len(), "narrow_slice lengths");
+        for (v, &w) in values.iter_mut().zip(wide) {
+            *v = Self::from_acc(w);
+        }
+    }
+    /// `sums[i] = sums[i] + values[i]`, rounded to `Self` and kept widened, for every `i`:
+    /// an addition of `Self` values on their widened form, in bulk (`f16` rounds with the
+    /// CPU's conversion instructions where it has them). Plain addition for `f32` and
+    /// `f64`.
+    ///
+    /// # Panics
+    /// If the slices differ in length.
+    ///
+    /// ```
+    /// use half::f16;
+    /// use poolgrad::tensor::Element;
+    /// let mut sums = [1.0f32, 2.0];
+    /// f16::add_rounded_slice(&mut sums, &[1.0 / 4096.0, 0.5]);
+    /// assert_eq!(sums, [1.0, 2.5]);
+    /// ```
+    #[inline(always)]
+    fn add_rounded_slice(sums: &mut [Self::Acc], values: &[Self::Acc]) {
+        assert_eq!(sums.len(), values.len(), "add_rounded_slice lengths");
+        for (sum, &v) in sums.iter_mut().zip(values) {
+            *sum = Self::from_acc(*sum + v).to_acc();
+        }
     }
     /// A count (a window size) in the accumulation type.
     fn count(count: usize) -> Self::Acc {
@@ -285,8 +351,19 @@ pub(crate) fn f32_to_bf16(value: f32) -> half::bf16 {
     half::bf16::from_bits(if nan { ((x >> 16) | 0x0040) as u16 } else { rounded })
 }
 
+/// `f32_to_bf16(value).to_f32()` without leaving the 32-bit lanes: the same rounding
+/// (nearest-even on the 16 dropped bits, a carry into the exponent making infinity) and
+/// the same quieted NaN, as a few integer operations that vectorise.
+#[inline(always)]
+fn round_to_bf16(value: f32) -> f32 {
+    let x = value.to_bits();
+    let nan = x & 0x7fff_ffff > 0x7f80_0000;
+    let rounded = x.wrapping_add(0x7fff + ((x >> 16) & 1));
+    f32::from_bits(if nan { x | 0x0040_0000 } else { rounded } & 0xffff_0000)
+}
+
 macro_rules! float_element {
-    ($t:ty, $name:literal, $acc:ty, $to:expr, $from:expr) => {
+    ($t:ty, $name:literal, $acc:ty, $to:expr, $from:expr $(, { $($bulk:item)* })?) => {
         impl MaxElement for $t {
             const NAME: &'static str = $name;
             fn lowest() -> Self {
@@ -315,14 +392,51 @@ macro_rules! float_element {
             fn from_acc(value: $acc) -> Self {
                 $from(value)
             }
+            $($($bulk)*)?
         }
     };
 }
 
 float_element!(f32, "float32", f32, |v| v, |v| v);
 float_element!(f64, "float64", f64, |v| v, |v| v);
-float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16);
-float_element!(half::bf16, "bfloat16", f32, half::bf16::to_f32, f32_to_bf16);
+float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16, {
+    #[inline(always)]
+    fn widen_slice(values: &[Self], wide: &mut [f32]) {
+        if !crate::convert::widen_f16(values, wide) {
+            assert_eq!(values.len(), wide.len(), "widen_slice lengths");
+            for (w, &v) in wide.iter_mut().zip(values) {
+                *w = f16_to_f32(v);
+            }
+        }
+    }
+    #[inline(always)]
+    fn add_rounded_slice(sums: &mut [f32], values: &[f32]) {
+        if !crate::convert::add_rounded_f16(sums, values) {
+            assert_eq!(sums.len(), values.len(), "add_rounded_slice lengths");
+            for (sum, &v) in sums.iter_mut().zip(values) {
+                *sum = f16_to_f32(f32_to_f16(*sum + v));
+            }
+        }
+    }
+    #[inline(always)]
+    fn narrow_slice(wide: &[f32], values: &mut [Self]) {
+        if !crate::convert::narrow_f16(wide, values) {
+            assert_eq!(values.len(), wide.len(), "narrow_slice lengths");
+            for (v, &w) in values.iter_mut().zip(wide) {
+                *v = f32_to_f16(w);
+            }
+        }
+    }
+});
+float_element!(half::bf16, "bfloat16", f32, half::bf16::to_f32, f32_to_bf16, {
+    #[inline(always)]
+    fn add_rounded_slice(sums: &mut [f32], values: &[f32]) {
+        assert_eq!(sums.len(), values.len(), "add_rounded_slice lengths");
+        for (sum, &v) in sums.iter_mut().zip(values) {
+            *sum = round_to_bf16(*sum + v);
+        }
+    }
+});
 
 macro_rules! int_element {
     ($t:ty, $name:literal) => {
@@ -532,6 +646,62 @@ mod conversion_tests {
                 ]
             })
         }));
+    }
+
+    /// f32 patterns near every f16 value and its rounding boundaries, both signs, with a
+    /// spread of others (overflow, subnormals, NaN payloads).
+    fn near_every_half() -> Vec<f32> {
+        let near = (0..=u16::MAX).flat_map(|h| {
+            let center = half::f16::from_bits(h).to_f32_const().to_bits();
+            [0u32, 1, 0xfff, 0x1000, 0x1001]
+                .into_iter()
+                .flat_map(move |d| [center.wrapping_add(d), center.wrapping_sub(d)])
+        });
+        near.chain((0..=u32::MAX).step_by(65_537)).map(f32::from_bits).collect()
+    }
+
+    /// The bulk conversions (F16C where the CPU has it, any length: 8-value chunks and a
+    /// software tail) against `half`'s software conversions.
+    #[test]
+    fn bulk_conversions_match_half() {
+        use super::Element;
+        use half::{bf16, f16};
+        let halves: Vec<f16> = (0..=u16::MAX).map(f16::from_bits).collect();
+        let mut wide = vec![0.0f32; halves.len()];
+        f16::widen_slice(&halves, &mut wide);
+        for (h, w) in halves.iter().zip(&wide) {
+            assert_eq!(w.to_bits(), h.to_f32_const().to_bits(), "widen {:#06x}", h.to_bits());
+        }
+        let floats = near_every_half();
+        for len in [floats.len(), 13] {
+            let floats = &floats[..len];
+            let mut narrowed = vec![f16::ZERO; len];
+            f16::narrow_slice(floats, &mut narrowed);
+            for (f, h) in floats.iter().zip(&narrowed) {
+                assert_eq!(h.to_bits(), f16::from_f32_const(*f).to_bits(), "narrow {:#010x}", f.to_bits());
+            }
+            // Sums of two values, each rounded: x + 0 is x itself, and pairs of neighbours.
+            for (shift, name) in [(0, "x + 0"), (1, "x + next")] {
+                let mut sums = floats.to_vec();
+                let values: Vec<f32> = (0..len).map(|i| if shift == 0 { 0.0 } else { floats[(i + 1) % len] }).collect();
+                f16::add_rounded_slice(&mut sums, &values);
+                let mut bsums = floats.to_vec();
+                bf16::add_rounded_slice(&mut bsums, &values);
+                for i in 0..len {
+                    if floats[i].is_nan() && values[i].is_nan() {
+                        // Which operand's payload an addition of two NaNs keeps is up to
+                        // the compiler (IEEE leaves it open): only that a NaN comes out.
+                        assert!(sums[i].is_nan() && bsums[i].is_nan(), "NaN + NaN {:#010x}", floats[i].to_bits());
+                        continue;
+                    }
+                    let exact = floats[i] + values[i];
+                    let want16 = f16::from_f32_const(exact).to_f32_const();
+                    let want_b = bf16::from_f32_const(exact).to_f32_const();
+                    assert_eq!(sums[i].to_bits(), want16.to_bits(), "f16 {name} {:#010x}", floats[i].to_bits());
+                    assert_eq!(bsums[i].to_bits(), want_b.to_bits(), "bf16 {name} {:#010x}", floats[i].to_bits());
+                }
+            }
+        }
     }
 
     #[test]

@@ -723,13 +723,46 @@ fn check_half_avg_backward<T: poolgrad::Element>(
     Ok(())
 }
 
+/// The average forward of `T` (a 16-bit type, widened to f32 in bulk for overlapping
+/// windows) under every instruction set: bitwise the reference's where the kernel adds in
+/// window order, and the portable build's everywhere.
+fn check_half_avg_forward<T: poolgrad::Element>(
+    req: &Request,
+    seed: u64,
+    include: bool,
+    half: impl Fn(f32) -> T,
+) -> Result<(), TestCaseError> {
+    let data = values(req.shape.numel().unwrap(), seed, false).into_iter().map(&half).collect();
+    let x = Tensor::new(data, req.shape.clone(), req.layout).unwrap();
+    let Ok(want) = reference::avg_pool(&x.view(), &req.geometry, include, None) else { return Ok(()) };
+    let pool = AvgPool::new(req.geometry.clone()).count_include_pad(include);
+    let bits = |t: &Tensor<T>| t.data().iter().map(|v| v.to_f64().to_bits()).collect::<Vec<u64>>();
+    let portable = with_isa(poolgrad::simd::Isa::Portable, || pool.forward(&x.view())).unwrap();
+    if pool.sums_in_window_order(x.shape(), req.layout).unwrap() {
+        prop_assert_eq!(bits(&portable), bits(&want));
+    }
+    for isa in available() {
+        let y = with_isa(isa, || pool.forward(&x.view())).unwrap();
+        prop_assert_eq!(bits(&y), bits(&portable), "{}", isa.name());
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 60, max_shrink_iters: 256, ..ProptestConfig::default() })]
 
-    /// f16 and bf16 take AVX-512 in the average backward's gather where the CPU has it.
+    /// f16 and bf16 take AVX-512 in the average backward's gather where the CPU has it,
+    /// and add with the CPU's f16 conversions where it has them.
     #[test]
     fn half_avg_backward_every_isa(req in request(), seed in any::<u64>(), include in any::<bool>()) {
         check_half_avg_backward(&req, seed, include, poolgrad::f16::from_f32)?;
         check_half_avg_backward(&req, seed, include, poolgrad::bf16::from_f32)?;
+    }
+
+    /// f16 and bf16 forwards over overlapping windows run the f32 kernels on a widened copy.
+    #[test]
+    fn half_avg_forward_every_isa(req in request(), seed in any::<u64>(), include in any::<bool>()) {
+        check_half_avg_forward(&req, seed, include, poolgrad::f16::from_f32)?;
+        check_half_avg_forward(&req, seed, include, poolgrad::bf16::from_f32)?;
     }
 }

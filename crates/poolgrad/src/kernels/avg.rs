@@ -8,7 +8,7 @@ use super::{par_blocks, par_blocks_accumulating, par_blocks_in_order, par_blocks
 use crate::error::Result;
 use crate::simd::{self, Isa};
 use crate::tensor::{Blocking, Element};
-use num_traits::{One, Zero};
+use num_traits::One;
 use std::ops::Range;
 
 /// What each window's sum is divided by.
@@ -49,20 +49,22 @@ impl Divisor {
         }
     }
 
-    /// `out[i] = values[i] / divisor` (divided in the accumulation type) for every `i`,
-    /// all for the same window: one pass, bitwise the same as [`Self::apply`] per value.
+    /// `out[i] = values[i] / divisor` (divided in the accumulation type, rounded to `T`,
+    /// and kept widened) for every `i`, all for the same window: one pass, bitwise the
+    /// same as [`Self::apply`] per value.
     #[inline(always)]
-    pub fn divide_into<T: Element>(self, values: &[T], out: &mut [T], valid: usize, axis_counts: &[usize]) {
+    pub fn divide_into<T: Element>(self, values: &[T], out: &mut [T::Acc], valid: usize, axis_counts: &[usize]) {
         let pairs = out.iter_mut().zip(values);
+        let rounded = |v: T::Acc| T::from_acc(v).to_acc();
         match self.one_count(valid, axis_counts) {
             Some(n) => match exact_reciprocal::<T>(n) {
-                Some(r) => pairs.for_each(|(o, &v)| *o = T::from_acc(v.to_acc() * r)),
+                Some(r) => pairs.for_each(|(o, &v)| *o = rounded(v.to_acc() * r)),
                 None => {
                     let n = T::count(n);
-                    pairs.for_each(|(o, &v)| *o = T::from_acc(v.to_acc() / n));
+                    pairs.for_each(|(o, &v)| *o = rounded(v.to_acc() / n));
                 }
             },
-            None => pairs.for_each(|(o, &v)| *o = T::from_acc(self.apply_counts::<T>(v.to_acc(), valid, axis_counts))),
+            None => pairs.for_each(|(o, &v)| *o = rounded(self.apply_counts::<T>(v.to_acc(), valid, axis_counts))),
         }
     }
 
@@ -149,6 +151,10 @@ pub(crate) fn forward<T: Element>(
             lanes => whole_plane_lane_means(x, lanes, windows, divisor, out),
         };
     }
+    let block_bytes = (windows.input_volume.saturating_mul(blocking.lanes)).saturating_mul(size_of::<T::Acc>());
+    if size_of::<T>() < size_of::<T::Acc>() && !windows.read_input_about_once() && block_bytes <= WIDENED_BLOCK_LIMIT {
+        return forward_widened(x, blocking, windows, divisor, out);
+    }
     let (iv, ov) = (windows.input_volume, windows.output_volume);
     let isa = window_loop_isa();
     if sums_by_dim(windows) {
@@ -197,6 +203,61 @@ pub(crate) fn forward<T: Element>(
             })
         }
     }
+}
+
+/// Widened input per parallel job of [`forward_widened`], at most (unless one block is
+/// larger). Measured on W3 (32x192x28x28, 3x3) in f16: 256 KiB was 0.92x (more jobs to set
+/// up), 4 MiB 0.55x channels-last (the job no longer fits in cache).
+const WIDENED_JOB_BYTES: usize = 1 << 20;
+
+/// The largest block [`forward_widened`] widens whole (in bytes widened): larger blocks
+/// (one huge image) keep the direct path rather than a scratch copy of that size per
+/// thread.
+const WIDENED_BLOCK_LIMIT: usize = 16 << 20;
+
+/// The forward of a 16-bit type over overlapping windows, through the accumulation type:
+/// each job widens whole blocks of the input to `T::Acc` once, runs [`forward`] on them,
+/// and rounds the means to `T` as it stores them. The kernels widen every tap they read
+/// otherwise, a window's worth of conversions per input cell (9 for a 3x3 window, done
+/// in software). The sums, their order and the divisions are those of the direct
+/// path, so the bits are too.
+fn forward_widened<T: Element>(
+    x: &[T],
+    blocking: Blocking,
+    windows: &Windows,
+    divisor: Divisor,
+    out: Out<'_, T>,
+) -> Result<()> {
+    let lanes = blocking.lanes;
+    let (block_in, block_out) = (windows.input_volume * lanes, windows.output_volume * lanes);
+    let mut per_job = (WIDENED_JOB_BYTES / size_of::<T::Acc>() / block_in.max(1)).clamp(1, blocking.blocks.max(1));
+    if lanes == 1 && per_job >= PLANE_GROUP {
+        // Whole groups of the channels-first interleaving.
+        per_job -= per_job % PLANE_GROUP;
+    }
+    let isa = simd::current();
+    par_blocks_with(
+        out,
+        per_job * block_out,
+        || Ok((Vec::new(), Vec::new())),
+        |(wide_x, wide_means), job, out| {
+            let blocks = out.len() / block_out.max(1);
+            let x = &x[job * per_job * block_in..][..blocks * block_in];
+            buffer::resize(wide_x, x.len(), num_traits::zero::<T::Acc>(), "scratch")?;
+            buffer::resize(wide_means, out.len(), num_traits::zero::<T::Acc>(), "scratch")?;
+            isa.run(
+                #[inline(always)]
+                || T::widen_slice(x, wide_x),
+            );
+            let wide_blocking = Blocking { blocks, lanes };
+            forward::<T::Acc>(wide_x, wide_blocking, windows, divisor, Out::from(&mut wide_means[..]))?;
+            isa.run(
+                #[inline(always)]
+                || T::narrow_slice(wide_means, out),
+            );
+            Ok(())
+        },
+    )
 }
 
 /// Whether the forward sums windows one spatial dim at a time ([`separable::mean_block`]):
@@ -350,7 +411,7 @@ const PLANE_SUM_LANES: usize = 16;
 /// by rounding: the error of either is at most `n · eps · Σ|v|` for `n` values.
 #[inline(always)]
 fn plane_sum<T: Element>(values: &[T]) -> T::Acc {
-    let mut partial = [T::Acc::zero(); PLANE_SUM_LANES];
+    let mut partial = [num_traits::zero::<T::Acc>(); PLANE_SUM_LANES];
     let chunks = values.chunks_exact(PLANE_SUM_LANES);
     let tail = chunks.remainder();
     for chunk in chunks {
@@ -362,7 +423,7 @@ fn plane_sum<T: Element>(values: &[T]) -> T::Acc {
     // to a partial sum that started from +0 changes no bit, and a full-width add keeps
     // the partial sums in registers.
     for (i, p) in partial.iter_mut().enumerate() {
-        let v = if i < tail.len() { tail[i].to_acc() } else { T::Acc::zero() };
+        let v = if i < tail.len() { tail[i].to_acc() } else { num_traits::zero::<T::Acc>() };
         *p = *p + v;
     }
     let mut width = PLANE_SUM_LANES;
@@ -402,7 +463,7 @@ fn whole_plane_means<T: Element>(x: &[T], windows: &Windows, divisor: Divisor, o
     par_blocks_with(
         out,
         planes,
-        || buffer::filled(planes, T::Acc::zero(), "scratch"),
+        || buffer::filled(planes, num_traits::zero::<T::Acc>(), "scratch"),
         |sums, b, out| {
             let x = &x[b * planes * iv..][..out.len() * iv];
             let sums = &mut sums[..out.len()];
@@ -440,13 +501,13 @@ fn whole_plane_lane_means<T: Element>(
     par_blocks_with(
         out,
         lanes,
-        || buffer::filled(lanes, T::Acc::zero(), "scratch"),
+        || buffer::filled(lanes, num_traits::zero::<T::Acc>(), "scratch"),
         |sums, b, out| {
             let x = &x[b * iv * lanes..][..iv * lanes];
             isa.run(
                 #[inline(always)]
                 || {
-                    sums.fill(T::Acc::zero());
+                    sums.fill(num_traits::zero::<T::Acc>());
                     for cell in x.chunks_exact(lanes) {
                         for (sum, &v) in sums.iter_mut().zip(cell) {
                             *sum = *sum + v.to_acc();
@@ -487,7 +548,7 @@ fn whole_plane_shares<T: Element>(
 /// The sum of `taps` in order, from zero.
 #[inline(always)]
 fn window_sum<T: Element>(taps: impl Iterator<Item = T>) -> T::Acc {
-    taps.fold(T::Acc::zero(), |acc, v| acc + v.to_acc())
+    taps.fold(num_traits::zero::<T::Acc>(), |acc, v| acc + v.to_acc())
 }
 
 /// One channels-first plane, row by row of the output.
@@ -551,7 +612,7 @@ fn run_chunks<T: Element, const STEP: usize>(
     let span = (RUN_CHUNK - 1) * step + 1;
     for start in chunk_starts(out.len(), RUN_CHUNK) {
         let shift = start * step;
-        let mut sums = [T::Acc::zero(); RUN_CHUNK];
+        let mut sums = [num_traits::zero::<T::Acc>(); RUN_CHUNK];
         for &(position, _) in taps {
             let values = &source[position + shift..][..span];
             for i in 0..RUN_CHUNK {
@@ -587,7 +648,7 @@ fn lane_chunks<T: Element>(
 ) -> Result<()> {
     let tap_major = lanes >= TAP_MAJOR_LANES && windows.read_input_about_once();
     let scratch_len = if tap_major { lanes } else { 0 };
-    let mut sums = buffer::filled(scratch_len, T::Acc::zero(), "scratch")?;
+    let mut sums = buffer::filled(scratch_len, num_traits::zero::<T::Acc>(), "scratch")?;
     windows.for_each_in(
         outputs,
         #[inline(always)]
@@ -606,7 +667,7 @@ fn lane_chunks<T: Element>(
                 match rest.next() {
                     Some(&first) => {
                         for (sum, &v) in sums.iter_mut().zip(tap(first)) {
-                            *sum = T::Acc::zero() + v.to_acc();
+                            *sum = num_traits::zero::<T::Acc>() + v.to_acc();
                         }
                         for &s in rest {
                             for (sum, &v) in sums.iter_mut().zip(tap(s)) {
@@ -614,14 +675,14 @@ fn lane_chunks<T: Element>(
                             }
                         }
                     }
-                    None => sums.fill(T::Acc::zero()),
+                    None => sums.fill(num_traits::zero::<T::Acc>()),
                 }
                 divisor.add_and_store(&mut sums, tap(last), window.cells.len(), window.axis_counts, out);
                 return Ok(());
             }
             let mut c0 = 0;
             while c0 + LANE_CHUNK <= lanes {
-                let mut chunk_sums = [T::Acc::zero(); LANE_CHUNK];
+                let mut chunk_sums = [num_traits::zero::<T::Acc>(); LANE_CHUNK];
                 for &s in window.cells {
                     let taps: &[T; LANE_CHUNK] = x[s * lanes + c0..][..LANE_CHUNK].try_into().expect("chunk length");
                     for l in 0..LANE_CHUNK {
@@ -692,7 +753,7 @@ pub(crate) fn backward<T: Element>(
         return par_blocks_with_in_order(
             grad_in,
             iv * lanes,
-            || buffer::filled(ov * lanes, T::zero(), "scratch"),
+            || buffer::filled(ov * lanes, num_traits::zero::<T::Acc>(), "scratch"),
             |shares, b, grad_in| {
                 let g = &grad_out[b * ov * lanes..][..ov * lanes];
                 isa.run(
@@ -706,7 +767,7 @@ pub(crate) fn backward<T: Element>(
         grad_in,
         PLANE_GROUP * iv,
         || {
-            let shares = buffer::filled(PLANE_GROUP * ov, T::zero(), "scratch")?;
+            let shares = buffer::filled(PLANE_GROUP * ov, num_traits::zero::<T::Acc>(), "scratch")?;
             Ok((Vec::new(), shares, buffer::filled(PLANE_GROUP * iv, T::zero(), "scratch")?))
         },
         |(interleaved, shares, gathered), g, grad_in| {
@@ -748,7 +809,7 @@ fn gather_block<T: Element>(
     windows: &Windows,
     divisor: Divisor,
     covering: &Covering,
-    shares: &mut [T],
+    shares: &mut [T::Acc],
     grad_in: &mut Sink<'_, T>,
 ) -> Result<()> {
     let mut shared = 0;
@@ -769,7 +830,10 @@ fn gather_block<T: Element>(
             c0 += LANE_CHUNK;
         }
         for lane in c0..lanes {
-            grad_in.push(outputs.iter().fold(T::zero(), |sum, &o| sum.add(shares[o * lanes + lane])));
+            let sum = outputs
+                .iter()
+                .fold(num_traits::zero::<T::Acc>(), |sum, &o| T::from_acc(sum + shares[o * lanes + lane]).to_acc());
+            grad_in.push(T::from_acc(sum));
         }
     }
     Ok(())
@@ -784,20 +848,18 @@ const WIDE_CHUNK: usize = 2 * LANE_CHUNK;
 /// order, from zero.
 #[inline(always)]
 fn gather_chunk<T: Element, const W: usize>(
-    shares: &[T],
+    shares: &[T::Acc],
     lanes: usize,
     c0: usize,
     outputs: &[usize],
     grad_in: &mut Sink<'_, T>,
 ) {
-    let mut sum = [T::zero(); W];
+    let mut sum = [num_traits::zero::<T::Acc>(); W];
     for &o in outputs {
-        let share: &[T; W] = shares[o * lanes + c0..][..W].try_into().expect("chunk length");
-        for l in 0..W {
-            sum[l] = sum[l].add(share[l]);
-        }
+        let share: &[T::Acc; W] = shares[o * lanes + c0..][..W].try_into().expect("chunk length");
+        T::add_rounded_slice(&mut sum, share);
     }
-    grad_in.extend(&sum);
+    grad_in.extend_map(&sum, T::from_acc);
 }
 
 /// The shares `grad_output / divisor` of the windows `outputs`, for every lane.
@@ -808,7 +870,7 @@ fn window_shares<T: Element>(
     windows: &Windows,
     divisor: Divisor,
     outputs: Range<usize>,
-    shares: &mut [T],
+    shares: &mut [T::Acc],
 ) -> Result<()> {
     windows.for_each_in(
         outputs,
@@ -816,7 +878,7 @@ fn window_shares<T: Element>(
         |o, window: &Window<'_>| {
             let shares = &mut shares[o * lanes..][..lanes];
             if window.cells.is_empty() {
-                shares.fill(T::zero());
+                shares.fill(num_traits::zero::<T::Acc>());
                 return Ok(());
             }
             divisor.divide_into(&g[o * lanes..][..lanes], shares, window.cells.len(), window.axis_counts);

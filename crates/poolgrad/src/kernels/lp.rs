@@ -11,7 +11,7 @@ use super::window::{Window, Windows};
 use super::{buffer, par_blocks, par_blocks_accumulating};
 use crate::error::Result;
 use crate::tensor::{Blocking, Element};
-use num_traits::{Float, One, Zero};
+use num_traits::{Float, One};
 
 /// Which formula.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,7 +73,7 @@ fn torch_window<T: Element>(
     kernel_volume: T::Acc,
     at: impl Fn(usize) -> T,
 ) -> (T::Acc, T::Acc) {
-    let sum = window.cells.iter().fold(T::Acc::zero(), |s, &c| s + round::<T>(at(c).to_acc().powf(p)));
+    let sum = window.cells.iter().fold(num_traits::zero::<T::Acc>(), |s, &c| s + round::<T>(at(c).to_acc().powf(p)));
     let out = round::<T>(sum / T::count(window.padded_count));
     (out, round::<T>(out * kernel_volume))
 }
@@ -99,9 +99,11 @@ pub(crate) fn forward<T: Element>(
                     Formula::Torch { kernel_volume } => {
                         torch_window::<T>(window, pa, T::count(kernel_volume), at).1.powf(inv_p)
                     }
-                    Formula::Onnx => {
-                        window.cells.iter().fold(T::Acc::zero(), |s, &c| s + at(c).to_acc().abs().powf(pa)).powf(inv_p)
-                    }
+                    Formula::Onnx => window
+                        .cells
+                        .iter()
+                        .fold(num_traits::zero::<T::Acc>(), |s, &c| s + at(c).to_acc().abs().powf(pa))
+                        .powf(inv_p),
                 });
             }
             Ok(())
@@ -135,7 +137,11 @@ pub(crate) fn backward<T: Element>(
                         let (out, m) = torch_window::<T>(window, pa, k, |s| x[s * lanes + lane]);
                         let dm = round::<T>(round::<T>(m.powf(inv_p - T::Acc::one())) * inv_p);
                         let gm = round::<T>(g[o * lanes + lane].to_acc() * dm);
-                        let gout = if out == T::Acc::zero() { T::Acc::zero() } else { round::<T>(gm * k) };
+                        let gout = if out == num_traits::zero::<T::Acc>() {
+                            num_traits::zero::<T::Acc>()
+                        } else {
+                            round::<T>(gm * k)
+                        };
                         gavg[o * lanes + lane] = T::from_acc(gout);
                     }
                     Ok(())
@@ -156,8 +162,8 @@ pub(crate) fn backward<T: Element>(
             windows.for_each(|o, window| {
                 for lane in 0..lanes {
                     let at = |s: usize| x[s * lanes + lane].to_acc();
-                    let sum = window.cells.iter().fold(T::Acc::zero(), |s, &c| s + at(c).abs().powf(pa));
-                    if sum == T::Acc::zero() {
+                    let sum = window.cells.iter().fold(num_traits::zero::<T::Acc>(), |s, &c| s + at(c).abs().powf(pa));
+                    if sum == num_traits::zero::<T::Acc>() {
                         continue;
                     }
                     // dy/dx_i = S^(1/p − 1) · φ(x_i), φ(x) = |x|^(p−1) · sign(x)
@@ -200,27 +206,27 @@ pub(crate) fn jvp<T: Element>(
                     Formula::Torch { kernel_volume } => {
                         let k = T::count(kernel_volume);
                         let count = T::count(window.padded_count);
-                        let sum = window.cells.iter().fold(T::Acc::zero(), |s, &c| s + at(c).powf(pa));
-                        if sum == T::Acc::zero() {
-                            T::Acc::zero()
+                        let sum = window.cells.iter().fold(num_traits::zero::<T::Acc>(), |s, &c| s + at(c).powf(pa));
+                        if sum == num_traits::zero::<T::Acc>() {
+                            num_traits::zero::<T::Acc>()
                         } else {
                             let m = k * sum / count;
-                            let dsum = window
-                                .cells
-                                .iter()
-                                .fold(T::Acc::zero(), |s, &c| s + pa * formula.phi(at(c), pa) * tangent(c));
+                            let dsum = window.cells.iter().fold(num_traits::zero::<T::Acc>(), |s, &c| {
+                                s + pa * formula.phi(at(c), pa) * tangent(c)
+                            });
                             inv_p * m.powf(inv_p - one) * k * dsum / count
                         }
                     }
                     Formula::Onnx => {
-                        let sum = window.cells.iter().fold(T::Acc::zero(), |s, &c| s + at(c).abs().powf(pa));
-                        if sum == T::Acc::zero() {
-                            T::Acc::zero()
+                        let sum =
+                            window.cells.iter().fold(num_traits::zero::<T::Acc>(), |s, &c| s + at(c).abs().powf(pa));
+                        if sum == num_traits::zero::<T::Acc>() {
+                            num_traits::zero::<T::Acc>()
                         } else {
                             let dsum = window
                                 .cells
                                 .iter()
-                                .fold(T::Acc::zero(), |s, &c| s + formula.phi(at(c), pa) * tangent(c));
+                                .fold(num_traits::zero::<T::Acc>(), |s, &c| s + formula.phi(at(c), pa) * tangent(c));
                             sum.powf(inv_p - one) * dsum
                         }
                     }
@@ -253,7 +259,7 @@ pub(crate) fn hvp<T: Element>(
         let x = &x[b * in_block..][..in_block];
         let v = &v[b * in_block..][..in_block];
         let g = &grad_out[b * out_block..][..out_block];
-        let mut acc_hv = buffer::filled(in_block, T::Acc::zero(), "scratch")?;
+        let mut acc_hv = buffer::filled(in_block, num_traits::zero::<T::Acc>(), "scratch")?;
         windows.for_each(|o, window| {
             for lane in 0..lanes {
                 let at = |s: usize| x[s * lanes + lane].to_acc();
@@ -265,8 +271,8 @@ pub(crate) fn hvp<T: Element>(
                     Formula::Onnx => one,
                 };
                 let (psi, phi, dphi) = (|x| formula.psi(x, pa), |x| formula.phi(x, pa), |x| formula.dphi(x, pa));
-                let sum = window.cells.iter().fold(T::Acc::zero(), |s, &cell| s + psi(at(cell)));
-                if sum == T::Acc::zero() {
+                let sum = window.cells.iter().fold(num_traits::zero::<T::Acc>(), |s, &cell| s + psi(at(cell)));
+                if sum == num_traits::zero::<T::Acc>() {
                     continue;
                 }
                 let cs = c * sum;
@@ -274,7 +280,7 @@ pub(crate) fn hvp<T: Element>(
                 let dot = window
                     .cells
                     .iter()
-                    .fold(T::Acc::zero(), |s, &cell| s + phi(at(cell)) * v[cell * lanes + lane].to_acc());
+                    .fold(num_traits::zero::<T::Acc>(), |s, &cell| s + phi(at(cell)) * v[cell * lanes + lane].to_acc());
                 let first = a * cs.powf(a - one) * c * pa * dot;
                 let second = cs.powf(a);
                 for &cell in window.cells {

@@ -27,7 +27,6 @@ use super::max::Argmax;
 use super::window::{AxisWindows, Interior, Windows};
 use crate::error::{PoolError, Result};
 use crate::tensor::{Element, MaxElement};
-use num_traits::Zero;
 
 /// Channels reduced together: the inner loops run over this many lanes.
 const CHUNK: usize = 16;
@@ -401,7 +400,7 @@ pub(crate) fn mean_block<T: Element>(
         .ok_or(PoolError::Overflow { what: "separable stage" })?;
     let len = largest.saturating_mul(CHUNK);
     for stage in &mut scratch.stages {
-        buffer::resize(stage, len, T::Acc::zero(), "separable stage")?;
+        buffer::resize(stage, len, num_traits::zero::<T::Acc>(), "separable stage")?;
     }
     // Each output's valid tap count and padded count per dim, `rank + 1` numbers, in
     // row-major output order: worked out once for all chunks of lanes.
@@ -437,7 +436,7 @@ pub(crate) fn mean_block<T: Element>(
             for (cell, sums) in scratch.stages[0].chunks_exact_mut(CHUNK).take(windows.input_volume).enumerate() {
                 let x = &x[cell * lanes + c0..];
                 for (l, s) in sums.iter_mut().enumerate() {
-                    *s = if l < width { x[l].to_acc() } else { T::Acc::zero() };
+                    *s = if l < width { x[l].to_acc() } else { num_traits::zero::<T::Acc>() };
                 }
             }
         }
@@ -488,8 +487,8 @@ fn mean_block_by_rows<T: Element>(
 ) -> Result<()> {
     let (width, outputs) = (cols.input(), cols.output());
     let (row_cells, group) = ring_lanes::<T::Acc>(ring, outputs, lanes);
-    buffer::resize(&mut scratch.ring, row_cells.saturating_mul(group), T::Acc::zero(), "row sums")?;
-    buffer::resize(&mut scratch.sums, outputs.saturating_mul(group), T::Acc::zero(), "row sums")?;
+    buffer::resize(&mut scratch.ring, row_cells.saturating_mul(group), num_traits::zero::<T::Acc>(), "row sums")?;
+    buffer::resize(&mut scratch.sums, outputs.saturating_mul(group), num_traits::zero::<T::Acc>(), "row sums")?;
     for l0 in (0..lanes).step_by(group) {
         let group = group.min(lanes - l0);
         let slot = |row: usize| (row % ring) * outputs * group;
@@ -598,8 +597,8 @@ pub(crate) fn mean_plane<T: Element>(
         return Err(PoolError::Internal { what: "a plane plan for other than 2-D" });
     };
     let (width, outputs, ring, run) = (cols.input(), cols.output(), plan.ring, plan.interior);
-    buffer::resize(&mut scratch.ring, ring.saturating_mul(outputs), T::Acc::zero(), "row sums")?;
-    buffer::resize(&mut scratch.sums, outputs, T::Acc::zero(), "row sums")?;
+    buffer::resize(&mut scratch.ring, ring.saturating_mul(outputs), num_traits::zero::<T::Acc>(), "row sums")?;
+    buffer::resize(&mut scratch.sums, outputs, num_traits::zero::<T::Acc>(), "row sums")?;
     buffer::resize(&mut scratch.means, outputs, T::zero(), "row sums")?;
     // Each input row goes into a row of zeros that reaches every tap of every window, at
     // the offset of the padding before it: the taps outside the input add +0, which
@@ -607,8 +606,13 @@ pub(crate) fn mean_plane<T: Element>(
     let begin = run.offset.unsigned_abs();
     let reach =
         (outputs.saturating_sub(1)).saturating_add(run.kernel.saturating_sub(1).saturating_mul(run.dilation)) + 1;
-    buffer::resize(&mut scratch.padded, reach.max(begin.saturating_add(width)), T::Acc::zero(), "row sums")?;
-    scratch.padded.fill(T::Acc::zero());
+    buffer::resize(
+        &mut scratch.padded,
+        reach.max(begin.saturating_add(width)),
+        num_traits::zero::<T::Acc>(),
+        "row sums",
+    )?;
+    scratch.padded.fill(num_traits::zero::<T::Acc>());
     // Each input row's place in the ring, and the runs of columns whose windows have the
     // same counts (so the same divisor).
     scratch.slots.clear();
@@ -722,7 +726,7 @@ fn sum_rows_of_block<T: Element>(
     for r in 0..rows {
         let row = &x[r * width * lanes..][..width * lanes];
         for o in 0..outputs {
-            let mut sums = [T::Acc::zero(); CHUNK];
+            let mut sums = [num_traits::zero::<T::Acc>(); CHUNK];
             for &c in axis.window(o).0 {
                 let v: &[T; CHUNK] = row[c * lanes + c0..][..CHUNK].try_into().expect("chunk length");
                 for l in 0..CHUNK {
@@ -855,7 +859,7 @@ pub(crate) fn share_block<T: Element>(
         .ok_or(PoolError::Overflow { what: "separable stage" })?;
     let len = largest.saturating_mul(CHUNK);
     for stage in &mut scratch.stages {
-        buffer::resize(stage, len, T::Acc::zero(), "separable stage")?;
+        buffer::resize(stage, len, num_traits::zero::<T::Acc>(), "separable stage")?;
     }
     // Each output's share, rounded to T: the direct path's terms.
     let mut position = vec![0usize; rank];
@@ -872,7 +876,7 @@ pub(crate) fn share_block<T: Element>(
             }
             let g = &grad_out[o * lanes + c0..];
             let mut values: [T::Acc; CHUNK] =
-                std::array::from_fn(|l| if l < width { g[l].to_acc() } else { T::Acc::zero() });
+                std::array::from_fn(|l| if l < width { g[l].to_acc() } else { num_traits::zero::<T::Acc>() });
             if valid > 0 {
                 divisor.apply_all::<T>(&mut values, valid, &axis_counts);
             }
@@ -925,7 +929,7 @@ fn share_block_by_rows<T: Element>(
 ) -> Result<()> {
     let (width, outputs) = (cols.input(), cols.output());
     let (row_cells, group) = ring_lanes::<T::Acc>(ring, width, lanes);
-    buffer::resize(&mut scratch.ring, row_cells.saturating_mul(group), T::Acc::zero(), "row sums")?;
+    buffer::resize(&mut scratch.ring, row_cells.saturating_mul(group), num_traits::zero::<T::Acc>(), "row sums")?;
     // Columns with complete stride-1 windows: an input cell's covering windows, in
     // order, are the `kernel` outputs `c + pad - (kernel - 1 - i)·dilation` for `i` in
     // order, so each row's shares go between `lead` cells of zeros and trailing zeros,
@@ -940,15 +944,15 @@ fn share_block_by_rows<T: Element>(
         }
         None => (0, outputs),
     };
-    buffer::resize(&mut scratch.shares, extent.saturating_mul(group), T::Acc::zero(), "row sums")?;
-    buffer::resize(&mut scratch.sums, width.saturating_mul(group), T::Acc::zero(), "row sums")?;
+    buffer::resize(&mut scratch.shares, extent.saturating_mul(group), num_traits::zero::<T::Acc>(), "row sums")?;
+    buffer::resize(&mut scratch.sums, width.saturating_mul(group), num_traits::zero::<T::Acc>(), "row sums")?;
     let [covering_rows, covering_cols] = &scratch.covering[..] else {
         return Err(PoolError::Internal { what: "a 2-D block without two covering tables" });
     };
     for l0 in (0..lanes).step_by(group) {
         let group = group.min(lanes - l0);
         // The zero margins move with the group's width: cleared for every group.
-        scratch.shares.fill(T::Acc::zero());
+        scratch.shares.fill(num_traits::zero::<T::Acc>());
         let slot = |row: usize| (row % ring) * width * group;
         let mut next_row = 0;
         for y in 0..rows.input() {

@@ -1,0 +1,131 @@
+//! Bulk `f16` ↔ `f32` conversion with the CPU's conversion instructions (F16C on x86-64),
+//! for [`crate::tensor::Element::widen_slice`] and [`crate::tensor::Element::narrow_slice`].
+//!
+//! One F16C instruction converts 8 values, where the software conversion the kernels
+//! inline takes about 20 instructions per vector of them. Both give the same bits: the
+//! instructions round to nearest-even (the rounding is fixed in the instruction, not read
+//! from MXCSR), keep subnormals, and quiet a NaN keeping its top payload bits, as `half`
+//! and [`crate::tensor`]'s software conversions do.
+
+use half::f16;
+
+/// Values per F16C instruction.
+#[cfg(target_arch = "x86_64")]
+const LANES: usize = 8;
+
+/// `wide[i] = values[i]` as `f32`, or `false` (nothing written) where the CPU lacks F16C.
+#[inline]
+pub(crate) fn widen_f16(values: &[f16], wide: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("f16c") && is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU supports the features `f16c::widen` is compiled for (checked
+        // just above).
+        unsafe { f16c::widen(values, wide) };
+        return true;
+    }
+    let _ = (values, wide);
+    false
+}
+
+/// `values[i] = wide[i]` rounded to `f16`, or `false` (nothing written) where the CPU
+/// lacks F16C.
+#[inline]
+pub(crate) fn narrow_f16(wide: &[f32], values: &mut [f16]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("f16c") && is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU supports the features `f16c::narrow` is compiled for (checked
+        // just above).
+        unsafe { f16c::narrow(wide, values) };
+        return true;
+    }
+    let _ = (wide, values);
+    false
+}
+
+/// `sums[i] = sums[i] + values[i]` rounded to `f16` and widened back, or `false`
+/// (nothing changed) where the CPU lacks F16C. Inlined into the kernels' loops: the
+/// instruction sets [`crate::simd::Isa::Avx2`] and wider compile them with F16C.
+#[inline(always)]
+pub(crate) fn add_rounded_f16(sums: &mut [f32], values: &[f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("f16c") && is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU supports the features `f16c::add_rounded` is compiled for
+        // (checked just above).
+        unsafe { f16c::add_rounded(sums, values) };
+        return true;
+    }
+    let _ = (sums, values);
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+mod f16c {
+    use super::LANES;
+    use crate::tensor::{f16_to_f32, f32_to_f16};
+    use half::f16;
+    use std::arch::x86_64::{
+        __m128i, _mm256_add_ps, _mm256_cvtph_ps, _mm256_cvtps_ph, _mm256_loadu_ps, _mm256_storeu_ps, _mm_loadu_si128,
+        _mm_storeu_si128, _MM_FROUND_TO_NEAREST_INT,
+    };
+
+    /// See [`super::widen_f16`]; the last `len % 8` values in software.
+    #[target_feature(enable = "avx,f16c")]
+    pub(super) unsafe fn widen(values: &[f16], wide: &mut [f32]) {
+        assert_eq!(values.len(), wide.len(), "widen_slice lengths");
+        let mut chunks = values.chunks_exact(LANES).zip(wide.chunks_exact_mut(LANES));
+        for (halves, floats) in chunks.by_ref() {
+            // SAFETY: both chunks hold exactly 8 values (16 and 32 bytes); the unaligned
+            // load and store touch exactly those bytes.
+            unsafe {
+                let h = _mm_loadu_si128(halves.as_ptr().cast::<__m128i>());
+                _mm256_storeu_ps(floats.as_mut_ptr(), _mm256_cvtph_ps(h));
+            }
+        }
+        let done = values.len() - values.len() % LANES;
+        for (w, &v) in wide[done..].iter_mut().zip(&values[done..]) {
+            *w = f16_to_f32(v);
+        }
+    }
+
+    /// See [`super::add_rounded_f16`]; the last `len % 8` values in software.
+    #[target_feature(enable = "avx,f16c")]
+    #[inline]
+    pub(super) unsafe fn add_rounded(sums: &mut [f32], values: &[f32]) {
+        assert_eq!(sums.len(), values.len(), "add_rounded_slice lengths");
+        const ROUND: i32 = _MM_FROUND_TO_NEAREST_INT;
+        let mut chunks = sums.chunks_exact_mut(LANES).zip(values.chunks_exact(LANES));
+        for (sum, v) in chunks.by_ref() {
+            // SAFETY: both chunks hold exactly 8 values (32 bytes); the unaligned loads
+            // and the store touch exactly those bytes.
+            unsafe {
+                let added = _mm256_add_ps(_mm256_loadu_ps(sum.as_ptr()), _mm256_loadu_ps(v.as_ptr()));
+                let h = _mm256_cvtps_ph::<ROUND>(added);
+                _mm256_storeu_ps(sum.as_mut_ptr(), _mm256_cvtph_ps(h));
+            }
+        }
+        let done = sums.len() - sums.len() % LANES;
+        for (sum, &v) in sums[done..].iter_mut().zip(&values[done..]) {
+            *sum = f16_to_f32(f32_to_f16(*sum + v));
+        }
+    }
+
+    /// See [`super::narrow_f16`]; the last `len % 8` values in software.
+    #[target_feature(enable = "avx,f16c")]
+    pub(super) unsafe fn narrow(wide: &[f32], values: &mut [f16]) {
+        assert_eq!(values.len(), wide.len(), "narrow_slice lengths");
+        // Round to nearest-even, whatever MXCSR says (bit 2 clear).
+        const ROUND: i32 = _MM_FROUND_TO_NEAREST_INT;
+        for (floats, halves) in wide.chunks_exact(LANES).zip(values.chunks_exact_mut(LANES)) {
+            // SAFETY: both chunks hold exactly 8 values (32 and 16 bytes); the unaligned
+            // load and store touch exactly those bytes.
+            unsafe {
+                let h = _mm256_cvtps_ph::<ROUND>(_mm256_loadu_ps(floats.as_ptr()));
+                _mm_storeu_si128(halves.as_mut_ptr().cast::<__m128i>(), h);
+            }
+        }
+        let done = wide.len() - wide.len() % LANES;
+        for (v, &w) in values[done..].iter_mut().zip(&wide[done..]) {
+            *v = f32_to_f16(w);
+        }
+    }
+}
