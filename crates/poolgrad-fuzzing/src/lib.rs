@@ -45,7 +45,7 @@ impl Bytes<'_> {
 
     /// A list of one value or one per dim.
     fn list(&mut self, rank: usize, lo: usize, hi: usize) -> Vec<usize> {
-        let n = if self.byte() % 2 == 0 { 1 } else { rank };
+        let n = if self.byte().is_multiple_of(2) { 1 } else { rank };
         (0..n).map(|_| self.range(lo, hi)).collect()
     }
 }

@@ -14,7 +14,7 @@ use half::f16;
 const LANES: usize = 8;
 
 /// `wide[i] = values[i]` as `f32`, or `false` (nothing written) where the CPU lacks F16C.
-#[inline]
+#[inline(always)]
 pub(crate) fn widen_f16(values: &[f16], wide: &mut [f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("f16c") && is_x86_feature_detected!("avx") {
@@ -29,7 +29,7 @@ pub(crate) fn widen_f16(values: &[f16], wide: &mut [f32]) -> bool {
 
 /// `values[i] = wide[i]` rounded to `f16`, or `false` (nothing written) where the CPU
 /// lacks F16C.
-#[inline]
+#[inline(always)]
 pub(crate) fn narrow_f16(wide: &[f32], values: &mut [f16]) -> bool {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("f16c") && is_x86_feature_detected!("avx") {
@@ -42,11 +42,33 @@ pub(crate) fn narrow_f16(wide: &[f32], values: &mut [f16]) -> bool {
     false
 }
 
+/// Rounds every value of `wide` to `f16` and widens it back, in place, or `false`
+/// (nothing changed) where the CPU lacks F16C.
+#[inline(always)]
+pub(crate) fn round_f16(wide: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("f16c") && is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU supports the features `f16c::round` is compiled for (checked
+        // just above).
+        unsafe { f16c::round(wide) };
+        return true;
+    }
+    let _ = wide;
+    false
+}
+
 /// `sums[i] = sums[i] + values[i]` rounded to `f16` and widened back, or `false`
 /// (nothing changed) where the CPU lacks F16C. Inlined into the kernels' loops: the
 /// instruction sets [`crate::simd::Isa::Avx2`] and wider compile them with F16C.
 #[inline(always)]
 pub(crate) fn add_rounded_f16(sums: &mut [f32], values: &[f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx512f") && sums.len().is_multiple_of(16) {
+        // SAFETY: the CPU supports the features `f16c::add_rounded_16` is compiled for
+        // (checked just above).
+        unsafe { f16c::add_rounded_16(sums, values) };
+        return true;
+    }
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("f16c") && is_x86_feature_detected!("avx") {
         // SAFETY: the CPU supports the features `f16c::add_rounded` is compiled for
@@ -70,6 +92,7 @@ mod f16c {
 
     /// See [`super::widen_f16`]; the last `len % 8` values in software.
     #[target_feature(enable = "avx,f16c")]
+    #[inline]
     pub(super) unsafe fn widen(values: &[f16], wide: &mut [f32]) {
         assert_eq!(values.len(), wide.len(), "widen_slice lengths");
         let mut chunks = values.chunks_exact(LANES).zip(wide.chunks_exact_mut(LANES));
@@ -84,6 +107,25 @@ mod f16c {
         let done = values.len() - values.len() % LANES;
         for (w, &v) in wide[done..].iter_mut().zip(&values[done..]) {
             *w = f16_to_f32(v);
+        }
+    }
+
+    /// See [`super::round_f16`]; the last `len % 8` values in software.
+    #[target_feature(enable = "avx,f16c")]
+    #[inline]
+    pub(super) unsafe fn round(wide: &mut [f32]) {
+        const ROUND: i32 = _MM_FROUND_TO_NEAREST_INT;
+        let mut chunks = wide.chunks_exact_mut(LANES);
+        for floats in chunks.by_ref() {
+            // SAFETY: the chunk holds exactly 8 values (32 bytes); the unaligned load and
+            // store touch exactly those bytes.
+            unsafe {
+                let h = _mm256_cvtps_ph::<ROUND>(_mm256_loadu_ps(floats.as_ptr()));
+                _mm256_storeu_ps(floats.as_mut_ptr(), _mm256_cvtph_ps(h));
+            }
+        }
+        for w in chunks.into_remainder() {
+            *w = f16_to_f32(f32_to_f16(*w));
         }
     }
 
@@ -109,8 +151,27 @@ mod f16c {
         }
     }
 
+    /// See [`super::add_rounded_f16`], 16 values at a time; `len` a multiple of 16.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) unsafe fn add_rounded_16(sums: &mut [f32], values: &[f32]) {
+        use std::arch::x86_64::{_mm512_add_ps, _mm512_cvtph_ps, _mm512_cvtps_ph, _mm512_loadu_ps, _mm512_storeu_ps};
+        assert_eq!(sums.len(), values.len(), "add_rounded_slice lengths");
+        const ROUND: i32 = _MM_FROUND_TO_NEAREST_INT;
+        for (sum, v) in sums.chunks_exact_mut(16).zip(values.chunks_exact(16)) {
+            // SAFETY: both chunks hold exactly 16 values (64 bytes); the unaligned loads
+            // and the store touch exactly those bytes.
+            unsafe {
+                let added = _mm512_add_ps(_mm512_loadu_ps(sum.as_ptr()), _mm512_loadu_ps(v.as_ptr()));
+                let h = _mm512_cvtps_ph::<ROUND>(added);
+                _mm512_storeu_ps(sum.as_mut_ptr(), _mm512_cvtph_ps(h));
+            }
+        }
+    }
+
     /// See [`super::narrow_f16`]; the last `len % 8` values in software.
     #[target_feature(enable = "avx,f16c")]
+    #[inline]
     pub(super) unsafe fn narrow(wide: &[f32], values: &mut [f16]) {
         assert_eq!(values.len(), wide.len(), "narrow_slice lengths");
         // Round to nearest-even, whatever MXCSR says (bit 2 clear).

@@ -223,6 +223,23 @@ pub trait Element: MaxElement {
             *v = Self::from_acc(w);
         }
     }
+    /// Rounds every value of `wide` to `Self` and widens it back, in place: what storing
+    /// it as `Self` keeps, in bulk (`f16` uses the CPU's conversion instructions where it
+    /// has them). Nothing changes for `f32` and `f64`.
+    ///
+    /// ```
+    /// use half::f16;
+    /// use poolgrad::tensor::Element;
+    /// let mut wide = [1.0f32 + 1.0 / 4096.0, 2.5];
+    /// f16::round_slice(&mut wide);
+    /// assert_eq!(wide, [1.0, 2.5]);
+    /// ```
+    #[inline(always)]
+    fn round_slice(wide: &mut [Self::Acc]) {
+        for w in wide {
+            *w = Self::from_acc(*w).to_acc();
+        }
+    }
     /// `sums[i] = sums[i] + values[i]`, rounded to `Self` and kept widened, for every `i`:
     /// an addition of `Self` values on their widened form, in bulk (`f16` rounds with the
     /// CPU's conversion instructions where it has them). Plain addition for `f32` and
@@ -410,6 +427,14 @@ float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16, {
         }
     }
     #[inline(always)]
+    fn round_slice(wide: &mut [f32]) {
+        if !crate::convert::round_f16(wide) {
+            for w in wide {
+                *w = f16_to_f32(f32_to_f16(*w));
+            }
+        }
+    }
+    #[inline(always)]
     fn add_rounded_slice(sums: &mut [f32], values: &[f32]) {
         if !crate::convert::add_rounded_f16(sums, values) {
             assert_eq!(sums.len(), values.len(), "add_rounded_slice lengths");
@@ -429,6 +454,12 @@ float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16, {
     }
 });
 float_element!(half::bf16, "bfloat16", f32, half::bf16::to_f32, f32_to_bf16, {
+    #[inline(always)]
+    fn round_slice(wide: &mut [f32]) {
+        for w in wide {
+            *w = round_to_bf16(*w);
+        }
+    }
     #[inline(always)]
     fn add_rounded_slice(sums: &mut [f32], values: &[f32]) {
         assert_eq!(sums.len(), values.len(), "add_rounded_slice lengths");

@@ -54,17 +54,23 @@ impl Divisor {
     /// same as [`Self::apply`] per value.
     #[inline(always)]
     pub fn divide_into<T: Element>(self, values: &[T], out: &mut [T::Acc], valid: usize, axis_counts: &[usize]) {
+        if size_of::<T>() < size_of::<T::Acc>() {
+            // 16-bit values: three passes in bulk, with the CPU's conversions.
+            T::widen_slice(values, out);
+            self.apply_all::<T>(out, valid, axis_counts);
+            T::round_slice(out);
+            return;
+        }
         let pairs = out.iter_mut().zip(values);
-        let rounded = |v: T::Acc| T::from_acc(v).to_acc();
         match self.one_count(valid, axis_counts) {
             Some(n) => match exact_reciprocal::<T>(n) {
-                Some(r) => pairs.for_each(|(o, &v)| *o = rounded(v.to_acc() * r)),
+                Some(r) => pairs.for_each(|(o, &v)| *o = v.to_acc() * r),
                 None => {
                     let n = T::count(n);
-                    pairs.for_each(|(o, &v)| *o = rounded(v.to_acc() / n));
+                    pairs.for_each(|(o, &v)| *o = v.to_acc() / n);
                 }
             },
-            None => pairs.for_each(|(o, &v)| *o = rounded(self.apply_counts::<T>(v.to_acc(), valid, axis_counts))),
+            None => pairs.for_each(|(o, &v)| *o = self.apply_counts::<T>(v.to_acc(), valid, axis_counts)),
         }
     }
 
@@ -821,6 +827,10 @@ fn gather_block<T: Element>(
             shared = end;
         }
         let mut c0 = 0;
+        while size_of::<T>() < size_of::<T::Acc>() && c0 + ROUNDED_CHUNK <= lanes {
+            gather_chunk::<T, ROUNDED_CHUNK>(shares, lanes, c0, outputs, grad_in);
+            c0 += ROUNDED_CHUNK;
+        }
         while c0 + WIDE_CHUNK <= lanes {
             gather_chunk::<T, WIDE_CHUNK>(shares, lanes, c0, outputs, grad_in);
             c0 += WIDE_CHUNK;
@@ -844,6 +854,10 @@ fn gather_block<T: Element>(
 /// times was slower: 0.72x on W3 channels-last).
 const WIDE_CHUNK: usize = 2 * LANE_CHUNK;
 
+/// Lanes [`gather_block`] sums at a time for 16-bit types, whose additions each end in a
+/// rounding: more independent sums to hide its latency.
+const ROUNDED_CHUNK: usize = 4 * LANE_CHUNK;
+
 /// Lanes `c0..c0 + W` of one cell in [`gather_block`]: the shares of `outputs` added in
 /// order, from zero.
 #[inline(always)]
@@ -859,7 +873,9 @@ fn gather_chunk<T: Element, const W: usize>(
         let share: &[T::Acc; W] = shares[o * lanes + c0..][..W].try_into().expect("chunk length");
         T::add_rounded_slice(&mut sum, share);
     }
-    grad_in.extend_map(&sum, T::from_acc);
+    let mut narrow = [T::zero(); W];
+    T::narrow_slice(&sum, &mut narrow);
+    grad_in.extend(&narrow);
 }
 
 /// The shares `grad_output / divisor` of the windows `outputs`, for every lane.

@@ -102,7 +102,7 @@ const BAND_BYTES: usize = 256 << 10;
 /// 16 KiB (too small to be worth a parallel job).
 pub(crate) fn band_outputs(output_volume: usize, bytes_per_position: usize) -> usize {
     let fits = BAND_BYTES / bytes_per_position.max(1);
-    let divisors = (1..).take_while(|d| d * d <= output_volume).filter(|d| output_volume % d == 0);
+    let divisors = (1..).take_while(|d| d * d <= output_volume).filter(|d| output_volume.is_multiple_of(*d));
     let band = divisors.flat_map(|d| [d, output_volume / d]).filter(|&d| d <= fits).max().unwrap_or(output_volume);
     if band.saturating_mul(bytes_per_position) < 16 << 10 {
         output_volume.max(1)

@@ -93,7 +93,7 @@ impl AxisWindows {
             w.bounds.push(w.coords.len());
             w.padded_counts.push(end - start);
         }
-        if input % output == 0 && isize::try_from(input).is_ok() {
+        if input.is_multiple_of(output) && isize::try_from(input).is_ok() {
             // Equal windows tiling the input: regular with kernel = stride = input / output.
             let k = input / output;
             w.interior = Some(Interior { first: 0, end: output, kernel: k, stride: k, dilation: 1, offset: 0 });
