@@ -711,6 +711,23 @@ mod conversion_tests {
             for (f, h) in floats.iter().zip(&narrowed) {
                 assert_eq!(h.to_bits(), f16::from_f32_const(*f).to_bits(), "narrow {:#010x}", f.to_bits());
             }
+            let (mut rounded, mut brounded) = (floats.to_vec(), floats.to_vec());
+            f16::round_slice(&mut rounded);
+            bf16::round_slice(&mut brounded);
+            for ((f, r), b) in floats.iter().zip(&rounded).zip(&brounded) {
+                assert_eq!(
+                    r.to_bits(),
+                    f16::from_f32_const(*f).to_f32_const().to_bits(),
+                    "round {:#010x}",
+                    f.to_bits()
+                );
+                assert_eq!(
+                    b.to_bits(),
+                    bf16::from_f32_const(*f).to_f32_const().to_bits(),
+                    "bf16 round {:#010x}",
+                    f.to_bits()
+                );
+            }
             // Sums of two values, each rounded: x + 0 is x itself, and pairs of neighbours.
             for (shift, name) in [(0, "x + 0"), (1, "x + next")] {
                 let mut sums = floats.to_vec();

@@ -723,9 +723,9 @@ fn check_half_avg_backward<T: poolgrad::Element>(
     Ok(())
 }
 
-/// The average forward of `T` (a 16-bit type, widened to f32 in bulk for overlapping
-/// windows) under every instruction set: bitwise the reference's where the kernel adds in
-/// window order, and the portable build's everywhere.
+/// The average forward of `T` (a 16-bit type, widened to f32 in bulk) under every
+/// instruction set: bitwise the reference's where the kernel adds in window order, and
+/// the portable build's everywhere.
 fn check_half_avg_forward<T: poolgrad::Element>(
     req: &Request,
     seed: u64,
@@ -759,7 +759,7 @@ proptest! {
         check_half_avg_backward(&req, seed, include, poolgrad::bf16::from_f32)?;
     }
 
-    /// f16 and bf16 forwards over overlapping windows run the f32 kernels on a widened copy.
+    /// f16 and bf16 forwards run the f32 kernels on a widened copy.
     #[test]
     fn half_avg_forward_every_isa(req in request(), seed in any::<u64>(), include in any::<bool>()) {
         check_half_avg_forward(&req, seed, include, poolgrad::f16::from_f32)?;

@@ -158,7 +158,7 @@ pub(crate) fn forward<T: Element>(
         };
     }
     let block_bytes = (windows.input_volume.saturating_mul(blocking.lanes)).saturating_mul(size_of::<T::Acc>());
-    if size_of::<T>() < size_of::<T::Acc>() && !windows.read_input_about_once() && block_bytes <= WIDENED_BLOCK_LIMIT {
+    if size_of::<T>() < size_of::<T::Acc>() && block_bytes <= WIDENED_BLOCK_LIMIT {
         return forward_widened(x, blocking, windows, divisor, out);
     }
     let (iv, ov) = (windows.input_volume, windows.output_volume);
@@ -221,12 +221,14 @@ const WIDENED_JOB_BYTES: usize = 1 << 20;
 /// thread.
 const WIDENED_BLOCK_LIMIT: usize = 16 << 20;
 
-/// The forward of a 16-bit type over overlapping windows, through the accumulation type:
-/// each job widens whole blocks of the input to `T::Acc` once, runs [`forward`] on them,
-/// and rounds the means to `T` as it stores them. The kernels widen every tap they read
-/// otherwise, a window's worth of conversions per input cell (9 for a 3x3 window, done
-/// in software). The sums, their order and the divisions are those of the direct
-/// path, so the bits are too.
+/// The forward of a 16-bit type, through the accumulation type: each job widens whole
+/// blocks of the input to `T::Acc` once, runs [`forward`] on them, and rounds the means
+/// to `T` as it stores them (with the CPU's conversions, [`Element::widen_slice`]). The
+/// kernels widen every tap they read otherwise, in software, a window's worth of
+/// conversions per input cell. The sums, their order and the divisions are those of the
+/// direct path, so the bits are too. A/B against the direct path (1 thread): W3 (3x3
+/// stride 1) 3.1x channels-first, 4.5x channels-last; W7 (2x2 stride 2, each cell read
+/// once) 1.2-1.6x.
 fn forward_widened<T: Element>(
     x: &[T],
     blocking: Blocking,
