@@ -374,7 +374,7 @@ pub(crate) fn f32_to_bf16(value: f32) -> half::bf16 {
 #[inline(always)]
 fn round_to_bf16(value: f32) -> f32 {
     let x = value.to_bits();
-    let nan = x & 0x7fff_ffff > 0x7f80_0000;
+    let nan = value.is_nan();
     let rounded = x.wrapping_add(0x7fff + ((x >> 16) & 1));
     f32::from_bits(if nan { x | 0x0040_0000 } else { rounded } & 0xffff_0000)
 }
