@@ -13,11 +13,18 @@ use half::f16;
 #[cfg(target_arch = "x86_64")]
 const LANES: usize = 8;
 
+/// Whether the CPU runs what the [`f16c`] functions are compiled for.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn has_f16c() -> bool {
+    is_x86_feature_detected!("f16c") && is_x86_feature_detected!("avx")
+}
+
 /// `wide[i] = values[i]` as `f32`, or `false` (nothing written) where the CPU lacks F16C.
 #[inline(always)]
 pub(crate) fn widen_f16(values: &[f16], wide: &mut [f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("f16c") && is_x86_feature_detected!("avx") {
+    if has_f16c() {
         // SAFETY: the CPU supports the features `f16c::widen` is compiled for (checked
         // just above).
         unsafe { f16c::widen(values, wide) };
@@ -32,7 +39,7 @@ pub(crate) fn widen_f16(values: &[f16], wide: &mut [f32]) -> bool {
 #[inline(always)]
 pub(crate) fn narrow_f16(wide: &[f32], values: &mut [f16]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("f16c") && is_x86_feature_detected!("avx") {
+    if has_f16c() {
         // SAFETY: the CPU supports the features `f16c::narrow` is compiled for (checked
         // just above).
         unsafe { f16c::narrow(wide, values) };
@@ -47,7 +54,7 @@ pub(crate) fn narrow_f16(wide: &[f32], values: &mut [f16]) -> bool {
 #[inline(always)]
 pub(crate) fn round_f16(wide: &mut [f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("f16c") && is_x86_feature_detected!("avx") {
+    if has_f16c() {
         // SAFETY: the CPU supports the features `f16c::round` is compiled for (checked
         // just above).
         unsafe { f16c::round(wide) };
@@ -70,7 +77,7 @@ pub(crate) fn add_rounded_f16(sums: &mut [f32], values: &[f32]) -> bool {
         return true;
     }
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("f16c") && is_x86_feature_detected!("avx") {
+    if has_f16c() {
         // SAFETY: the CPU supports the features `f16c::add_rounded` is compiled for
         // (checked just above).
         unsafe { f16c::add_rounded(sums, values) };

@@ -50,8 +50,8 @@ impl Divisor {
     }
 
     /// `out[i] = values[i] / divisor` (divided in the accumulation type, rounded to `T`,
-    /// and kept widened) for every `i`, all for the same window: one pass, bitwise the
-    /// same as [`Self::apply`] per value.
+    /// and kept widened) for every `i`, all for the same window: one pass (16-bit types:
+    /// three, with bulk conversions), bitwise the same as [`Self::apply`] per value.
     #[inline(always)]
     pub fn divide_into<T: Element>(self, values: &[T], out: &mut [T::Acc], valid: usize, axis_counts: &[usize]) {
         if size_of::<T>() < size_of::<T::Acc>() {
