@@ -197,10 +197,7 @@ pub trait Element: MaxElement {
     /// ```
     #[inline(always)]
     fn widen_slice(values: &[Self], wide: &mut [Self::Acc]) {
-        assert_eq!(values.len(), wide.len(), "widen_slice lengths");
-        for (w, &v) in wide.iter_mut().zip(values) {
-            *w = v.to_acc();
-        }
+        widen_each(values, wide);
     }
     /// Rounds every value of `wide` into `values`, in bulk: the same bits as
     /// [`Element::from_acc`] on each (`f16` uses the CPU's conversion instructions where
@@ -218,10 +215,7 @@ pub trait Element: MaxElement {
     /// ```
     #[inline(always)]
     fn narrow_slice(wide: &[Self::Acc], values: &mut [Self]) {
-        assert_eq!(values.len(), wide.len(), "narrow_slice lengths");
-        for (v, &w) in values.iter_mut().zip(wide) {
-            *v = Self::from_acc(w);
-        }
+        narrow_each(wide, values);
     }
     /// Rounds every value of `wide` to `Self` and widens it back, in place: what storing
     /// it as `Self` keeps, in bulk (`f16` uses the CPU's conversion instructions where it
@@ -236,9 +230,7 @@ pub trait Element: MaxElement {
     /// ```
     #[inline(always)]
     fn round_slice(wide: &mut [Self::Acc]) {
-        for w in wide {
-            *w = Self::from_acc(*w).to_acc();
-        }
+        round_each::<Self>(wide);
     }
     /// `sums[i] = sums[i] + values[i]`, rounded to `Self` and kept widened, for every `i`:
     /// an addition of `Self` values on their widened form, in bulk (`f16` rounds with the
@@ -257,14 +249,46 @@ pub trait Element: MaxElement {
     /// ```
     #[inline(always)]
     fn add_rounded_slice(sums: &mut [Self::Acc], values: &[Self::Acc]) {
-        assert_eq!(sums.len(), values.len(), "add_rounded_slice lengths");
-        for (sum, &v) in sums.iter_mut().zip(values) {
-            *sum = Self::from_acc(*sum + v).to_acc();
-        }
+        add_rounded_each::<Self>(sums, values);
     }
     /// A count (a window size) in the accumulation type.
     fn count(count: usize) -> Self::Acc {
         <Self::Acc as num_traits::NumCast>::from(count).unwrap_or_else(num_traits::Float::infinity)
+    }
+}
+
+/// [`Element::widen_slice`] one value at a time: the default, and `f16`'s without F16C.
+#[inline(always)]
+fn widen_each<T: Element>(values: &[T], wide: &mut [T::Acc]) {
+    assert_eq!(values.len(), wide.len(), "widen_slice lengths");
+    for (w, &v) in wide.iter_mut().zip(values) {
+        *w = v.to_acc();
+    }
+}
+
+/// [`Element::narrow_slice`] one value at a time (see [`widen_each`]).
+#[inline(always)]
+fn narrow_each<T: Element>(wide: &[T::Acc], values: &mut [T]) {
+    assert_eq!(values.len(), wide.len(), "narrow_slice lengths");
+    for (v, &w) in values.iter_mut().zip(wide) {
+        *v = T::from_acc(w);
+    }
+}
+
+/// [`Element::round_slice`] one value at a time (see [`widen_each`]).
+#[inline(always)]
+fn round_each<T: Element>(wide: &mut [T::Acc]) {
+    for w in wide {
+        *w = T::from_acc(*w).to_acc();
+    }
+}
+
+/// [`Element::add_rounded_slice`] one value at a time (see [`widen_each`]).
+#[inline(always)]
+fn add_rounded_each<T: Element>(sums: &mut [T::Acc], values: &[T::Acc]) {
+    assert_eq!(sums.len(), values.len(), "add_rounded_slice lengths");
+    for (sum, &v) in sums.iter_mut().zip(values) {
+        *sum = T::from_acc(*sum + v).to_acc();
     }
 }
 
@@ -420,36 +444,25 @@ float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16, {
     #[inline(always)]
     fn widen_slice(values: &[Self], wide: &mut [f32]) {
         if !crate::convert::widen_f16(values, wide) {
-            assert_eq!(values.len(), wide.len(), "widen_slice lengths");
-            for (w, &v) in wide.iter_mut().zip(values) {
-                *w = f16_to_f32(v);
-            }
+            widen_each(values, wide);
         }
     }
     #[inline(always)]
     fn round_slice(wide: &mut [f32]) {
         if !crate::convert::round_f16(wide) {
-            for w in wide {
-                *w = f16_to_f32(f32_to_f16(*w));
-            }
+            round_each::<Self>(wide);
         }
     }
     #[inline(always)]
     fn add_rounded_slice(sums: &mut [f32], values: &[f32]) {
         if !crate::convert::add_rounded_f16(sums, values) {
-            assert_eq!(sums.len(), values.len(), "add_rounded_slice lengths");
-            for (sum, &v) in sums.iter_mut().zip(values) {
-                *sum = f16_to_f32(f32_to_f16(*sum + v));
-            }
+            add_rounded_each::<Self>(sums, values);
         }
     }
     #[inline(always)]
     fn narrow_slice(wide: &[f32], values: &mut [Self]) {
         if !crate::convert::narrow_f16(wide, values) {
-            assert_eq!(values.len(), wide.len(), "narrow_slice lengths");
-            for (v, &w) in values.iter_mut().zip(wide) {
-                *v = f32_to_f16(w);
-            }
+            narrow_each(wide, values);
         }
     }
 });
