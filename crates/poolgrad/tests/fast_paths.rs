@@ -427,6 +427,30 @@ fn compact_state_rejects_bad_input() {
     let e = pool.backward_compact(x.shape(), &g.view(), &taps.view()).unwrap_err();
     assert!(matches!(e, poolgrad::PoolError::InvalidTap { tap: 4, position: 3, window_taps: 4 }), "{e}");
     assert!(pool.compact_to_indices(x.shape(), &taps.view()).is_err());
+    // Windows clipped by the padding have fewer taps: the corner's 2x2, the top edge's
+    // 2x3, the interior's 3x3; 1-D windows likewise.
+    for (geometry, shape, position, tap, window_taps) in [
+        (PoolGeometry::new(&[3, 3]).stride(&[1, 1]).padding(Padding::Symmetric(vec![1, 1])), vec![20, 20], 0, 4, 4),
+        (PoolGeometry::new(&[3, 3]).stride(&[1, 1]).padding(Padding::Symmetric(vec![1, 1])), vec![20, 20], 5, 6, 6),
+        (PoolGeometry::new(&[3, 3]).stride(&[1, 1]).padding(Padding::Symmetric(vec![1, 1])), vec![20, 20], 45, 9, 9),
+        (PoolGeometry::new(&[3]).stride(&[2]).padding(Padding::Symmetric(vec![1])), vec![400], 0, 2, 2),
+        (PoolGeometry::new(&[3]).stride(&[2]).padding(Padding::Symmetric(vec![1])), vec![400], 7, 3, 3),
+    ] {
+        let x = Tensor::new(x.data().to_vec(), Shape::new(1, 1, &shape), Layout::ChannelsFirst).unwrap();
+        let pool = MaxPool::new(geometry);
+        let y = pool.forward_compact(&x.view()).unwrap();
+        let mut taps = y.taps.data().to_vec();
+        taps[position] = tap;
+        let taps = Tensor::new(taps, y.taps.shape().clone(), Layout::ChannelsFirst).unwrap();
+        let e = pool.backward_compact(x.shape(), &y.output.view(), &taps.view()).unwrap_err();
+        let want = poolgrad::PoolError::InvalidTap { tap, position, window_taps };
+        assert_eq!(e.to_string(), want.to_string());
+        // One tap less is the window's last tap: no error.
+        let mut taps = taps.data().to_vec();
+        taps[position] = tap - 1;
+        let taps = Tensor::new(taps, y.taps.shape().clone(), Layout::ChannelsFirst).unwrap();
+        pool.backward_compact(x.shape(), &y.output.view(), &taps.view()).unwrap();
+    }
     // The state is one byte per output.
     assert_eq!(std::mem::size_of_val(y.taps.data()), y.output.data().len());
 }

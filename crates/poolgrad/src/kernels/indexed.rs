@@ -5,11 +5,12 @@
 //! input cell) moves nothing. Each block is handled serially in index order, so the
 //! result does not depend on the thread count.
 
-use super::buffer::Out;
-use super::window::{Window, Windows};
-use super::{par_blocks, par_blocks_accumulating};
+use super::buffer::{self, Out};
+use super::window::{AxisWindows, Window, Windows};
+use super::{par_blocks, par_blocks_accumulating, par_blocks_accumulating_with};
 use crate::error::{PoolError, Result};
 use crate::tensor::{Blocking, Element};
+use std::ops::Range;
 
 /// The sizes of the two sides: the indexed ("wide") planes and the index-carrying
 /// ("narrow") planes.
@@ -132,6 +133,20 @@ pub(crate) fn scatter_taps<T: Element>(
 ) -> Result<()> {
     let lanes = sides.blocking.lanes;
     let narrow_block = sides.narrow * lanes;
+    if lanes == 1 {
+        if let Some(cells) = TapLines::new(windows)? {
+            let isa = crate::simd::current();
+            let scratch = || buffer::filled(TAP_BATCH, 0u32, "tap lines");
+            return par_blocks_accumulating_with(wide, sides.wide, scratch, |scratch, b, plane| {
+                let first = b * narrow_block;
+                let (values, taps) = (&narrow[first..][..narrow_block], &taps[first..][..narrow_block]);
+                isa.run(
+                    #[inline(always)]
+                    || cells.scatter_plane(plane, values, taps, first, scratch),
+                )
+            });
+        }
+    }
     par_blocks_accumulating(wide, sides.wide * lanes, |b, wide_block| {
         let values = &narrow[b * narrow_block..][..narrow_block];
         let taps = &taps[b * narrow_block..][..narrow_block];
@@ -186,6 +201,196 @@ pub(crate) fn scatter_taps<T: Element>(
     })
 }
 
+/// The cells that compact taps name in a channels-first plane of one or two spatial
+/// dims, computed from the taps a batch of outputs at a time with integer vector
+/// arithmetic; the backward then adds along them as it does along indices. (A lookup
+/// per output in the window table costs more: it is a second dependent load, and for
+/// large windows the table falls out of cache.)
+///
+/// Along each axis, every window kind's valid coordinates are evenly spaced (the
+/// dilation apart, consecutive for adaptive and fractional windows). A window of `nr`
+/// rows and `nc` columns numbers its taps row-major, so tap `t` is row `t / nc`, column
+/// `t % nc`: cell `first_row · width + first_column + (t % nc) · column_step +
+/// (t / nc) · row_step`, valid when `t < nr · nc`.
+struct TapLines {
+    /// Per output row: its window's first row's first cell and its number of rows.
+    rows: Vec<(u32, u32)>,
+    /// Per output column: its window's first column, its number of columns `nc`, and
+    /// the multiplier `m` with `(t · m) >> 16 = t / nc` for every tap (see [`tap_divisor`]).
+    column_starts: Vec<u32>,
+    column_taps: Vec<u32>,
+    column_divisors: Vec<u32>,
+    /// Cells between a window's consecutive rows and columns.
+    row_step: u32,
+    column_step: u32,
+}
+
+/// The multiplier `m` with `(t · m) >> 16 = t / n` for every `t < 256` (`n >= 1`):
+/// `m = ceil(2^16 / n)` overshoots `t / n` by less than `t / 2^16 < 1 / 256`, less than
+/// the distance to the next integer (at least `1 / n`, and `n <= 256` where `t >= n`).
+fn tap_divisor(n: usize) -> u32 {
+    (1u32 << 16).div_ceil(n.clamp(1, 1 << 16) as u32)
+}
+
+/// A cell no plane has: planes handled by [`TapLines`] are smaller.
+const NO_CELL: u32 = u32::MAX;
+
+/// Outputs whose cells [`TapLines`] computes at once.
+const TAP_BATCH: usize = 2048;
+
+impl TapLines {
+    /// `None` for windows over more than two dims, windows whose coordinates are not
+    /// evenly spaced, or planes of `u32::MAX` cells or more.
+    fn new(windows: &Windows) -> Result<Option<Self>> {
+        let (cols, rows) = match windows.axes() {
+            [cols] => (cols, None),
+            [rows, cols] => (cols, Some(rows)),
+            _ => return Ok(None),
+        };
+        if windows.input_volume >= NO_CELL as usize {
+            return Ok(None);
+        }
+        let (Some(column_step), Some(row_step)) = (even_step(cols), rows.map_or(Some(0), even_step)) else {
+            return Ok(None);
+        };
+        // Cells, coordinates and steps are below the plane size, so they fit in u32.
+        // More than 256 rows or columns: every tap (< 256) is in the first 256.
+        let width = cols.input();
+        let mut column_starts = buffer::with_capacity(cols.output(), "tap lines")?;
+        let mut column_taps = buffer::with_capacity(cols.output(), "tap lines")?;
+        let mut column_divisors = buffer::with_capacity(cols.output(), "tap lines")?;
+        for o in 0..cols.output() {
+            let coords = cols.window(o).0;
+            column_starts.push(coords.first().map_or(0, |&c| c as u32));
+            column_taps.push(coords.len().min(256) as u32);
+            column_divisors.push(tap_divisor(coords.len()));
+        }
+        let rows = match rows {
+            None => vec![(0, 1)],
+            Some(rows) => {
+                let mut starts = buffer::with_capacity(rows.output(), "tap lines")?;
+                starts.extend((0..rows.output()).map(|o| {
+                    let coords = rows.window(o).0;
+                    (coords.first().map_or(0, |&r| (r * width) as u32), coords.len().min(256) as u32)
+                }));
+                starts
+            }
+        };
+        let (row_step, column_step) = ((row_step * width) as u32, column_step as u32);
+        Ok(Some(TapLines { rows, column_starts, column_taps, column_divisors, row_step, column_step }))
+    }
+
+    /// `plane[cell named by taps[o]] += values[o]` for each output `o` of one plane, in
+    /// order (`first`: the position of `values[0]` in the whole array, for errors).
+    /// Batches are whole output rows, or part of one row when a row is longer;
+    /// `cells`: scratch of [`TAP_BATCH`] cells.
+    #[inline(always)]
+    fn scatter_plane<T: Element>(
+        &self,
+        plane: &mut [T],
+        values: &[T],
+        taps: &[u8],
+        first: usize,
+        cells: &mut [u32],
+    ) -> Result<()> {
+        let out_cols = self.column_starts.len();
+        let (rows_per_batch, cols_per_batch) = match out_cols {
+            0 => return Ok(()),
+            n if n <= TAP_BATCH => (TAP_BATCH / n, n),
+            _ => (1, TAP_BATCH),
+        };
+        for r0 in (0..self.rows.len()).step_by(rows_per_batch) {
+            let rows = r0..(r0 + rows_per_batch).min(self.rows.len());
+            for c0 in (0..out_cols).step_by(cols_per_batch) {
+                let columns = c0..(c0 + cols_per_batch).min(out_cols);
+                let batch = rows.start * out_cols + c0..(rows.end - 1) * out_cols + columns.end;
+                let cells = &mut cells[..batch.len()];
+                self.compute_cells(&taps[batch.clone()], rows.clone(), columns, cells);
+                self.add_along(plane, &values[batch.clone()], cells, |p| self.no_cell(batch.start + p, taps, first))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The cells of outputs `rows` × `columns` (a batch of [`Self::scatter_plane`]) into
+    /// `cells`, row-major; [`NO_CELL`] for a tap outside its window.
+    #[inline(always)]
+    fn compute_cells(&self, taps: &[u8], rows: Range<usize>, columns: Range<usize>, cells: &mut [u32]) {
+        let width = columns.len();
+        let (starts, counts, divisors) =
+            (&self.column_starts[columns.clone()], &self.column_taps[columns.clone()], &self.column_divisors[columns]);
+        for ((taps, cells), &(row_start, nr)) in taps.chunks(width).zip(cells.chunks_mut(width)).zip(&self.rows[rows]) {
+            let column_windows = starts.iter().zip(counts).zip(divisors);
+            for ((cell, &tap), ((&start, &nc), &divisor)) in cells.iter_mut().zip(taps).zip(column_windows) {
+                let t = u32::from(tap);
+                let q = (t * divisor) >> 16;
+                let at = row_start
+                    .wrapping_add(start)
+                    .wrapping_add(t.wrapping_sub(q.wrapping_mul(nc)).wrapping_mul(self.column_step))
+                    .wrapping_add(q.wrapping_mul(self.row_step));
+                *cell = if t < nr * nc { at } else { NO_CELL };
+            }
+        }
+    }
+
+    /// `plane[cells[p]] += values[p]` in order; `missing(p)` decides about [`NO_CELL`].
+    #[inline(always)]
+    fn add_along<T: Element>(
+        &self,
+        plane: &mut [T],
+        values: &[T],
+        cells: &[u32],
+        missing: impl Fn(usize) -> Result<()>,
+    ) -> Result<()> {
+        let mut add = |p: usize, v: T, cell: u32| match plane.get_mut(cell as usize) {
+            Some(cell) => {
+                *cell = cell.add(v);
+                Ok(())
+            }
+            None => missing(p),
+        };
+        // Four at a time: fewer loop instructions per output.
+        let (values4, cells4) = (values.chunks_exact(4), cells.chunks_exact(4));
+        let done = values.len() - values4.remainder().len();
+        for (c, (v, cell)) in values4.zip(cells4).enumerate() {
+            for k in 0..4 {
+                add(c * 4 + k, v[k], cell[k])?;
+            }
+        }
+        for (p, (&v, &cell)) in values.iter().zip(cells).enumerate().skip(done) {
+            add(p, v, cell)?;
+        }
+        Ok(())
+    }
+
+    /// Output `p` of a plane (`taps`: the plane's) names no cell: fine for an empty
+    /// window, else an error.
+    #[cold]
+    fn no_cell(&self, p: usize, taps: &[u8], first: usize) -> Result<()> {
+        let out_cols = self.column_starts.len();
+        let window_taps = self.rows[p / out_cols].1 as usize * self.column_taps[p % out_cols] as usize;
+        match window_taps {
+            0 => Ok(()),
+            _ => Err(PoolError::InvalidTap { tap: taps[p], position: first + p, window_taps }),
+        }
+    }
+}
+
+/// The distance between consecutive coordinates of every window along `axis`, when it
+/// is the same for all (1 when no window has two coordinates); `None` otherwise.
+fn even_step(axis: &AxisWindows) -> Option<usize> {
+    let mut step = None;
+    for o in 0..axis.output() {
+        for pair in axis.window(o).0.windows(2) {
+            let d = pair[1] - pair[0];
+            if *step.get_or_insert(d) != d {
+                return None;
+            }
+        }
+    }
+    Some(step.unwrap_or(1))
+}
+
 /// PyTorch-format flat indices from compact argmax taps (-1 for an empty window).
 pub(crate) fn taps_to_indices(sides: Sides, windows: &Windows, taps: &[u8], indices: &mut [i64]) -> Result<()> {
     let lanes = sides.blocking.lanes;
@@ -200,4 +405,19 @@ pub(crate) fn taps_to_indices(sides: Sides, windows: &Windows, taps: &[u8], indi
             Ok(())
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tap_divisor;
+
+    #[test]
+    fn tap_divisor_divides_every_tap_exactly() {
+        for n in 1..=300usize {
+            let m = tap_divisor(n);
+            for t in 0..256u32 {
+                assert_eq!((t * m) >> 16, t / n as u32, "t = {t}, n = {n}");
+            }
+        }
+    }
 }

@@ -207,8 +207,21 @@ pub(crate) fn par_blocks_accumulating<'a, T: Zeroable + Copy + Send + Sync + 'a>
     block_len: usize,
     f: impl Fn(usize, &mut [T]) -> Result<()> + Sync + Send,
 ) -> Result<()> {
+    par_blocks_accumulating_with(out, block_len, || Ok(()), |(), b, block| f(b, block))
+}
+
+/// Like [`par_blocks_accumulating`] with a scratch value per parallel job (see
+/// [`par_blocks_with`]).
+pub(crate) fn par_blocks_accumulating_with<'a, T: Zeroable + Copy + Send + Sync + 'a, S>(
+    out: impl Into<Out<'a, T>>,
+    block_len: usize,
+    init: impl Fn() -> Result<S> + Sync + Send,
+    f: impl Fn(&mut S, usize, &mut [T]) -> Result<()> + Sync + Send,
+) -> Result<()> {
     let Some(blocks) = numbered_blocks(out.into(), block_len) else { return Ok(()) };
-    blocks.try_for_each(|(b, block)| f(b, block.ready_zeroed()))
+    blocks.try_for_each_init(init, |scratch, (b, block)| {
+        f(scratch.as_mut().map_err(|e| e.clone())?, b, block.ready_zeroed())
+    })
 }
 
 /// Like [`par_blocks`] with a scratch value per parallel job (made by `init`, which may
