@@ -168,6 +168,8 @@ pub fn differential(data: &[u8]) {
                         if let Ok(compact) = pool.forward_compact(&x.view()) {
                             let idx = pool.compact_to_indices(x.shape(), &compact.taps.view()).unwrap();
                             assert_eq!(idx.data(), got.indices.data(), "{isa:?} compact state");
+                            let gx = pool.backward_compact(x.shape(), &g.view(), &compact.taps.view()).unwrap();
+                            assert!(same_bits(gx.data(), want.data()), "{isa:?} max gradient from compact taps");
                         }
                     }
                     (Err(a), Err(b)) => assert_eq!(a, b),
