@@ -306,7 +306,7 @@ impl TapLines {
                 let batch = rows.start * out_cols + c0..(rows.end - 1) * out_cols + columns.end;
                 let cells = &mut cells[..batch.len()];
                 self.compute_cells(&taps[batch.clone()], rows.clone(), columns, cells);
-                self.add_along(plane, &values[batch.clone()], cells, |p| self.no_cell(batch.start + p, taps, first))?;
+                add_along(plane, &values[batch.clone()], cells, |p| self.no_cell(batch.start + p, taps, first))?;
             }
         }
         Ok(())
@@ -333,36 +333,6 @@ impl TapLines {
         }
     }
 
-    /// `plane[cells[p]] += values[p]` in order; `missing(p)` decides about [`NO_CELL`].
-    #[inline(always)]
-    fn add_along<T: Element>(
-        &self,
-        plane: &mut [T],
-        values: &[T],
-        cells: &[u32],
-        missing: impl Fn(usize) -> Result<()>,
-    ) -> Result<()> {
-        let mut add = |p: usize, v: T, cell: u32| match plane.get_mut(cell as usize) {
-            Some(cell) => {
-                *cell = cell.add(v);
-                Ok(())
-            }
-            None => missing(p),
-        };
-        // Four at a time: fewer loop instructions per output.
-        let (values4, cells4) = (values.chunks_exact(4), cells.chunks_exact(4));
-        let done = values.len() - values4.remainder().len();
-        for (c, (v, cell)) in values4.zip(cells4).enumerate() {
-            for k in 0..4 {
-                add(c * 4 + k, v[k], cell[k])?;
-            }
-        }
-        for (p, (&v, &cell)) in values.iter().zip(cells).enumerate().skip(done) {
-            add(p, v, cell)?;
-        }
-        Ok(())
-    }
-
     /// Output `p` of a plane (`taps`: the plane's) names no cell: fine for an empty
     /// window, else an error.
     #[cold]
@@ -374,6 +344,36 @@ impl TapLines {
             _ => Err(PoolError::InvalidTap { tap: taps[p], position: first + p, window_taps }),
         }
     }
+}
+
+/// `plane[cells[p]] += values[p]` in order, the adding half of
+/// [`TapLines::scatter_plane`]; `missing(p)` decides about [`NO_CELL`].
+#[inline(always)]
+fn add_along<T: Element>(
+    plane: &mut [T],
+    values: &[T],
+    cells: &[u32],
+    missing: impl Fn(usize) -> Result<()>,
+) -> Result<()> {
+    let mut add = |p: usize, v: T, cell: u32| match plane.get_mut(cell as usize) {
+        Some(cell) => {
+            *cell = cell.add(v);
+            Ok(())
+        }
+        None => missing(p),
+    };
+    // Four at a time: fewer loop instructions per output.
+    let (values4, cells4) = (values.chunks_exact(4), cells.chunks_exact(4));
+    let done = values.len() - values4.remainder().len();
+    for (c, (v, cell)) in values4.zip(cells4).enumerate() {
+        for k in 0..4 {
+            add(c * 4 + k, v[k], cell[k])?;
+        }
+    }
+    for (p, (&v, &cell)) in values.iter().zip(cells).enumerate().skip(done) {
+        add(p, v, cell)?;
+    }
+    Ok(())
 }
 
 /// The distance between consecutive coordinates of every window along `axis`, when it
