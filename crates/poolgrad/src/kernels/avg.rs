@@ -83,6 +83,31 @@ impl Divisor {
         }
     }
 
+    /// `sums[i] / divisor`, stored as `T`, for every `i`, all for the same window (or
+    /// windows with the same counts): dividing, rounding and storing in one pass, where
+    /// [`Self::apply_all`] and a copy take two (SPPF's average 13x13 channels-first
+    /// forward, 40-wide rows: 1.19x).
+    #[inline(always)]
+    pub fn store_means<T: Element>(
+        self,
+        sums: &mut [T::Acc],
+        valid: usize,
+        axis_counts: &[usize],
+        out: &mut Sink<'_, T>,
+    ) {
+        match self.one_count(valid, axis_counts).map(|n| (n, exact_reciprocal::<T>(n))) {
+            Some((_, Some(r))) => out.extend_map(sums, |sum| T::from_acc(sum * r)),
+            Some((n, None)) => {
+                let n = T::count(n);
+                out.extend_map(sums, |sum| T::from_acc(sum / n));
+            }
+            None => {
+                self.apply_all::<T>(sums, valid, axis_counts);
+                out.extend_map(sums, T::from_acc);
+            }
+        }
+    }
+
     /// `values[i] / divisor`, stored as `T`, for every `i`, after the last tap `last[i]`
     /// is added to each sum: the channels-last forward's last pass over a window.
     #[inline(always)]
