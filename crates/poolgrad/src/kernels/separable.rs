@@ -521,10 +521,7 @@ fn mean_block_by_rows<T: Element>(
                     out.fill(T::zero());
                     continue;
                 }
-                divisor.apply_all::<T>(means, valid, &[row_padded, col_padded]);
-                for (out, &mean) in out.iter_mut().zip(means.iter()) {
-                    *out = T::from_acc(mean);
-                }
+                divisor.store_means(means, valid, &[row_padded, col_padded], &mut Sink::over(out));
             }
         }
     }
