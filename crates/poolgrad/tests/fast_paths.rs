@@ -636,6 +636,14 @@ fn channels_last_images_split_into_blocks() {
         assert!(same_bits(&y, want.data()), "case {i} into");
         assert_eq!(idx, want_idx.data(), "case {i} into");
     }
+    // Windows wholly in the padding (ONNX pads as wide as the kernel) on the tap-at-a-time
+    // loop: the lowest value and index -1 (compact: tap 0).
+    let geometry = PoolGeometry::new(&[2, 2]).padding(Padding::Explicit { begin: vec![2, 0], end: vec![0, 2] });
+    let req = Request { shape: Shape::new(1, 64, &[6, 6]), layout: Layout::ChannelsLast, geometry };
+    let x = Tensor::new(values(req.shape.numel().unwrap(), 9, true), req.shape.clone(), req.layout).unwrap();
+    let (_, want_idx) = reference::max_pool(&x.view(), &req.geometry).unwrap();
+    assert!(want_idx.data().contains(&-1), "the case has empty windows");
+    check_max(&req, 9, true).unwrap();
     let avg_cases: [(&[usize], PoolGeometry, bool); 3] = [
         (&[2, 128, 56, 56], PoolGeometry::new(&[2, 2]), true),
         (&[1, 80, 17, 17], PoolGeometry::new(&[2, 2]).padding(Padding::Symmetric(vec![1, 1])).ceil_mode(true), false),
