@@ -469,6 +469,76 @@ fn plane_sum<T: Element>(values: &[T]) -> T::Acc {
     partial[0]
 }
 
+/// [`plane_sum`] of every `volume`-long plane of `x` into `sums`, with explicit AVX2 code
+/// where `T` is `f32` and `isa` has AVX2 (else `false`, nothing written): the same
+/// additions in the same order, so the same bits. LLVM compiles the generic tail and
+/// pairwise steps into a scalar add and a branch per lane (W4, 49-cell planes: 0.8x
+/// PyTorch's time).
+#[inline(always)]
+fn plane_sums_f32<T: Element>(isa: Isa, x: &[T], volume: usize, sums: &mut [T::Acc]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if isa >= Isa::Avx2
+        && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+        && std::any::TypeId::of::<T::Acc>() == std::any::TypeId::of::<f32>()
+    {
+        // SAFETY: `T` and `T::Acc` are both `f32` (their type ids say so), so the casts
+        // reinterpret each slice as the type it already is, same length and lifetime.
+        let (x, sums) = unsafe {
+            (
+                std::slice::from_raw_parts(x.as_ptr().cast::<f32>(), x.len()),
+                std::slice::from_raw_parts_mut(sums.as_mut_ptr().cast::<f32>(), sums.len()),
+            )
+        };
+        // SAFETY: `isa` is at most the CPU's own (an `Isa` is only run where available),
+        // and it has AVX2.
+        unsafe { avx2_sums::plane_sums(x, volume, sums) };
+        return true;
+    }
+    let _ = (isa, x, volume, sums);
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2_sums {
+    use super::PLANE_SUM_LANES;
+    use std::arch::x86_64::*;
+
+    /// See [`super::plane_sums_f32`]: lanes 0-7 of the 16 partial sums in one register,
+    /// 8-15 in another; the tail through masked loads (masked-off lanes read +0).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn plane_sums(x: &[f32], volume: usize, sums: &mut [f32]) {
+        let chunks = volume / PLANE_SUM_LANES;
+        let tail = volume % PLANE_SUM_LANES;
+        let lane = |i: i32| if (i as usize) < tail { -1 } else { 0 };
+        let mask_lo = _mm256_setr_epi32(lane(0), lane(1), lane(2), lane(3), lane(4), lane(5), lane(6), lane(7));
+        let mask_hi = _mm256_setr_epi32(lane(8), lane(9), lane(10), lane(11), lane(12), lane(13), lane(14), lane(15));
+        for (sum, plane) in sums.iter_mut().zip(x.chunks_exact(volume.max(1))) {
+            let p = plane.as_ptr();
+            let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            for c in 0..chunks {
+                // SAFETY: chunk `c` is 16 values of `plane` (c < volume / 16).
+                unsafe {
+                    lo = _mm256_add_ps(lo, _mm256_loadu_ps(p.add(c * PLANE_SUM_LANES)));
+                    hi = _mm256_add_ps(hi, _mm256_loadu_ps(p.add(c * PLANE_SUM_LANES + 8)));
+                }
+            }
+            // SAFETY: `t` is at most one past the end of `plane`; the masked loads read
+            // only the `tail` values left in it (masked-off lanes neither read nor
+            // fault, so `t + 8` may lie past the end when `tail <= 8`).
+            unsafe {
+                let t = p.add(chunks * PLANE_SUM_LANES);
+                lo = _mm256_add_ps(lo, _mm256_maskload_ps(t, mask_lo));
+                hi = _mm256_add_ps(hi, _mm256_maskload_ps(t.wrapping_add(8), mask_hi));
+            }
+            let eight = _mm256_add_ps(lo, hi);
+            let four = _mm_add_ps(_mm256_castps256_ps128(eight), _mm256_extractf128_ps::<1>(eight));
+            let two = _mm_add_ps(four, _mm_movehl_ps(four, four));
+            let one = _mm_add_ss(two, _mm_movehdup_ps(two));
+            *sum = _mm_cvtss_f32(one);
+        }
+    }
+}
+
 /// Planes per parallel job of the whole-plane paths: about 16 Ki cells, at least one plane.
 fn planes_per_job(volume: usize) -> usize {
     (16 * 1024 / volume.max(1)).max(1)
@@ -503,8 +573,10 @@ fn whole_plane_means<T: Element>(x: &[T], windows: &Windows, divisor: Divisor, o
             isa.run(
                 #[inline(always)]
                 || {
-                    for (sum, plane) in sums.iter_mut().zip(x.chunks_exact(iv)) {
-                        *sum = plane_sum(plane);
+                    if !plane_sums_f32(isa, x, iv, sums) {
+                        for (sum, plane) in sums.iter_mut().zip(x.chunks_exact(iv)) {
+                            *sum = plane_sum(plane);
+                        }
                     }
                     // All planes' divisions at once (the same bits as one by one).
                     divisor.apply_all::<T>(sums, valid, &axis_counts);
