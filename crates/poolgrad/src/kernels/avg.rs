@@ -489,8 +489,8 @@ fn plane_sums_f32<T: Element>(isa: Isa, x: &[T], volume: usize, sums: &mut [T::A
                 std::slice::from_raw_parts_mut(sums.as_mut_ptr().cast::<f32>(), sums.len()),
             )
         };
-        // SAFETY: `isa` is at most the CPU's own (an `Isa` is only run where available),
-        // and it has AVX2.
+        // SAFETY: the kernels' `isa` comes from `simd::current()`, which never exceeds
+        // what the CPU has, and it includes AVX2 here.
         unsafe { avx2_sums::plane_sums(x, volume, sums) };
         return true;
     }
