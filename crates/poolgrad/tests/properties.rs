@@ -242,6 +242,21 @@ fn bad_indices_are_errors() {
     let idx = Tensor::new(vec![0i64, 9], Shape::new(1, 1, &[2]), Layout::ChannelsFirst).unwrap();
     let err = pool.backward_with_indices(&x_shape, &g.view(), &idx.view()).unwrap_err();
     assert!(err.to_string().contains("invalid max index 9"), "{err}");
+    // Channels-last: -1 moves nothing; a bad index names its flat position.
+    let cl = Layout::ChannelsLast;
+    let g = Tensor::new(vec![1.0f32, 2.0, 3.0, 4.0], Shape::new(1, 2, &[2]), cl).unwrap();
+    let x_shape = Shape::new(1, 2, &[4]);
+    let idx = Tensor::new(vec![0i64, -1, 3, 2], Shape::new(1, 2, &[2]), cl).unwrap();
+    let grad = pool.backward_with_indices(&x_shape, &g.view(), &idx.view()).unwrap();
+    // (position, channel) pairs: (0, 0) = 1, (3, 0) = 3, (2, 1) = 4.
+    assert_eq!(grad.data(), [1.0, 0.0, 0.0, 0.0, 0.0, 4.0, 3.0, 0.0]);
+    for (bad, position) in [([0i64, -1, 4, 2], 2), ([0, -5, 3, 2], 1), ([0, -1, 3, 8], 3)] {
+        let idx = Tensor::new(bad.to_vec(), Shape::new(1, 2, &[2]), cl).unwrap();
+        let err = pool.backward_with_indices(&x_shape, &g.view(), &idx.view()).unwrap_err();
+        let expected = PoolError::InvalidIndex { index: bad[position], position, plane_size: 4 };
+        assert_eq!(err.to_string(), expected.to_string());
+    }
+    let x_shape = Shape::new(1, 1, &[4]);
     let wrong = Tensor::new(vec![1.0f32; 3], Shape::new(1, 1, &[3]), Layout::ChannelsFirst).unwrap();
     let err = pool.backward_with_indices(&x_shape, &wrong.view(), &idx.view()).unwrap_err();
     assert!(matches!(err, PoolError::ShapeMismatch { what: "grad_output", .. }), "{err}");

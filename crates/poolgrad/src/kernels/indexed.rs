@@ -45,24 +45,14 @@ pub(crate) fn scatter<T: Element>(
     par_blocks_accumulating(wide, sides.wide * lanes, |b, wide_block| {
         let values = &narrow[b * narrow_block..][..narrow_block];
         let idx = &indices[b * narrow_block..][..narrow_block];
-        if lanes == 1 {
+        let first = b * narrow_block;
+        match (lanes, accumulate) {
             // Channels-first: the same order without a chunk per position.
-            let first = b * narrow_block;
-            return match accumulate {
-                true => scatter_plane(wide_block, values, idx, first, |cell, v| *cell = cell.add(v)),
-                false => scatter_plane(wide_block, values, idx, first, |cell, v| *cell = v),
-            };
+            (1, true) => scatter_plane(wide_block, values, idx, first, |cell, v| *cell = cell.add(v)),
+            (1, false) => scatter_plane(wide_block, values, idx, first, |cell, v| *cell = v),
+            (_, true) => scatter_positions(wide_block, lanes, values, idx, first, |cell, v| *cell = cell.add(v)),
+            (_, false) => scatter_positions(wide_block, lanes, values, idx, first, |cell, v| *cell = v),
         }
-        // Position by position, each position's lanes in order (the flat order).
-        for (o, (values, idx)) in values.chunks_exact(lanes).zip(idx.chunks_exact(lanes)).enumerate() {
-            for (lane, (&v, &i)) in values.iter().zip(idx).enumerate() {
-                if let Some(i) = check(i, sides.wide, b * narrow_block + o * lanes + lane)? {
-                    let cell = &mut wide_block[i * lanes + lane];
-                    *cell = if accumulate { cell.add(v) } else { v };
-                }
-            }
-        }
-        Ok(())
     })
 }
 
@@ -104,6 +94,34 @@ fn scatter_plane<T: Copy>(
             Some(cell) => put(cell, v),
             None if i == -1 => {}
             None => return Err(PoolError::InvalidIndex { index: i, position: first + p, plane_size: cells.len() }),
+        }
+    }
+    Ok(())
+}
+
+/// [`scatter`] of one channels-last block (`lanes` values per position): position by
+/// position, each position's lanes in order, with the errors of [`scatter_plane`]. The
+/// operation is a closure, not a flag tested per value, as in [`scatter_plane`].
+#[inline(always)]
+fn scatter_positions<T: Copy>(
+    cells: &mut [T],
+    lanes: usize,
+    values: &[T],
+    indices: &[i64],
+    first: usize,
+    put: impl Fn(&mut T, T),
+) -> Result<()> {
+    let plane = (cells.len() / lanes) as u64;
+    for (o, (values, idx)) in values.chunks_exact(lanes).zip(indices.chunks_exact(lanes)).enumerate() {
+        for (lane, (&v, &i)) in values.iter().zip(idx).enumerate() {
+            // One unsigned comparison sends -1 and every index outside the plane to the
+            // rare branch.
+            if (i as u64) < plane {
+                put(&mut cells[i as usize * lanes + lane], v);
+            } else if i != -1 {
+                let position = first + o * lanes + lane;
+                return Err(PoolError::InvalidIndex { index: i, position, plane_size: plane as usize });
+            }
         }
     }
     Ok(())
