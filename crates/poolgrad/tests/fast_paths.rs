@@ -410,6 +410,20 @@ proptest! {
     }
 }
 
+/// Channels-last 5x5 stride-1 windows over a plane large enough for the separable max
+/// path (40x40 or more; smaller planes take the direct scan) and with long rows: the
+/// row-at-a-time version then keeps fewer lanes than the block has in its ring of row
+/// maxima (1 MiB: 5 rows x 700 outputs x 8 bytes leave room for 32 of 48 or 40 lanes), so
+/// it goes over the block in two passes, the second a partial chunk.
+#[test]
+fn max_rows_of_many_lanes_in_several_passes() {
+    for (channels, specials) in [(48, false), (48, true), (40, false)] {
+        let geometry = PoolGeometry::new(&[5, 5]).stride(&[1, 1]).padding(Padding::Symmetric(vec![2, 2]));
+        let req = Request { shape: Shape::new(1, channels, &[40, 700]), layout: Layout::ChannelsLast, geometry };
+        check_max(&req, channels as u64, specials).unwrap();
+    }
+}
+
 #[test]
 fn compact_state_rejects_bad_input() {
     let x =

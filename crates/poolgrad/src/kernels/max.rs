@@ -73,6 +73,14 @@ impl Argmax for u8 {
     }
 }
 
+/// The scan rule: a later tap's value `v` takes the place of the running maximum `best`
+/// when it is greater or NaN (PyTorch's rule: ties go to the first tap, NaN to the last
+/// NaN). A non-short-circuit `|`, so that loops of it compile to selects, not branches.
+#[inline(always)]
+pub(crate) fn takes_over<T: MaxElement>(v: T, best: T) -> bool {
+    v.gt(best) | v.is_nan()
+}
+
 /// Reduces one window of one lane: `cells` are its valid taps' flat spatial indices in
 /// row-major window order, `at(s)` reads spatial cell `s`.
 #[inline(always)]
@@ -82,7 +90,7 @@ fn reduce<T: MaxElement, A: Argmax>(cells: impl IntoIterator<Item = usize>, at: 
     let mut arg = cells.peek().map_or(A::EMPTY, |&s| A::pick(s, 0));
     for (tap, s) in cells.enumerate() {
         let v = at(s);
-        if v.gt(best) || v.is_nan() {
+        if takes_over(v, best) {
             best = v;
             arg = A::pick(s, tap);
         }
@@ -298,8 +306,7 @@ fn run_chunks<T: MaxElement, A: Argmax, const STEP: usize>(
             let base = flat + flat_shift;
             for i in 0..RUN_CHUNK {
                 let v = values[i * step];
-                // Non-short-circuit `|`: a select, not a branch, so the loop vectorises.
-                let take = v.gt(best[i]) | v.is_nan();
+                let take = takes_over(v, best[i]);
                 best[i] = T::select(take, v, best[i]);
                 let here = if A::COMPACT { tap as u32 + 1 } else { base + lanes_flat[i] };
                 arg[i] = if take { here } else { arg[i] };
@@ -395,12 +402,12 @@ fn lane_chunks<T: MaxElement, A: Argmax>(
 }
 
 /// One tap of a window for every lane: where `values` is greater than the running
-/// maximum `best` or NaN (the scan rule of [`reduce`]), it takes its place and `here`
+/// maximum `best` or NaN ([`takes_over`]), it takes its place and `here`
 /// becomes the lane's argument.
 #[inline(always)]
 fn take_greater<T: MaxElement>(values: &[T], here: u32, best: &mut [T], arg: &mut [u32]) {
     for ((b, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(values) {
-        let take = v.gt(*b) | v.is_nan();
+        let take = takes_over(v, *b);
         *b = T::select(take, v, *b);
         *a = if take { here } else { *a };
     }
@@ -421,7 +428,7 @@ fn take_greater_into<T: MaxElement>(
     let (best, arg, best_to, arg_to) = (&best[..n], &arg[..n], &mut best_to[..n], &mut arg_to[..n]);
     for i in 0..n {
         let (v, b) = (values[i], best[i]);
-        let take = v.gt(b) | v.is_nan();
+        let take = takes_over(v, b);
         best_to[i] = T::select(take, v, b);
         arg_to[i] = if take { here } else { arg[i] };
     }

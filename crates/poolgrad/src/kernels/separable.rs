@@ -23,10 +23,11 @@
 use super::avg::Divisor;
 use super::buffer;
 use super::buffer::Sink;
-use super::max::Argmax;
+use super::max::{takes_over, Argmax};
 use super::window::{AxisWindows, Interior, Windows};
 use crate::error::{PoolError, Result};
 use crate::tensor::{Element, MaxElement};
+use std::ops::Range;
 
 /// Channels reduced together: the inner loops run over this many lanes.
 const CHUNK: usize = 16;
@@ -129,10 +130,159 @@ pub(crate) fn block<T: MaxElement, A: Argmax>(
     out: &mut [T],
     indices: &mut [A],
 ) -> Result<()> {
-    if lanes >= WIDE_MAX_CHUNK {
-        block_in_chunks::<T, A, WIDE_MAX_CHUNK>(x, lanes, windows, scratch, out, indices)
-    } else {
-        block_in_chunks::<T, A, CHUNK>(x, lanes, windows, scratch, out, indices)
+    let by_rows = match windows.axes() {
+        [rows, cols] => ring_rows(rows).filter(|&ring| ring <= MAX_RING_ROWS).map(|ring| ([rows, cols], ring)),
+        _ => None,
+    };
+    match (by_rows, lanes >= WIDE_MAX_CHUNK) {
+        (Some((axes, ring)), true) => {
+            block_by_rows::<T, A, WIDE_MAX_CHUNK>(x, lanes, axes, ring, scratch, out, indices)
+        }
+        (Some((axes, ring)), false) => block_by_rows::<T, A, CHUNK>(x, lanes, axes, ring, scratch, out, indices),
+        (None, true) => block_in_chunks::<T, A, WIDE_MAX_CHUNK>(x, lanes, windows, scratch, out, indices),
+        (None, false) => block_in_chunks::<T, A, CHUNK>(x, lanes, windows, scratch, out, indices),
+    }
+}
+
+/// [`block`] of a 2-D block a row at a time: each input row's maxima along the last dim
+/// go into a ring of `ring` rows (values and records), in ascending row order as the
+/// windows of the output rows need them, and each output reduces its window's rows of
+/// the ring. The comparisons are [`block_in_chunks`]'s, in its order, on the same values
+/// and records, so the results are too; but the input is read once, row by row, and the
+/// intermediate maxima stay in the ring, where the chunked stages copy the whole block
+/// through two scratch stages per chunk of channels.
+#[inline(always)]
+fn block_by_rows<T: MaxElement, A: Argmax, const W: usize>(
+    x: &[T],
+    lanes: usize,
+    [rows, cols]: [&AxisWindows; 2],
+    ring: usize,
+    scratch: &mut Scratch<T>,
+    out: &mut [T],
+    indices: &mut [A],
+) -> Result<()> {
+    let (width, outputs) = (cols.input(), cols.output());
+    // Lanes per pass: whole chunks, as many as the ring's bytes allow.
+    let (row_cells, group) = ring_lanes::<(T, u32)>(ring, outputs, lanes);
+    let group = group.div_ceil(W) * W;
+    let ring_len = row_cells.saturating_mul(group);
+    buffer::resize(&mut scratch.values[0], ring_len, T::lowest(), "ring of row maxima")?;
+    buffer::resize(&mut scratch.args[0], ring_len, 0, "ring of row maxima")?;
+    if A::COMPACT {
+        scratch.taps_after.resize_with(1, Vec::new);
+        taps_after(std::slice::from_ref(cols), &mut scratch.taps_after[0])?;
+    }
+    let (ring_v, ring_a) = (&mut scratch.values[0], &mut scratch.args[0]);
+    for l0 in (0..lanes).step_by(group) {
+        let slot = |row: usize| (row % ring) * outputs * group;
+        let mut next_row = 0;
+        for y in 0..rows.output() {
+            let row_taps = rows.window(y).0;
+            if let (Some(&first), Some(&last)) = (row_taps.first(), row_taps.last()) {
+                for r in next_row.max(first)..=last {
+                    let at = slot(r);
+                    let (best, record) = (&mut ring_v[at..][..outputs * group], &mut ring_a[at..][..outputs * group]);
+                    for o in 0..outputs {
+                        for c0 in (0..group.min(lanes - l0)).step_by(W) {
+                            let chunk = l0 + c0..lanes.min(l0 + c0 + W);
+                            let to = (&mut best[o * group + c0..][..W], &mut record[o * group + c0..][..W]);
+                            row_maxima::<T, W>(x, lanes, chunk, r * width, cols.window(o).0, A::COMPACT, to);
+                        }
+                    }
+                }
+                next_row = next_row.max(last + 1);
+            }
+            for o in 0..outputs {
+                let cell = y * outputs + o;
+                let after = if A::COMPACT { scratch.taps_after[0][o] } else { 0 };
+                for c0 in (0..group.min(lanes - l0)).step_by(W) {
+                    let chunk = W.min(lanes - l0 - c0);
+                    let (b, r) = match row_taps.split_first() {
+                        None => ([T::lowest(); W], [EMPTY; W]),
+                        Some((&first, rest)) => {
+                            let at = |row: usize| slot(row) + o * group + c0;
+                            let mut b: [T; W] = ring_v[at(first)..][..W].try_into().expect("chunk length");
+                            let mut r: [u32; W] = ring_a[at(first)..][..W].try_into().expect("chunk length");
+                            for (t, &row) in rest.iter().enumerate() {
+                                let v: &[T; W] = ring_v[at(row)..][..W].try_into().expect("chunk length");
+                                let a: &[u32; W] = ring_a[at(row)..][..W].try_into().expect("chunk length");
+                                take_over_chunk(v, a, (t as u32 + 1).wrapping_mul(after), &mut b, &mut r);
+                            }
+                            (b, r)
+                        }
+                    };
+                    let at = cell * lanes + l0 + c0;
+                    store::<T, A, W>(&b, &r, &mut out[at..][..chunk], &mut indices[at..][..chunk]);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The maxima and records of `W` lanes from `chunk.start` (those in `chunk` real, the
+/// rest at the lowest value) over the taps `taps` of the input row whose first cell is
+/// `row`:
+/// records start as the flat cell (or tap 0 when `compact`), the first stage of
+/// [`block_in_chunks`] on the values [`load_chunks`] would copy.
+#[inline(always)]
+fn row_maxima<T: MaxElement, const W: usize>(
+    x: &[T],
+    lanes: usize,
+    chunk: Range<usize>,
+    row: usize,
+    taps: &[usize],
+    compact: bool,
+    (best, record): (&mut [T], &mut [u32]),
+) {
+    let (l0, width) = (chunk.start, chunk.len());
+    let Some((&first, rest)) = taps.split_first() else {
+        best.fill(T::lowest());
+        record.fill(EMPTY);
+        return;
+    };
+    let record_of = |c: usize| if compact { 0 } else { (row + c) as u32 };
+    // Along the last dim a compact record is the tap itself (one tap after it); a flat
+    // one the cell.
+    let scale = |t: usize| if compact { t as u32 + 1 } else { 0 };
+    let at = |c: usize| (row + c) * lanes + l0;
+    let mut r = [record_of(first); W];
+    if width == W {
+        // Whole chunks read in place: no copy for the compiler to keep on the stack.
+        let mut b: [T; W] = x[at(first)..][..W].try_into().expect("chunk length");
+        for (t, &c) in rest.iter().enumerate() {
+            let v: &[T; W] = x[at(c)..][..W].try_into().expect("chunk length");
+            take_over_chunk(v, &[record_of(c); W], scale(t), &mut b, &mut r);
+        }
+        best.copy_from_slice(&b);
+        record.copy_from_slice(&r);
+        return;
+    }
+    let load = |c: usize| -> [T; W] { std::array::from_fn(|l| if l < width { x[at(c) + l] } else { T::lowest() }) };
+    let mut b = load(first);
+    for (t, &c) in rest.iter().enumerate() {
+        take_over_chunk(&load(c), &[record_of(c); W], scale(t), &mut b, &mut r);
+    }
+    best.copy_from_slice(&b);
+    record.copy_from_slice(&r);
+}
+
+/// One tap of a chunk of running maxima `b` and records `r`: where `v` takes over
+/// ([`takes_over`]), its value, and its record `a` plus `scale`.
+#[inline(always)]
+fn take_over_chunk<T: MaxElement, const W: usize>(
+    v: &[T; W],
+    a: &[u32; W],
+    scale: u32,
+    b: &mut [T; W],
+    r: &mut [u32; W],
+) {
+    for l in 0..W {
+        let take = takes_over(v[l], b[l]);
+        b[l] = T::select(take, v[l], b[l]);
+        // A mask rather than `if`, so the record blend vectorises too.
+        let mask = u32::from(take).wrapping_neg();
+        r[l] = (scale.wrapping_add(a[l]) & mask) | (r[l] & !mask);
     }
 }
 
@@ -296,7 +446,7 @@ impl Stage<'_> {
                         let a: &[u32; W] = src_a[at(c)..][..W].try_into().expect("chunk length");
                         let scale = (t as u32 + 1).wrapping_mul(after);
                         for l in 0..W {
-                            let take = v[l].gt(b[l]) | v[l].is_nan();
+                            let take = takes_over(v[l], b[l]);
                             b[l] = T::select(take, v[l], b[l]);
                             // A mask rather than `if`, so the record blend vectorises too.
                             let mask = u32::from(take).wrapping_neg();
@@ -340,6 +490,12 @@ impl<S> SumScratch<S> {
 /// windows (532 KB of rows) one group was 1.04-1.1x faster than a limit of 512 KiB (240
 /// channels, then 16) and 1.2-1.8x faster than 128 KiB (64 at a time).
 const RING_BYTES: usize = 1 << 20;
+
+/// The most input rows a window of [`block_by_rows`] may span. On 16x256x40x40 at
+/// stride 1 (channels-last, 1 thread) it took 0.69-0.72x the time of the chunked stages
+/// for 5x5 windows, about the same for 9x9, and 1.17-1.22x for 13x13: there the chunked
+/// stages' compact copy of the block serves the many taps better.
+const MAX_RING_ROWS: usize = 5;
 
 /// The cells of a ring of `ring` rows of `row_len` cells, and how many of `lanes`
 /// channels a pass fills it with: as many as [`RING_BYTES`] holds, at least [`CHUNK`]

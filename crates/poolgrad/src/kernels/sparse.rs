@@ -11,15 +11,15 @@
 //! vectorise. The result is exactly the plain scan's, value and index.
 
 use super::buffer;
-use super::max::Argmax;
+use super::max::{takes_over, Argmax};
 use super::window::{AxisWindows, Rows, Windows};
 use crate::error::Result;
 use crate::tensor::MaxElement;
 
-/// The scan rule on two partial results, `earlier` covering taps before `later`'s.
+/// The scan rule ([`takes_over`]) on two partial results, `earlier` covering taps before `later`'s.
 #[inline(always)]
 fn combine<T: MaxElement>(earlier: (T, u32), later: (T, u32)) -> (T, u32) {
-    let take = later.0.gt(earlier.0) | later.0.is_nan();
+    let take = takes_over(later.0, earlier.0);
     (T::select(take, later.0, earlier.0), if take { later.1 } else { earlier.1 })
 }
 
@@ -43,7 +43,7 @@ fn combine_rows<T: MaxElement>(earlier: (&[T], &[u32]), later: (&[T], &[u32]), o
         let lv: [T; CHUNK] = lv.try_into().expect("chunk");
         let li: [u32; CHUNK] = li.try_into().expect("chunk");
         for k in 0..CHUNK {
-            let take = lv[k].gt(v[k]) | lv[k].is_nan();
+            let take = takes_over(lv[k], v[k]);
             v[k] = T::select(take, lv[k], v[k]);
             i[k] = if take { li[k] } else { i[k] };
         }
