@@ -444,14 +444,7 @@ impl Stage<'_> {
                     for (t, &c) in rest.iter().enumerate() {
                         let v: &[T; W] = src_v[at(c)..][..W].try_into().expect("chunk length");
                         let a: &[u32; W] = src_a[at(c)..][..W].try_into().expect("chunk length");
-                        let scale = (t as u32 + 1).wrapping_mul(after);
-                        for l in 0..W {
-                            let take = takes_over(v[l], b[l]);
-                            b[l] = T::select(take, v[l], b[l]);
-                            // A mask rather than `if`, so the record blend vectorises too.
-                            let mask = u32::from(take).wrapping_neg();
-                            r[l] = (scale.wrapping_add(a[l]) & mask) | (r[l] & !mask);
-                        }
+                        take_over_chunk(v, a, (t as u32 + 1).wrapping_mul(after), &mut b, &mut r);
                     }
                     best[i * W..][..W].copy_from_slice(&b);
                     record[i * W..][..W].copy_from_slice(&r);
