@@ -251,6 +251,29 @@ pub trait Element: MaxElement {
     fn add_rounded_slice(sums: &mut [Self::Acc], values: &[Self::Acc]) {
         add_rounded_each::<Self>(sums, values);
     }
+    /// [`Element::add_rounded_slice`] of `row(0)`, then of `row(1)`, ... up to
+    /// `row(count - 1)`, in that order: a run of additions in bulk, with the running sums
+    /// kept in vector registers where the CPU has them (`f16` with AVX-512, up to 128
+    /// lanes).
+    ///
+    /// ```
+    /// use half::f16;
+    /// use poolgrad::tensor::Element;
+    /// let rows = [[1.0f32, 2.0], [1.0 / 4096.0, 0.5], [1.0, 0.25]];
+    /// let mut sums = [0.0f32; 2];
+    /// f16::add_rounded_rows(&mut sums, rows.len(), |o| &rows[o]);
+    /// assert_eq!(sums, [2.0, 2.75]);
+    /// ```
+    #[inline(always)]
+    fn add_rounded_rows<'r, const W: usize>(
+        sums: &mut [Self::Acc; W],
+        count: usize,
+        row: impl Fn(usize) -> &'r [Self::Acc; W],
+    ) {
+        for o in 0..count {
+            Self::add_rounded_slice(sums, row(o));
+        }
+    }
     /// A count (a window size) in the accumulation type.
     fn count(count: usize) -> Self::Acc {
         <Self::Acc as num_traits::NumCast>::from(count).unwrap_or_else(num_traits::Float::infinity)
@@ -460,6 +483,14 @@ float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16, {
         }
     }
     #[inline(always)]
+    fn add_rounded_rows<'r, const W: usize>(sums: &mut [f32; W], count: usize, row: impl Fn(usize) -> &'r [f32; W]) {
+        if !crate::convert::add_rounded_rows_f16(sums, count, &row) {
+            for o in 0..count {
+                Self::add_rounded_slice(sums, row(o));
+            }
+        }
+    }
+    #[inline(always)]
     fn narrow_slice(wide: &[f32], values: &mut [Self]) {
         if !crate::convert::narrow_f16(wide, values) {
             narrow_each(wide, values);
@@ -478,6 +509,14 @@ float_element!(half::bf16, "bfloat16", f32, half::bf16::to_f32, f32_to_bf16, {
         assert_eq!(sums.len(), values.len(), "add_rounded_slice lengths");
         for (sum, &v) in sums.iter_mut().zip(values) {
             *sum = round_to_bf16(*sum + v);
+        }
+    }
+    #[inline(always)]
+    fn add_rounded_rows<'r, const W: usize>(sums: &mut [f32; W], count: usize, row: impl Fn(usize) -> &'r [f32; W]) {
+        if !crate::convert::add_rounded_rows_bf16(sums, count, &row) {
+            for o in 0..count {
+                Self::add_rounded_slice(sums, row(o));
+            }
         }
     }
 });
@@ -763,6 +802,60 @@ mod conversion_tests {
                 }
             }
         }
+    }
+
+    /// Runs of rounded additions (`add_rounded_rows`: AVX-512 registers where the CPU has
+    /// them) against `half`'s scalar rounding after each `f32` addition, `W` lanes wide,
+    /// on rows that hold every 16-bit pattern of the type (zeros, subnormals, infinities,
+    /// NaNs) against shifted copies of themselves.
+    fn check_add_rounded_rows<T: super::Element<Acc = f32>, const W: usize>(
+        from_bits: fn(u16) -> f32,
+        round: fn(f32) -> f32,
+    ) {
+        const ROWS: usize = 5;
+        let patterns: Vec<f32> = (0..=u16::MAX).map(from_bits).collect();
+        for block in (0..patterns.len()).step_by(W) {
+            // Row `r`, lane `i`: pattern `block + i` moved by `SHIFTS[r]`: neighbours (sums
+            // of close magnitudes, with ties to round) and unrelated values.
+            const SHIFTS: [usize; ROWS] = [0, 1, 7919, 2, 40_503];
+            let rows: Vec<[f32; W]> = SHIFTS
+                .iter()
+                .map(|shift| std::array::from_fn(|i| patterns[(block + i + shift) % patterns.len()]))
+                .collect();
+            let mut sums = [0.0f32; W];
+            T::add_rounded_rows(&mut sums, ROWS, |o| &rows[o]);
+            for i in 0..W {
+                let (mut want, mut nans) = (0.0f32, 0);
+                for row in &rows {
+                    nans += usize::from(row[i].is_nan());
+                    want = round(want + row[i]);
+                }
+                let context = format!("{} lane {i} of {:#x?}", T::NAME, rows.iter().map(|r| r[i].to_bits()).collect::<Vec<_>>());
+                if nans > 1 {
+                    // Which NaN's payload a sum of two keeps is up to the compiler.
+                    assert!(sums[i].is_nan(), "{context}");
+                } else {
+                    assert_eq!(sums[i].to_bits(), want.to_bits(), "{context}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn add_rounded_rows_match_half_on_every_pattern() {
+        use half::{bf16, f16};
+        let f16_bits = |b: u16| f16::from_bits(b).to_f32_const();
+        let f16_round = |v: f32| f16::from_f32_const(v).to_f32_const();
+        let bf16_bits = |b: u16| bf16::from_bits(b).to_f32_const();
+        let bf16_round = |v: f32| bf16::from_f32_const(v).to_f32_const();
+        check_add_rounded_rows::<f16, 16>(f16_bits, f16_round);
+        check_add_rounded_rows::<f16, 96>(f16_bits, f16_round);
+        check_add_rounded_rows::<f16, 128>(f16_bits, f16_round);
+        check_add_rounded_rows::<f16, 13>(f16_bits, f16_round);
+        check_add_rounded_rows::<bf16, 16>(bf16_bits, bf16_round);
+        check_add_rounded_rows::<bf16, 64>(bf16_bits, bf16_round);
+        check_add_rounded_rows::<bf16, 128>(bf16_bits, bf16_round);
+        check_add_rounded_rows::<bf16, 144>(bf16_bits, bf16_round);
     }
 
     #[test]
