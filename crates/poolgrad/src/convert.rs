@@ -1,5 +1,7 @@
 //! Bulk `f16` ↔ `f32` conversion with the CPU's conversion instructions (F16C on x86-64),
-//! for [`crate::tensor::Element::widen_slice`] and [`crate::tensor::Element::narrow_slice`].
+//! for [`crate::tensor::Element::widen_slice`] and [`crate::tensor::Element::narrow_slice`],
+//! and runs of additions rounded to `f16` or `bf16` with AVX-512, for
+//! [`crate::tensor::Element::add_rounded_rows`].
 //!
 //! One F16C instruction converts 8 values, where the software conversion the kernels
 //! inline takes about 20 instructions per vector of them. Both give the same bits: the
@@ -139,8 +141,8 @@ mod x86 {
     use crate::tensor::{f16_to_f32, f32_to_f16};
     use half::f16;
     use std::arch::x86_64::{
-        __m128i, __m512, _mm256_add_ps, _mm256_cvtph_ps, _mm256_cvtps_ph, _mm256_loadu_ps, _mm256_storeu_ps, _mm_loadu_si128,
-        _mm_storeu_si128, _MM_FROUND_TO_NEAREST_INT,
+        __m128i, __m512, _mm256_add_ps, _mm256_cvtph_ps, _mm256_cvtps_ph, _mm256_loadu_ps, _mm256_storeu_ps,
+        _mm_loadu_si128, _mm_storeu_si128, _MM_FROUND_TO_NEAREST_INT,
     };
 
     /// See [`super::widen_f16`]; the last `len % 8` values in software.
@@ -236,7 +238,7 @@ mod x86 {
     ) {
         use std::arch::x86_64::{_mm512_add_ps, _mm512_loadu_ps, _mm512_setzero_ps, _mm512_storeu_ps};
         let vectors = W / 16;
-        assert!(W % 16 == 0 && vectors <= MAX_VECTORS, "add_rounded_rows_16 width");
+        assert!(W.is_multiple_of(16) && vectors <= MAX_VECTORS, "add_rounded_rows_16 width");
         let mut acc = [_mm512_setzero_ps(); MAX_VECTORS];
         for (v, acc) in acc.iter_mut().enumerate().take(vectors) {
             // SAFETY: lanes `16 * v..16 * v + 16` lie inside `sums` (`v < W / 16`).

@@ -830,7 +830,8 @@ mod conversion_tests {
                     nans += usize::from(row[i].is_nan());
                     want = round(want + row[i]);
                 }
-                let context = format!("{} lane {i} of {:#x?}", T::NAME, rows.iter().map(|r| r[i].to_bits()).collect::<Vec<_>>());
+                let context =
+                    format!("{} lane {i} of {:#x?}", T::NAME, rows.iter().map(|r| r[i].to_bits()).collect::<Vec<_>>());
                 if nans > 1 {
                     // Which NaN's payload a sum of two keeps is up to the compiler.
                     assert!(sums[i].is_nan(), "{context}");
