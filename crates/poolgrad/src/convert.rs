@@ -1,7 +1,7 @@
 //! Bulk `f16` ↔ `f32` conversion with the CPU's conversion instructions (F16C on x86-64),
 //! for [`crate::tensor::Element::widen_slice`] and [`crate::tensor::Element::narrow_slice`],
 //! and runs of additions rounded to `f16` or `bf16` with AVX-512, for
-//! [`crate::tensor::Element::add_rounded_rows`].
+//! [`crate::tensor::Element::sum_rounded_rows`].
 //!
 //! One F16C instruction converts 8 values, where the software conversion the kernels
 //! inline takes about 20 instructions per vector of them. Both give the same bits: the
@@ -89,49 +89,51 @@ pub(crate) fn add_rounded_f16(sums: &mut [f32], values: &[f32]) -> bool {
     false
 }
 
-/// `sums = sums + row(o)` rounded to `f16` and widened back, for `o` in `0..count` in
-/// order, or `false` (nothing changed) where the CPU lacks AVX-512 or `W` is not a
-/// multiple of 16 up to 128. The sums stay in registers for the whole run: a loop of
-/// [`add_rounded_f16`] calls kept them in memory, a store and a load in every addition's
-/// dependency chain (W3's f16 channels-last backward: 1.10–1.17x faster).
+/// `0 + row(0) + ... + row(count - 1)`, each addition rounded to `f16`, into `sums` (the
+/// `f16` bits), or `false` (nothing written) where the CPU lacks AVX-512 or `W` is not a
+/// multiple of 16 up to 128. The
+/// sums stay in registers for the whole run: a loop of [`add_rounded_f16`] calls kept
+/// them in memory, a store and a load in every addition's dependency chain (W3's f16
+/// channels-last backward: 1.10–1.17x faster).
 #[inline(always)]
-pub(crate) fn add_rounded_rows_f16<'r, const W: usize>(
-    sums: &mut [f32; W],
+pub(crate) fn sum_rounded_rows_f16<'r, const W: usize>(
     count: usize,
     row: &impl Fn(usize) -> &'r [f32; W],
+    sums: &mut [u16],
 ) -> bool {
-    add_rounded_rows::<W, false>(sums, count, row)
+    sum_rounded_rows::<W, false>(count, row, sums)
 }
 
-/// [`add_rounded_rows_f16`] for `bf16` values widened to `f32`: the rounding is a few
+/// [`sum_rounded_rows_f16`] for `bf16` values widened to `f32`: the rounding is a few
 /// integer operations in the 32-bit lanes, the same bits as `half::bf16::from_f32`. Each
 /// operand has its 16 low bits clear, so a NaN sum (quiet, as every addition's NaN is)
 /// has them clear too, and the rounding's carry never reaches the kept bits: it needs no
 /// NaN test.
 #[inline(always)]
-pub(crate) fn add_rounded_rows_bf16<'r, const W: usize>(
-    sums: &mut [f32; W],
+pub(crate) fn sum_rounded_rows_bf16<'r, const W: usize>(
     count: usize,
     row: &impl Fn(usize) -> &'r [f32; W],
+    sums: &mut [u16],
 ) -> bool {
-    add_rounded_rows::<W, true>(sums, count, row)
+    sum_rounded_rows::<W, true>(count, row, sums)
 }
 
-/// [`add_rounded_rows_f16`] (`BF16` false) or [`add_rounded_rows_bf16`] (true).
+/// [`sum_rounded_rows_f16`] (`BF16` false) or [`sum_rounded_rows_bf16`] (true).
 #[inline(always)]
-fn add_rounded_rows<'r, const W: usize, const BF16: bool>(
-    sums: &mut [f32; W],
+fn sum_rounded_rows<'r, const W: usize, const BF16: bool>(
     count: usize,
     row: &impl Fn(usize) -> &'r [f32; W],
+    sums: &mut [u16],
 ) -> bool {
+    assert_eq!(sums.len(), W, "sum_rounded_rows width");
     #[cfg(target_arch = "x86_64")]
     if W.is_multiple_of(16) && W <= 16 * x86::MAX_VECTORS && is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU supports the features `x86::add_rounded_rows_16` is compiled
+        // SAFETY: the CPU supports the features `x86::sum_rounded_rows_16` is compiled
         // for (checked just above), and `W` is a multiple of 16 up to its limit.
-        unsafe { x86::add_rounded_rows_16::<W, BF16>(sums, count, row) };
+        unsafe { x86::sum_rounded_rows_16::<W, BF16>(count, row, sums) };
         return true;
     }
-    let _ = (sums, count, row);
+    let _ = (count, row);
     false
 }
 
@@ -224,62 +226,93 @@ mod x86 {
         }
     }
 
-    /// Vectors of 16 sums [`add_rounded_rows_16`] holds in registers.
+    /// Vectors of 16 sums [`sum_rounded_rows_16`] holds in registers.
     pub(super) const MAX_VECTORS: usize = 8;
 
-    /// See [`super::add_rounded_rows`]; `W` a multiple of 16, at most
+    /// See [`super::sum_rounded_rows`]; `W` a multiple of 16, at most
     /// `16 * MAX_VECTORS`.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    pub(super) unsafe fn add_rounded_rows_16<'r, const W: usize, const BF16: bool>(
-        sums: &mut [f32; W],
+    ///
+    /// Not `#[target_feature]`: such a function is only inlined at the compiler's
+    /// discretion, and out of line (as it was for some of `W`, `BF16`) its sums went
+    /// through memory at each call (W7's bf16 backward 0.88x). Always inlined into the
+    /// kernels compiled for AVX-512 ([`crate::simd::Isa::Avx512`]), the intrinsics inline
+    /// with it.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    #[inline(always)]
+    pub(super) unsafe fn sum_rounded_rows_16<'r, const W: usize, const BF16: bool>(
         count: usize,
         row: &impl Fn(usize) -> &'r [f32; W],
+        sums: &mut [u16],
     ) {
-        use std::arch::x86_64::{_mm512_add_ps, _mm512_loadu_ps, _mm512_setzero_ps, _mm512_storeu_ps};
+        use std::arch::x86_64::{
+            __m256i, _mm256_storeu_si256, _mm512_add_ps, _mm512_castps_si512, _mm512_cvtepi32_epi16, _mm512_cvtps_ph,
+            _mm512_loadu_ps, _mm512_setzero_ps, _mm512_srli_epi32,
+        };
         let vectors = W / 16;
-        assert!(W.is_multiple_of(16) && vectors <= MAX_VECTORS, "add_rounded_rows_16 width");
-        let mut acc = [_mm512_setzero_ps(); MAX_VECTORS];
-        for (v, acc) in acc.iter_mut().enumerate().take(vectors) {
-            // SAFETY: lanes `16 * v..16 * v + 16` lie inside `sums` (`v < W / 16`).
-            *acc = unsafe { _mm512_loadu_ps(sums.as_ptr().add(16 * v)) };
-        }
+        assert!(W.is_multiple_of(16) && vectors <= MAX_VECTORS && sums.len() == W, "sum_rounded_rows_16 width");
+        // SAFETY (all the intrinsics below): the caller guarantees AVX-512 F.
+        let mut acc = [unsafe { _mm512_setzero_ps() }; MAX_VECTORS];
         for o in 0..count {
             let values = row(o);
             for (v, acc) in acc.iter_mut().enumerate().take(vectors) {
-                // SAFETY: as above, for `values`, also `W` long.
-                let added = _mm512_add_ps(*acc, unsafe { _mm512_loadu_ps(values.as_ptr().add(16 * v)) });
-                *acc = if BF16 { round_bf16_16(added) } else { round_f16_16(added) };
+                // SAFETY: lanes `16 * v..16 * v + 16` lie inside `values` (`v < W / 16`).
+                let added = unsafe { _mm512_add_ps(*acc, _mm512_loadu_ps(values.as_ptr().add(16 * v))) };
+                // `0 + value` is exact: the first addition needs no rounding.
+                *acc = match (o, BF16) {
+                    (0, _) => added,
+                    // SAFETY: AVX-512 F, as above.
+                    (_, true) => unsafe { round_bf16_16(added) },
+                    (_, false) => unsafe { round_f16_16(added) },
+                };
             }
         }
-        for (v, acc) in acc.iter().enumerate().take(vectors) {
-            // SAFETY: as above.
-            unsafe { _mm512_storeu_ps(sums.as_mut_ptr().add(16 * v), *acc) };
+        for (v, &acc) in acc.iter().enumerate().take(vectors) {
+            // Every sum is a value of the type already (rounded, or a lone first value), so
+            // narrowing is exact: bf16 keeps the high half of each lane.
+            // SAFETY: AVX-512 F; the 16 `u16` lanes stored lie inside `sums` (`W` long).
+            unsafe {
+                let narrow = if BF16 {
+                    _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(_mm512_castps_si512(acc)))
+                } else {
+                    _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(acc)
+                };
+                _mm256_storeu_si256(sums.as_mut_ptr().add(16 * v).cast::<__m256i>(), narrow);
+            }
         }
     }
 
     /// 16 values rounded to `f16` and widened back.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn round_f16_16(values: __m512) -> __m512 {
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F (inlined like [`sum_rounded_rows_16`]).
+    #[inline(always)]
+    unsafe fn round_f16_16(values: __m512) -> __m512 {
         use std::arch::x86_64::{_mm512_cvtph_ps, _mm512_cvtps_ph};
-        _mm512_cvtph_ps(_mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(values))
+        // SAFETY: the caller guarantees AVX-512 F.
+        unsafe { _mm512_cvtph_ps(_mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(values)) }
     }
 
     /// 16 sums of two widened `bf16` values rounded to `bf16` (nearest-even on the 16
-    /// dropped bits), kept widened; see [`super::add_rounded_rows_bf16`] for why NaNs need
+    /// dropped bits), kept widened; see [`super::sum_rounded_rows_bf16`] for why NaNs need
     /// no test.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn round_bf16_16(values: __m512) -> __m512 {
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F (inlined like [`sum_rounded_rows_16`]).
+    #[inline(always)]
+    unsafe fn round_bf16_16(values: __m512) -> __m512 {
         use std::arch::x86_64::{
             _mm512_add_epi32, _mm512_and_si512, _mm512_castps_si512, _mm512_castsi512_ps, _mm512_set1_epi32,
             _mm512_srli_epi32,
         };
-        let x = _mm512_castps_si512(values);
-        let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(x), _mm512_set1_epi32(1));
-        let rounded = _mm512_add_epi32(_mm512_add_epi32(x, _mm512_set1_epi32(0x7fff)), odd);
-        _mm512_castsi512_ps(_mm512_and_si512(rounded, _mm512_set1_epi32(0xffff_0000_u32 as i32)))
+        // SAFETY: the caller guarantees AVX-512 F.
+        unsafe {
+            let x = _mm512_castps_si512(values);
+            let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(x), _mm512_set1_epi32(1));
+            let rounded = _mm512_add_epi32(_mm512_add_epi32(x, _mm512_set1_epi32(0x7fff)), odd);
+            _mm512_castsi512_ps(_mm512_and_si512(rounded, _mm512_set1_epi32(0xffff_0000_u32 as i32)))
+        }
     }
 
     /// See [`super::narrow_f16`]; the last `len % 8` values in software.

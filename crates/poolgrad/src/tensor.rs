@@ -251,28 +251,26 @@ pub trait Element: MaxElement {
     fn add_rounded_slice(sums: &mut [Self::Acc], values: &[Self::Acc]) {
         add_rounded_each::<Self>(sums, values);
     }
-    /// [`Element::add_rounded_slice`] of `row(0)`, then of `row(1)`, ... up to
-    /// `row(count - 1)`, in that order: a run of additions in bulk, with the running sums
-    /// kept in vector registers where the CPU has them (`f16` with AVX-512, up to 128
-    /// lanes).
+    /// `0 + row(0) + row(1) + ... + row(count - 1)`, lane by lane in that order, each
+    /// addition rounded to `Self` as by [`Element::add_rounded_slice`], into `sums`: a run
+    /// of additions in bulk, with the running sums kept in vector registers where the CPU
+    /// has them (`f16` and `bf16` with AVX-512, up to 128 lanes).
     ///
     /// ```
     /// use half::f16;
     /// use poolgrad::tensor::Element;
     /// let rows = [[1.0f32, 2.0], [1.0 / 4096.0, 0.5], [1.0, 0.25]];
-    /// let mut sums = [0.0f32; 2];
-    /// f16::add_rounded_rows(&mut sums, rows.len(), |o| &rows[o]);
-    /// assert_eq!(sums, [2.0, 2.75]);
+    /// let mut sums = [f16::ZERO; 2];
+    /// f16::sum_rounded_rows(rows.len(), |o| &rows[o], &mut sums);
+    /// assert_eq!(sums, [f16::from_f32(2.0), f16::from_f32(2.75)]);
     /// ```
     #[inline(always)]
-    fn add_rounded_rows<'r, const W: usize>(
-        sums: &mut [Self::Acc; W],
+    fn sum_rounded_rows<'r, const W: usize>(
         count: usize,
         row: impl Fn(usize) -> &'r [Self::Acc; W],
+        sums: &mut [Self; W],
     ) {
-        for o in 0..count {
-            Self::add_rounded_slice(sums, row(o));
-        }
+        sum_rounded_rows_each(count, row, sums);
     }
     /// A count (a window size) in the accumulation type.
     fn count(count: usize) -> Self::Acc {
@@ -313,6 +311,21 @@ fn add_rounded_each<T: Element>(sums: &mut [T::Acc], values: &[T::Acc]) {
     for (sum, &v) in sums.iter_mut().zip(values) {
         *sum = T::from_acc(*sum + v).to_acc();
     }
+}
+
+/// [`Element::sum_rounded_rows`] one row at a time: the default, and the 16-bit types'
+/// where their vector form does not apply.
+#[inline(always)]
+fn sum_rounded_rows_each<'r, T: Element, const W: usize>(
+    count: usize,
+    row: impl Fn(usize) -> &'r [T::Acc; W],
+    sums: &mut [T; W],
+) {
+    let mut wide = [num_traits::zero(); W];
+    for o in 0..count {
+        T::add_rounded_slice(&mut wide, row(o));
+    }
+    T::narrow_slice(&wide, sums);
 }
 
 /// The max kernels' comparison per float type (see [`MaxElement::gt`]).
@@ -483,11 +496,9 @@ float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16, {
         }
     }
     #[inline(always)]
-    fn add_rounded_rows<'r, const W: usize>(sums: &mut [f32; W], count: usize, row: impl Fn(usize) -> &'r [f32; W]) {
-        if !crate::convert::add_rounded_rows_f16(sums, count, &row) {
-            for o in 0..count {
-                Self::add_rounded_slice(sums, row(o));
-            }
+    fn sum_rounded_rows<'r, const W: usize>(count: usize, row: impl Fn(usize) -> &'r [f32; W], sums: &mut [Self; W]) {
+        if !crate::convert::sum_rounded_rows_f16(count, &row, bytemuck::cast_slice_mut(sums)) {
+            sum_rounded_rows_each(count, row, sums);
         }
     }
     #[inline(always)]
@@ -512,11 +523,9 @@ float_element!(half::bf16, "bfloat16", f32, half::bf16::to_f32, f32_to_bf16, {
         }
     }
     #[inline(always)]
-    fn add_rounded_rows<'r, const W: usize>(sums: &mut [f32; W], count: usize, row: impl Fn(usize) -> &'r [f32; W]) {
-        if !crate::convert::add_rounded_rows_bf16(sums, count, &row) {
-            for o in 0..count {
-                Self::add_rounded_slice(sums, row(o));
-            }
+    fn sum_rounded_rows<'r, const W: usize>(count: usize, row: impl Fn(usize) -> &'r [f32; W], sums: &mut [Self; W]) {
+        if !crate::convert::sum_rounded_rows_bf16(count, &row, bytemuck::cast_slice_mut(sums)) {
+            sum_rounded_rows_each(count, row, sums);
         }
     }
 });
@@ -804,11 +813,11 @@ mod conversion_tests {
         }
     }
 
-    /// Runs of rounded additions (`add_rounded_rows`: AVX-512 registers where the CPU has
+    /// Runs of rounded additions (`sum_rounded_rows`: AVX-512 registers where the CPU has
     /// them) against `half`'s scalar rounding after each `f32` addition, `W` lanes wide,
     /// on rows that hold every 16-bit pattern of the type (zeros, subnormals, infinities,
     /// NaNs) against shifted copies of themselves.
-    fn check_add_rounded_rows<T: super::Element<Acc = f32>, const W: usize>(
+    fn check_sum_rounded_rows<T: super::Element<Acc = f32>, const W: usize>(
         from_bits: fn(u16) -> f32,
         round: fn(f32) -> f32,
     ) {
@@ -822,8 +831,8 @@ mod conversion_tests {
                 .iter()
                 .map(|shift| std::array::from_fn(|i| patterns[(block + i + shift) % patterns.len()]))
                 .collect();
-            let mut sums = [0.0f32; W];
-            T::add_rounded_rows(&mut sums, ROWS, |o| &rows[o]);
+            let mut sums = [T::zero(); W];
+            T::sum_rounded_rows(ROWS, |o| &rows[o], &mut sums);
             for i in 0..W {
                 let (mut want, mut nans) = (0.0f32, 0);
                 for row in &rows {
@@ -832,31 +841,32 @@ mod conversion_tests {
                 }
                 let context =
                     format!("{} lane {i} of {:#x?}", T::NAME, rows.iter().map(|r| r[i].to_bits()).collect::<Vec<_>>());
+                let got = sums[i].to_acc();
                 if nans > 1 {
                     // Which NaN's payload a sum of two keeps is up to the compiler.
-                    assert!(sums[i].is_nan(), "{context}");
+                    assert!(got.is_nan(), "{context}");
                 } else {
-                    assert_eq!(sums[i].to_bits(), want.to_bits(), "{context}");
+                    assert_eq!(got.to_bits(), want.to_bits(), "{context}");
                 }
             }
         }
     }
 
     #[test]
-    fn add_rounded_rows_match_half_on_every_pattern() {
+    fn sum_rounded_rows_match_half_on_every_pattern() {
         use half::{bf16, f16};
         let f16_bits = |b: u16| f16::from_bits(b).to_f32_const();
         let f16_round = |v: f32| f16::from_f32_const(v).to_f32_const();
         let bf16_bits = |b: u16| bf16::from_bits(b).to_f32_const();
         let bf16_round = |v: f32| bf16::from_f32_const(v).to_f32_const();
-        check_add_rounded_rows::<f16, 16>(f16_bits, f16_round);
-        check_add_rounded_rows::<f16, 96>(f16_bits, f16_round);
-        check_add_rounded_rows::<f16, 128>(f16_bits, f16_round);
-        check_add_rounded_rows::<f16, 13>(f16_bits, f16_round);
-        check_add_rounded_rows::<bf16, 16>(bf16_bits, bf16_round);
-        check_add_rounded_rows::<bf16, 64>(bf16_bits, bf16_round);
-        check_add_rounded_rows::<bf16, 128>(bf16_bits, bf16_round);
-        check_add_rounded_rows::<bf16, 144>(bf16_bits, bf16_round);
+        check_sum_rounded_rows::<f16, 16>(f16_bits, f16_round);
+        check_sum_rounded_rows::<f16, 96>(f16_bits, f16_round);
+        check_sum_rounded_rows::<f16, 128>(f16_bits, f16_round);
+        check_sum_rounded_rows::<f16, 13>(f16_bits, f16_round);
+        check_sum_rounded_rows::<bf16, 16>(bf16_bits, bf16_round);
+        check_sum_rounded_rows::<bf16, 64>(bf16_bits, bf16_round);
+        check_sum_rounded_rows::<bf16, 128>(bf16_bits, bf16_round);
+        check_sum_rounded_rows::<bf16, 144>(bf16_bits, bf16_round);
     }
 
     #[test]

@@ -984,25 +984,10 @@ fn gather_chunk<T: Element, const W: usize>(
     outputs: &[usize],
     grad_in: &mut Sink<'_, T>,
 ) {
-    let mut sum = [num_traits::zero::<T::Acc>(); W];
-    let share = |o: usize| -> &[T::Acc; W] { shares[o * lanes + c0..][..W].try_into().expect("chunk length") };
-    match outputs.split_first() {
-        Some((&first, rest)) if size_of::<T>() < size_of::<T::Acc>() => {
-            // `0 + share` is exact (a share is a `T` value), so it needs no rounding.
-            for (sum, &s) in sum.iter_mut().zip(share(first)) {
-                *sum = *sum + s;
-            }
-            T::add_rounded_rows(&mut sum, rest.len(), |i| share(rest[i]));
-        }
-        _ => {
-            for &o in outputs {
-                T::add_rounded_slice(&mut sum, share(o));
-            }
-        }
-    }
-    let mut narrow = [T::zero(); W];
-    T::narrow_slice(&sum, &mut narrow);
-    grad_in.extend(&narrow);
+    let share = |i: usize| -> &[T::Acc; W] { shares[outputs[i] * lanes + c0..][..W].try_into().expect("chunk length") };
+    let mut sums = [T::zero(); W];
+    T::sum_rounded_rows::<W>(outputs.len(), share, &mut sums);
+    grad_in.extend(&sums);
 }
 
 /// The shares `grad_output / divisor` of the windows `outputs`, for every lane.
