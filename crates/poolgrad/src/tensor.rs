@@ -254,7 +254,7 @@ pub trait Element: MaxElement {
     /// `0 + row(0) + row(1) + ... + row(count - 1)`, lane by lane in that order, each
     /// addition rounded to `Self` as by [`Element::add_rounded_slice`], into `sums`: a run
     /// of additions in bulk, with the running sums kept in vector registers where the CPU
-    /// has them (`f16` and `bf16` with AVX-512, up to 128 lanes).
+    /// has them (`f16` and `bf16` with AVX-512, up to 192 lanes).
     ///
     /// ```
     /// use half::f16;
@@ -862,10 +862,11 @@ mod conversion_tests {
         check_sum_rounded_rows::<f16, 16>(f16_bits, f16_round);
         check_sum_rounded_rows::<f16, 96>(f16_bits, f16_round);
         check_sum_rounded_rows::<f16, 128>(f16_bits, f16_round);
+        check_sum_rounded_rows::<f16, 192>(f16_bits, f16_round);
         check_sum_rounded_rows::<f16, 13>(f16_bits, f16_round);
         check_sum_rounded_rows::<bf16, 16>(bf16_bits, bf16_round);
         check_sum_rounded_rows::<bf16, 64>(bf16_bits, bf16_round);
-        check_sum_rounded_rows::<bf16, 128>(bf16_bits, bf16_round);
+        check_sum_rounded_rows::<bf16, 192>(bf16_bits, bf16_round);
         check_sum_rounded_rows::<bf16, 144>(bf16_bits, bf16_round);
     }
 

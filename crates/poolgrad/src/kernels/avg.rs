@@ -926,21 +926,14 @@ fn gather_block<T: Element>(
             shared = end;
         }
         let mut c0 = 0;
-        while size_of::<T>() < size_of::<T::Acc>() && c0 + ROUNDED_CHUNK_SHORT <= lanes {
-            // Whole chunks of the longer kind, unless that leaves a remainder that only
-            // narrower chunks would sum (192 lanes: 96 + 96, not 128 + 32 + 32).
-            let rest = lanes - c0;
-            if rest >= 2 * ROUNDED_CHUNK || rest == ROUNDED_CHUNK {
-                gather_chunk::<T, ROUNDED_CHUNK>(shares, lanes, c0, outputs, grad_in);
-                c0 += ROUNDED_CHUNK;
-            } else {
-                gather_chunk::<T, ROUNDED_CHUNK_SHORT>(shares, lanes, c0, outputs, grad_in);
-                c0 += ROUNDED_CHUNK_SHORT;
+        while let Some(vectors) = rounded_chunk_vectors::<T>((lanes - c0) / LANE_CHUNK) {
+            match vectors {
+                12 => gather_chunk::<T, { 12 * LANE_CHUNK }>(shares, lanes, c0, outputs, grad_in),
+                8 => gather_chunk::<T, { 8 * LANE_CHUNK }>(shares, lanes, c0, outputs, grad_in),
+                6 => gather_chunk::<T, { 6 * LANE_CHUNK }>(shares, lanes, c0, outputs, grad_in),
+                _ => gather_chunk::<T, { 4 * LANE_CHUNK }>(shares, lanes, c0, outputs, grad_in),
             }
-        }
-        while size_of::<T>() < size_of::<T::Acc>() && c0 + 4 * LANE_CHUNK <= lanes {
-            gather_chunk::<T, { 4 * LANE_CHUNK }>(shares, lanes, c0, outputs, grad_in);
-            c0 += 4 * LANE_CHUNK;
+            c0 += vectors * LANE_CHUNK;
         }
         while c0 + WIDE_CHUNK <= lanes {
             gather_chunk::<T, WIDE_CHUNK>(shares, lanes, c0, outputs, grad_in);
@@ -965,14 +958,25 @@ fn gather_block<T: Element>(
 /// times was slower: 0.72x on W3 channels-last).
 const WIDE_CHUNK: usize = 2 * LANE_CHUNK;
 
-/// Lanes [`gather_block`] sums at a time for 16-bit types, whose additions each end in a
-/// rounding (two conversions): eight independent vector sums hide its latency, where
-/// four left W3's f16 backward 1.6x slower (f16 96 + 96 lanes against 128 + 32 + 32,
-/// and 256 lanes as 128 + 128 against 96 + 96 + 64: 1.35x).
-const ROUNDED_CHUNK: usize = 8 * LANE_CHUNK;
-
-/// The shorter chunk for 16-bit types, where [`ROUNDED_CHUNK`] would leave too few lanes.
-const ROUNDED_CHUNK_SHORT: usize = 6 * LANE_CHUNK;
+/// How many vectors of [`LANE_CHUNK`] lanes [`gather_block`] sums at a time for a 16-bit
+/// type, with `rest` vectors of the cell left: 12, 8, 6 or 4, or `None` (narrower
+/// chunks, and every width for `f32` and `f64`). Each addition of a 16-bit type ends in
+/// a rounding, two conversions that make its dependency chain about 15 cycles long, so
+/// a chunk needs 8 or more independent sums to run at the conversions' throughput. A
+/// chunk is taken only where what it leaves is empty or wide enough to do the same
+/// (256 lanes as 8 + 8 vectors, 192 as 12, 224 as 8 + 6). f16, 1 and 2 threads: W3's
+/// shape (192 lanes) as 12 against 6 + 6, 1.09–1.11x, and 6 + 6 against 4 + 4 + 4,
+/// 1.05–1.09x; 256 lanes as 8 + 8 against 4 x 4, 1.11–1.12x.
+fn rounded_chunk_vectors<T: Element>(rest: usize) -> Option<usize> {
+    if size_of::<T>() >= size_of::<T::Acc>() {
+        return None;
+    }
+    // (vectors, the least a chunk of them may leave unless it leaves nothing)
+    [(12, 6), (8, 4), (6, 4), (4, 0)]
+        .into_iter()
+        .find(|&(vectors, least_left)| rest == vectors || rest >= vectors + least_left)
+        .map(|(vectors, _)| vectors)
+}
 
 /// Lanes `c0..c0 + W` of one cell in [`gather_block`]: the shares of `outputs` added in
 /// order, from zero.
