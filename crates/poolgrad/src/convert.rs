@@ -91,10 +91,9 @@ pub(crate) fn add_rounded_f16(sums: &mut [f32], values: &[f32]) -> bool {
 
 /// `0 + row(0) + ... + row(count - 1)`, each addition rounded to `f16`, into `sums` (the
 /// `f16` bits), or `false` (nothing written) where the CPU lacks AVX-512 or `W` is not a
-/// multiple of 16 up to 192. The
-/// sums stay in registers for the whole run: a loop of [`add_rounded_f16`] calls kept
-/// them in memory, a store and a load in every addition's dependency chain (W3's f16
-/// channels-last backward: 1.10–1.17x faster).
+/// multiple of 16 up to 192. The sums stay in registers for the whole run: a loop of
+/// [`add_rounded_f16`] calls kept them in memory, a store and a load in every addition's
+/// dependency chain (W3's f16 channels-last backward: 1.10–1.17x faster).
 #[inline(always)]
 pub(crate) fn sum_rounded_rows_f16<'r, const W: usize>(
     count: usize,
