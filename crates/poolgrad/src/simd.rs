@@ -110,6 +110,30 @@ fn has_avx512() -> bool {
     is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") && is_x86_feature_detected!("avx512vl")
 }
 
+/// Whether this CPU executes 512-bit vector operations at full width, each as one
+/// operation. Intel's server cores since Sapphire Rapids do; AMD Zen 4 splits each into
+/// two 256-bit halves, where some loops measured slower with AVX-512 than with AVX2. No
+/// CPUID bit names the width, so AVX512-FP16 stands for it: those Intel cores have it
+/// and Zen 4 lacks it. Kernels use this to choose AVX-512 where it paid only on such
+/// cores (see [`Isa::at_most`]).
+///
+/// ```
+/// // Only a CPU with AVX-512 can run it at full width.
+/// if poolgrad::simd::full_width_avx512() {
+///     assert_eq!(poolgrad::simd::detected(), poolgrad::simd::Isa::Avx512);
+/// }
+/// ```
+pub fn full_width_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        has_avx512() && is_x86_feature_detected!("avx512fp16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Every instruction set this CPU can run, narrowest first.
 pub fn available() -> Vec<Isa> {
     [Isa::Portable, Isa::Avx2, Isa::Avx512].into_iter().filter(|&i| i <= detected()).collect()
