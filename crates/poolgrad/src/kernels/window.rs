@@ -201,6 +201,11 @@ impl Rows {
         !self.run_taps.is_empty()
     }
 
+    /// The most taps of any output row's run windows (0 without runs).
+    pub fn most_run_taps(&self) -> usize {
+        self.run_bounds.windows(2).map(|b| b[1] - b[0]).max().unwrap_or(0)
+    }
+
     /// Output row `o`'s run, if it has one, and its taps in row-major tap order as
     /// `(position in the source, flat index in the plane)` for the run's first output:
     /// output `run.first + i` reads `source[position + i·step]`, flat index
