@@ -131,17 +131,19 @@ pub(crate) fn forward<T: MaxElement, A: Argmax>(
         );
     }
     match Path::choose(blocking, windows)? {
-        Path::Rows(rows) => par_blocks2(out, indices, ov, |b, out, indices| {
-            let x = &x[b * iv..][..iv];
+        Path::Rows(rows) => {
             // On the rows, the full-width AVX-512 paid with 4 taps or more (1-D 5 taps
             // 1.38x, 2x2 1.26x, W1's 3x3 1.39-1.56x) and lost with fewer (1-D 3 taps
             // 0.85x, 2 taps 0.74x).
             let isa = if rows.most_run_taps() >= 4 { isa } else { isa.at_most(Isa::Avx2) };
-            isa.run(
-                #[inline(always)]
-                || plane_rows(x, &rows, out, indices),
-            )
-        }),
+            par_blocks2(out, indices, ov, |b, out, indices| {
+                let x = &x[b * iv..][..iv];
+                isa.run(
+                    #[inline(always)]
+                    || plane_rows(x, &rows, out, indices),
+                )
+            })
+        }
         Path::PlaneGroups => par_blocks2_with_in_order(
             out,
             indices,
