@@ -469,6 +469,43 @@ fn compact_state_rejects_bad_input() {
     assert_eq!(std::mem::size_of_val(y.taps.data()), y.output.data().len());
 }
 
+/// Channels-first planes take their max backward four at a time, their additions
+/// interleaved: an error still names the first bad index or tap in array order, not the
+/// first the interleaving meets (plane 2's output 0 before plane 1's output 30 here),
+/// and planes left over after the last group of four go one at a time.
+#[test]
+fn stepped_planes_report_the_first_bad_state_in_order() {
+    // 40x40, 3x3 stride 1: a window table over 32 KiB, so the compact state's cells are
+    // computed, not looked up.
+    let geometry = PoolGeometry::new(&[3, 3]).stride(&[1, 1]).padding(Padding::Symmetric(vec![1, 1]));
+    let pool = MaxPool::new(geometry);
+    for channels in [4, 6] {
+        let shape = Shape::new(1, channels, &[40, 40]);
+        let x = Tensor::new(values(channels * 1600, 7, false), shape.clone(), Layout::ChannelsFirst).unwrap();
+        let forward = pool.forward_with_indices(&x.view()).unwrap();
+        let (y, indices) = (forward.output, forward.indices);
+        let plane = 1600;
+        for (bad_plane, bad_output) in [(1usize, 30usize), (channels - 1, 5)] {
+            let mut bad = indices.data().to_vec();
+            bad[2 * plane] = 1600;
+            bad[bad_plane * plane + bad_output] = -2;
+            let (first, index) = if bad_plane < 2 { (bad_plane * plane + bad_output, -2) } else { (2 * plane, 1600) };
+            let bad = Tensor::new(bad, y.shape().clone(), Layout::ChannelsFirst).unwrap();
+            let e = pool.backward_with_indices(x.shape(), &y.view(), &bad.view()).unwrap_err();
+            let want = poolgrad::PoolError::InvalidIndex { index, position: first, plane_size: plane };
+            assert_eq!(e.to_string(), want.to_string(), "{channels} channels, bad plane {bad_plane}");
+        }
+        let compact = pool.forward_compact(&x.view()).unwrap();
+        let mut taps = compact.taps.data().to_vec();
+        taps[2 * plane + 41] = 9;
+        taps[plane + 70] = 200;
+        let taps = Tensor::new(taps, compact.taps.shape().clone(), Layout::ChannelsFirst).unwrap();
+        let e = pool.backward_compact(x.shape(), &y.view(), &taps.view()).unwrap_err();
+        let want = poolgrad::PoolError::InvalidTap { tap: 200, position: plane + 70, window_taps: 9 };
+        assert_eq!(e.to_string(), want.to_string(), "{channels} channels");
+    }
+}
+
 #[test]
 fn this_cpu_runs_at_least_the_portable_build() {
     let isas = available();
