@@ -809,7 +809,8 @@ fn lane_chunks<T: Element>(
 
 /// The instruction set of the average kernels: at most AVX2, as AVX-512 measured no faster
 /// on their memory-bound loops (f32 forward 0.94-1.06x AVX2, bf16 channels-last forward
-/// 0.88x), except the 16-bit gather in [`backward`].
+/// 0.88x), except the 16-bit gather in [`backward`] and, on CPUs with full-width AVX-512,
+/// its channels-last gather of windows that read each cell about once.
 fn window_loop_isa() -> Isa {
     simd::current().at_most(Isa::Avx2)
 }
