@@ -469,8 +469,8 @@ fn compact_state_rejects_bad_input() {
     assert_eq!(std::mem::size_of_val(y.taps.data()), y.output.data().len());
 }
 
-/// Channels-first planes take their max backward four at a time, their additions
-/// interleaved: an error still names the first bad index or tap in array order, not the
+/// Channels-first planes take their max backward four at a time on some CPUs, their
+/// additions interleaved: an error still names the first bad index or tap in array order, not the
 /// first the interleaving meets (plane 2's output 0 before plane 1's output 30 here),
 /// and planes left over after the last group of four go one at a time.
 #[test]

@@ -9,6 +9,7 @@ use super::buffer::{self, Out};
 use super::window::{AxisWindows, Window, Windows};
 use super::{par_blocks, par_blocks_accumulating, par_blocks_accumulating_with};
 use crate::error::{PoolError, Result};
+use crate::simd;
 use crate::tensor::{Blocking, Element};
 use std::ops::Range;
 
@@ -121,6 +122,20 @@ fn scatter_plane<T: Copy>(
 /// 0.97 / 0.95x (5 rounds), W2, W5 and W8 0.94–1.05x. Eight planes lost on W5 (1-D rows of
 /// 4096, 0.78x) and W2 (0.88x).
 const PLANES_IN_STEP: usize = 4;
+
+/// How many channels-first planes the max backward takes at a time: [`PLANES_IN_STEP`]
+/// on CPUs like the one that measured the gain (an Emerald Rapids Xeon, which
+/// [`simd::full_width_avx512`] stands for), else 1. On AMD Zen 4 (session fourteen) the
+/// same interleaving measured 0.64x on S5 and 0.99x on W1, with the four index streams
+/// waiting on memory (presumably: a 32 MiB L3 there, 300 MiB on the Xeon). One plane
+/// at a time, measured on the Xeon against the loop before the steps: from indices
+/// 1.02–1.07x, compact W1 0.86x and S5 0.95x (that loop took four outputs per step).
+fn planes_in_step() -> usize {
+    match simd::full_width_avx512() {
+        true => PLANES_IN_STEP,
+        false => 1,
+    }
+}
 
 /// `G` channels-first planes of a block, each with `narrow` outputs.
 struct PlaneStep<'p, T, const G: usize> {
@@ -304,11 +319,12 @@ fn scatter_taps_by<T: Element>(
     let narrow_block = sides.narrow * lanes;
     if lanes == 1 && compute_cells {
         if let Some(cells) = TapLines::new(windows)? {
-            let isa = crate::simd::current();
-            let scratch = || buffer::filled(PLANES_IN_STEP * TAP_BATCH, 0u32, "tap lines");
+            let isa = simd::current();
+            let step = planes_in_step();
+            let scratch = || buffer::filled(step * TAP_BATCH, 0u32, "tap lines");
             let plane = sides.wide;
-            return par_blocks_accumulating_with(wide, plane * PLANES_IN_STEP, scratch, |scratch, g, block| {
-                let first = g * PLANES_IN_STEP * narrow_block;
+            return par_blocks_accumulating_with(wide, plane * step, scratch, |scratch, g, block| {
+                let first = g * step * narrow_block;
                 isa.run(
                     #[inline(always)]
                     || {
