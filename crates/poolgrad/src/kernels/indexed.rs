@@ -45,8 +45,9 @@ pub(crate) fn scatter<T: Element>(
     let narrow_block = sides.narrow * lanes;
     if lanes == 1 && accumulate {
         let plane = sides.wide;
-        return par_blocks_accumulating(wide, plane * PLANES_IN_STEP, |g, block| {
-            let first = g * PLANES_IN_STEP * narrow_block;
+        let step = planes_in_step();
+        return par_blocks_accumulating(wide, plane * step, |g, block| {
+            let first = g * step * narrow_block;
             in_plane_steps(
                 block,
                 plane,
@@ -129,7 +130,8 @@ const PLANES_IN_STEP: usize = 4;
 /// same interleaving measured 0.64x on S5 and 0.99x on W1, with the four index streams
 /// waiting on memory (presumably: a 32 MiB L3 there, 300 MiB on the Xeon). One plane
 /// at a time, measured on the Xeon against the loop before the steps: from indices
-/// 1.02–1.07x, compact W1 0.86x and S5 0.95x (that loop took four outputs per step).
+/// 0.98–1.07x (S5, W1, W2), compact W1 0.86x and S5 0.95x (that loop took four outputs
+/// per step).
 fn planes_in_step() -> usize {
     match simd::full_width_avx512() {
         true => PLANES_IN_STEP,
