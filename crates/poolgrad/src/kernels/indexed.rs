@@ -514,10 +514,8 @@ impl TapLines {
             for c0 in (0..out_cols).step_by(cols_per_batch) {
                 let columns = c0..(c0 + cols_per_batch).min(out_cols);
                 let batch = rows.start * out_cols + c0..(rows.end - 1) * out_cols + columns.end;
-                let mut batch_cells = cells.chunks_exact_mut(TAP_BATCH).map(|cells| &mut cells[..batch.len()]);
-                for taps in taps {
-                    let cells = batch_cells.next().expect("scratch for each plane");
-                    self.compute_cells(&taps[batch.clone()], rows.clone(), columns.clone(), cells);
+                for (taps, cells) in taps.iter().zip(cells.chunks_exact_mut(TAP_BATCH)) {
+                    self.compute_cells(&taps[batch.clone()], rows.clone(), columns.clone(), &mut cells[..batch.len()]);
                 }
                 let batch_cells = std::array::from_fn(|p| &cells[p * TAP_BATCH..][..batch.len()]);
                 let batch_values = values.map(|values| &values[batch.clone()]);
@@ -529,7 +527,7 @@ impl TapLines {
         Ok(())
     }
 
-    /// The cells of outputs `rows` × `columns` (a batch of [`Self::scatter_plane`]) into
+    /// The cells of outputs `rows` × `columns` (a batch of [`Self::scatter_planes`]) into
     /// `cells`, row-major; [`NO_CELL`] for a tap outside its window.
     #[inline(always)]
     fn compute_cells(&self, taps: &[u8], rows: Range<usize>, columns: Range<usize>, cells: &mut [u32]) {
