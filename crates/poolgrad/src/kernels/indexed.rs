@@ -139,9 +139,11 @@ fn planes_in_step() -> usize {
     }
 }
 
-/// `G` channels-first planes of a block, each with `narrow` outputs.
+/// `G` consecutive channels-first planes of a block (`block`, `G` planes of `wide`
+/// cells), each with `narrow` outputs.
 struct PlaneStep<'p, T, const G: usize> {
-    cells: [&'p mut [T]; G],
+    block: &'p mut [T],
+    wide: usize,
     narrow: usize,
 }
 
@@ -170,12 +172,10 @@ fn in_plane_steps<T, S>(
         return Ok(());
     }
     if block.len() == PLANES_IN_STEP * wide {
-        let mut planes = block.chunks_exact_mut(wide);
-        let cells = std::array::from_fn(|_| planes.next().expect("a whole step of planes"));
-        return step4(scratch, PlaneStep { cells, narrow }, first);
+        return step4(scratch, PlaneStep { block, wide, narrow }, first);
     }
     for (p, plane) in block.chunks_exact_mut(wide).enumerate() {
-        step1(scratch, PlaneStep { cells: [plane], narrow }, first + p * narrow)?;
+        step1(scratch, PlaneStep { block: plane, wide, narrow }, first + p * narrow)?;
     }
     Ok(())
 }
@@ -190,41 +190,44 @@ fn add_along_indices<T: Element, const G: usize>(
     indices: &[i64],
     first: usize,
 ) -> Result<()> {
-    let (narrow, plane_size) = (planes.narrow, planes.cells[0].len());
+    let (narrow, wide) = (planes.narrow, planes.wide);
     let (values, indices) = (planes.map_slices(values), planes.map_slices(indices));
     let outside = |p: usize, o: usize| match indices[p][o] {
         -1 => Ok(()),
-        index => Err(PoolError::InvalidIndex { index, position: first + p * narrow + o, plane_size }),
+        index => Err(PoolError::InvalidIndex { index, position: first + p * narrow + o, plane_size: wide }),
     };
-    add_in_step(planes.cells, values, indices, |i| i as u64, outside)
+    // One unsigned comparison sends -1 and every index outside its plane to `outside`.
+    let cell = |p: usize, i: i64| ((i as u64) < wide as u64).then(|| p * wide + i as usize);
+    add_in_step(planes.block, values, indices, cell, outside)
 }
 
-/// `planes[p][cell(keys[p][o])] += values[p][o]` for each output `o` in order, the `G`
-/// planes in step: stride-1 windows send runs of consecutive outputs to the same cell,
-/// whose additions wait on each other; the other planes' additions fill that wait. Each
-/// plane's additions keep their order, so the sums are those of one plane at a time.
-/// A cell outside the plane goes to `outside(p, o)`, which skips it or fails; the error
-/// returned is the first in plane order, as one plane at a time would meet it.
+/// `block[cell(p, keys[p][o])] += values[p][o]` for each output `o` in order, the `G`
+/// planes of `block` in step: stride-1 windows send runs of consecutive outputs to the
+/// same cell, whose additions wait on each other; the other planes' additions fill
+/// that wait. Each plane's additions keep their order, so the sums are those of one
+/// plane at a time. `cell` names a cell of the block (not of the plane: one pointer and
+/// one range test serve all planes, which keeps the loop's state in registers), `None`
+/// or one past the block when plane `p` has none for the key; such outputs go to
+/// `outside(p, o)`, which skips them or fails. The error returned is the first in plane
+/// order, as one plane at a time would meet it.
 #[inline(always)]
 fn add_in_step<T: Element, K: Copy, const G: usize>(
-    mut planes: [&mut [T]; G],
+    block: &mut [T],
     values: [&[T]; G],
     keys: [&[K]; G],
-    cell: impl Fn(K) -> u64,
+    cell: impl Fn(usize, K) -> Option<usize>,
     outside: impl Fn(usize, usize) -> Result<()>,
 ) -> Result<()> {
-    // Every slice cut to the same length: no length test per output but the plane's.
+    // Every slice cut to the same length: no length test per output but the block's.
     let narrow = values.iter().map(|v| v.len()).chain(keys.iter().map(|k| k.len())).min().unwrap_or(0);
     let (values, keys) = (values.map(|v| &v[..narrow]), keys.map(|k| &k[..narrow]));
     for o in 0..narrow {
         for p in 0..G {
-            match usize::try_from(cell(keys[p][o])).ok().and_then(|c| planes[p].get_mut(c)) {
+            match cell(p, keys[p][o]).and_then(|c| block.get_mut(c)) {
                 Some(c) => *c = c.add(values[p][o]),
                 None => {
                     if let Err(error) = outside(p, o) {
-                        return Err(
-                            first_failure(planes.each_ref().map(|p| p.len()), keys, &cell, &outside).unwrap_or(error)
-                        );
+                        return Err(first_failure(block.len(), keys, &cell, &outside).unwrap_or(error));
                     }
                 }
             }
@@ -236,13 +239,13 @@ fn add_in_step<T: Element, K: Copy, const G: usize>(
 /// The first `outside` failure of [`add_in_step`] in plane order.
 #[cold]
 fn first_failure<K: Copy, const G: usize>(
-    plane_lens: [usize; G],
+    block_len: usize,
     keys: [&[K]; G],
-    cell: impl Fn(K) -> u64,
+    cell: impl Fn(usize, K) -> Option<usize>,
     outside: impl Fn(usize, usize) -> Result<()>,
 ) -> Option<PoolError> {
     (0..G).find_map(|p| {
-        keys[p].iter().enumerate().find_map(|(o, &k)| match cell(k) < plane_lens[p] as u64 {
+        keys[p].iter().enumerate().find_map(|(o, &k)| match cell(p, k).is_some_and(|c| c < block_len) {
             true => None,
             false => outside(p, o).err(),
         })
@@ -322,9 +325,13 @@ fn scatter_taps_by<T: Element>(
     if lanes == 1 && compute_cells {
         if let Some(cells) = TapLines::new(windows)? {
             let isa = simd::current();
-            let step = planes_in_step();
-            let scratch = || buffer::filled(step * TAP_BATCH, 0u32, "tap lines");
             let plane = sides.wide;
+            // Cells counted from the start of a block of planes stay below NO_CELL.
+            let step = match plane.checked_mul(PLANES_IN_STEP) {
+                Some(block) if block < NO_CELL as usize => planes_in_step(),
+                _ => 1,
+            };
+            let scratch = || buffer::filled(step * TAP_BATCH, 0u32, "tap lines");
             return par_blocks_accumulating_with(wide, plane * step, scratch, |scratch, g, block| {
                 let first = g * step * narrow_block;
                 isa.run(
@@ -439,7 +446,7 @@ fn tap_divisor(n: usize) -> u32 {
 /// computing the cells with [`TapLines`].
 const SMALL_TABLE_BYTES: usize = 32 << 10;
 
-/// A cell no plane has: planes handled by [`TapLines`] are smaller.
+/// A cell no block of planes has: those handled by [`TapLines`] are smaller.
 const NO_CELL: u32 = u32::MAX;
 
 /// Outputs whose cells [`TapLines`] computes at once.
@@ -495,7 +502,7 @@ impl TapLines {
     #[inline(always)]
     fn scatter_planes<T: Element, const G: usize>(
         &self,
-        mut planes: PlaneStep<'_, T, G>,
+        planes: PlaneStep<'_, T, G>,
         values: &[T],
         taps: &[u8],
         first: usize,
@@ -514,27 +521,39 @@ impl TapLines {
             for c0 in (0..out_cols).step_by(cols_per_batch) {
                 let columns = c0..(c0 + cols_per_batch).min(out_cols);
                 let batch = rows.start * out_cols + c0..(rows.end - 1) * out_cols + columns.end;
-                for (taps, cells) in taps.iter().zip(cells.chunks_exact_mut(TAP_BATCH)) {
-                    self.compute_cells(&taps[batch.clone()], rows.clone(), columns.clone(), &mut cells[..batch.len()]);
+                for (p, (taps, cells)) in taps.iter().zip(cells.chunks_exact_mut(TAP_BATCH)).enumerate() {
+                    // Cells counted from the block's start: one pointer for all planes.
+                    let plane_start = (p * planes.wide) as u32;
+                    let cells = &mut cells[..batch.len()];
+                    self.compute_cells(&taps[batch.clone()], rows.clone(), columns.clone(), plane_start, cells);
                 }
                 let batch_cells = std::array::from_fn(|p| &cells[p * TAP_BATCH..][..batch.len()]);
                 let batch_values = values.map(|values| &values[batch.clone()]);
                 let outside = |p: usize, o: usize| self.no_cell(batch.start + o, taps[p], first + p * narrow);
-                let planes = planes.cells.each_mut().map(|plane| &mut **plane);
-                add_in_step(planes, batch_values, batch_cells, u64::from, outside)?;
+                let cell = |_, cell: u32| Some(cell as usize);
+                add_in_step(planes.block, batch_values, batch_cells, cell, outside)?;
             }
         }
         Ok(())
     }
 
     /// The cells of outputs `rows` × `columns` (a batch of [`Self::scatter_planes`]) into
-    /// `cells`, row-major; [`NO_CELL`] for a tap outside its window.
+    /// `cells`, row-major, counted from `plane_start` (the plane's first cell in its
+    /// block); [`NO_CELL`] for a tap outside its window.
     #[inline(always)]
-    fn compute_cells(&self, taps: &[u8], rows: Range<usize>, columns: Range<usize>, cells: &mut [u32]) {
+    fn compute_cells(
+        &self,
+        taps: &[u8],
+        rows: Range<usize>,
+        columns: Range<usize>,
+        plane_start: u32,
+        cells: &mut [u32],
+    ) {
         let width = columns.len();
         let (starts, counts, divisors) =
             (&self.column_starts[columns.clone()], &self.column_taps[columns.clone()], &self.column_divisors[columns]);
         for ((taps, cells), &(row_start, nr)) in taps.chunks(width).zip(cells.chunks_mut(width)).zip(&self.rows[rows]) {
+            let row_start = row_start.wrapping_add(plane_start);
             let column_windows = starts.iter().zip(counts).zip(divisors);
             for ((cell, &tap), ((&start, &nc), &divisor)) in cells.iter_mut().zip(taps).zip(column_windows) {
                 let t = u32::from(tap);
