@@ -332,7 +332,7 @@ fn scatter_taps_by<T: Element>(
                 Some(block) if block < NO_CELL as usize => planes_in_step(),
                 _ => 1,
             };
-            let scratch = || buffer::filled(step * TAP_BATCH, 0u32, "tap lines");
+            let scratch = || buffer::filled(TapLines::scratch_len(step), 0u32, "tap lines");
             return par_blocks_accumulating_with(wide, plane * step, scratch, |scratch, g, block| {
                 let first = g * step * narrow_block;
                 isa.run(
@@ -420,19 +420,31 @@ fn scatter_taps_by<T: Element>(
 ///
 /// Along each axis, every window kind's valid coordinates are evenly spaced (the
 /// dilation apart, consecutive for adaptive and fractional windows). A window of `nr`
-/// rows and `nc` columns numbers its taps row-major, so tap `t` is row `t / nc`, column
-/// `t % nc`: cell `first_row · width + first_column + (t % nc) · column_step +
-/// (t / nc) · row_step`, valid when `t < nr · nc`.
+/// rows and `nc` columns numbers its taps row-major, so tap `t` is row `q = t / nc`,
+/// column `t - q · nc`: cell `first_row · width + first_column + (t - q · nc) ·
+/// column_step + q · row_step`, valid when `t < nr · nc`. The cell is computed as
+/// `first_cell + t · column_step + q · (row_step - nc · column_step)`.
+///
+/// A batch is a run of consecutive outputs (whole output rows, or part of one long
+/// row), computed in one flat loop: the per-column values are stored repeated for a
+/// batch's rows, the per-row ones are spread over the batch once for all its planes.
+/// (Row by row, the vector loop's remainder on rows of 28 to 56 outputs cost more than
+/// its body.)
 struct TapLines {
     /// Per output row: its window's first row's first cell and its number of rows.
     rows: Vec<(u32, u32)>,
-    /// Per output column: its window's first column, its number of columns `nc`, and
-    /// the multiplier `m` with `(t · m) >> 16 = t / nc` for every tap (see [`tap_divisor`]).
+    /// Output columns.
+    out_cols: usize,
+    /// Output rows per batch ([`TAP_BATCH`] outputs at most, at least one row).
+    rows_per_batch: usize,
+    /// Per output column, repeated `rows_per_batch` times: its window's first column,
+    /// its number of columns `nc`, the multiplier `m` with `(t · m) >> 16 = t / nc` for
+    /// every tap (see [`tap_divisor`]), and `row_step - nc · column_step`.
     column_starts: Vec<u32>,
     column_taps: Vec<u32>,
     column_divisors: Vec<u32>,
-    /// Cells between a window's consecutive rows and columns.
-    row_step: u32,
+    column_row_steps: Vec<u32>,
+    /// Cells between a window's consecutive columns.
     column_step: u32,
 }
 
@@ -471,14 +483,21 @@ impl TapLines {
         // Cells, coordinates and steps are below the plane size, so they fit in u32.
         // More than 256 rows or columns: every tap (< 256) is in the first 256.
         let width = cols.input();
-        let mut column_starts = buffer::with_capacity(cols.output(), "tap lines")?;
-        let mut column_taps = buffer::with_capacity(cols.output(), "tap lines")?;
-        let mut column_divisors = buffer::with_capacity(cols.output(), "tap lines")?;
-        for o in 0..cols.output() {
+        let (row_step, column_step) = ((row_step * width) as u32, column_step as u32);
+        let out_cols = cols.output();
+        let rows_per_batch = (TAP_BATCH / out_cols.max(1)).max(1);
+        let tiled = out_cols * rows_per_batch.min(rows.map_or(1, AxisWindows::output)).max(1);
+        let mut column_starts = buffer::with_capacity(tiled, "tap lines")?;
+        let mut column_taps = buffer::with_capacity(tiled, "tap lines")?;
+        let mut column_divisors = buffer::with_capacity(tiled, "tap lines")?;
+        let mut column_row_steps = buffer::with_capacity(tiled, "tap lines")?;
+        for o in (0..out_cols).cycle().take(tiled) {
             let coords = cols.window(o).0;
+            let nc = coords.len().min(256) as u32;
             column_starts.push(coords.first().map_or(0, |&c| c as u32));
-            column_taps.push(coords.len().min(256) as u32);
+            column_taps.push(nc);
             column_divisors.push(tap_divisor(coords.len()));
+            column_row_steps.push(row_step.wrapping_sub(nc.wrapping_mul(column_step)));
         }
         let rows = match rows {
             None => vec![(0, 1)],
@@ -491,15 +510,27 @@ impl TapLines {
                 starts
             }
         };
-        let (row_step, column_step) = ((row_step * width) as u32, column_step as u32);
-        Ok(Some(TapLines { rows, column_starts, column_taps, column_divisors, row_step, column_step }))
+        Ok(Some(TapLines {
+            rows,
+            out_cols,
+            rows_per_batch,
+            column_starts,
+            column_taps,
+            column_divisors,
+            column_row_steps,
+            column_step,
+        }))
+    }
+
+    /// Scratch for [`Self::scatter_planes`] of `planes` planes: [`TAP_BATCH`] cells per
+    /// plane, and the two values of [`Self::spread_rows`] per output of a batch.
+    fn scratch_len(planes: usize) -> usize {
+        (planes + 2) * TAP_BATCH
     }
 
     /// `planes[p][cell named by taps[p][o]] += values[p][o]` for each output `o` of `G`
     /// planes, in order ([`add_in_step`]); `values` and `taps` start at the first plane's
-    /// output 0, position `first` of the whole array. Batches are whole output rows, or
-    /// part of one row when a row is longer; `cells`: scratch of [`TAP_BATCH`] cells per
-    /// plane.
+    /// output 0, position `first` of the whole array. `scratch`: [`Self::scratch_len`].
     #[inline(always)]
     fn scatter_planes<T: Element, const G: usize>(
         &self,
@@ -507,27 +538,26 @@ impl TapLines {
         values: &[T],
         taps: &[u8],
         first: usize,
-        cells: &mut [u32],
+        scratch: &mut [u32],
     ) -> Result<()> {
         let narrow = planes.narrow;
         let (values, taps) = (planes.map_slices(values), planes.map_slices(taps));
-        let out_cols = self.column_starts.len();
-        let (rows_per_batch, cols_per_batch) = match out_cols {
-            0 => return Ok(()),
-            n if n <= TAP_BATCH => (TAP_BATCH / n, n),
-            _ => (1, TAP_BATCH),
-        };
-        for r0 in (0..self.rows.len()).step_by(rows_per_batch) {
-            let rows = r0..(r0 + rows_per_batch).min(self.rows.len());
-            for c0 in (0..out_cols).step_by(cols_per_batch) {
-                let columns = c0..(c0 + cols_per_batch).min(out_cols);
+        let (out_cols, out_rows) = (self.out_cols, self.rows.len());
+        if out_cols == 0 {
+            return Ok(());
+        }
+        let (first_cells, rest) = scratch.split_at_mut(TAP_BATCH);
+        let (tap_limits, cells) = rest.split_at_mut(TAP_BATCH);
+        let cells_per_batch = (self.rows_per_batch * out_cols).min(TAP_BATCH);
+        for r0 in (0..out_rows).step_by(self.rows_per_batch) {
+            let rows = r0..(r0 + self.rows_per_batch).min(out_rows);
+            for c0 in (0..out_cols).step_by(cells_per_batch) {
+                let columns = c0..(c0 + cells_per_batch).min(out_cols);
                 let batch = rows.start * out_cols + c0..(rows.end - 1) * out_cols + columns.end;
-                for (p, (taps, cells)) in taps.iter().zip(cells.chunks_exact_mut(TAP_BATCH)).enumerate() {
-                    // Cells counted from the block's start: one pointer for all planes.
-                    let plane_start = (p * planes.wide) as u32;
-                    let cells = &mut cells[..batch.len()];
-                    self.compute_cells(&taps[batch.clone()], rows.clone(), columns.clone(), plane_start, cells);
-                }
+                let (first_cells, tap_limits) = (&mut first_cells[..batch.len()], &mut tap_limits[..batch.len()]);
+                self.spread_rows(rows.clone(), columns, first_cells, tap_limits);
+                let batch_taps = taps.map(|taps| &taps[batch.clone()]);
+                self.compute_cells(batch_taps, c0, first_cells, tap_limits, planes.wide, cells);
                 let batch_cells = std::array::from_fn(|p| &cells[p * TAP_BATCH..][..batch.len()]);
                 let batch_values = values.map(|values| &values[batch.clone()]);
                 let outside = |p: usize, o: usize| self.no_cell(batch.start + o, taps[p], first + p * narrow);
@@ -537,33 +567,53 @@ impl TapLines {
         }
         Ok(())
     }
-
-    /// The cells of outputs `rows` × `columns` (a batch of [`Self::scatter_planes`]) into
-    /// `cells`, row-major, counted from `plane_start` (the plane's first cell in its
-    /// block); [`NO_CELL`] for a tap outside its window.
+    /// Per output of a batch (`rows` × `columns`, row-major), what its row and column
+    /// give together, the same for every plane: its window's first cell and its number
+    /// of taps.
     #[inline(always)]
-    fn compute_cells(
+    fn spread_rows(&self, rows: Range<usize>, columns: Range<usize>, first_cells: &mut [u32], tap_limits: &mut [u32]) {
+        let (starts, counts) = (&self.column_starts[columns.clone()], &self.column_taps[columns.clone()]);
+        let row_chunks = first_cells.chunks_mut(columns.len()).zip(tap_limits.chunks_mut(columns.len()));
+        for ((first_cells, tap_limits), &(row_start, nr)) in row_chunks.zip(&self.rows[rows]) {
+            for (first_cell, &start) in first_cells.iter_mut().zip(starts) {
+                *first_cell = row_start.wrapping_add(start);
+            }
+            for (tap_limit, &nc) in tap_limits.iter_mut().zip(counts) {
+                *tap_limit = nr * nc;
+            }
+        }
+    }
+
+    /// The cells of a batch's outputs in `G` planes of `wide` cells (`taps[p]`: plane
+    /// `p`'s, the batch starting at output column `c0`) into `cells` ([`TAP_BATCH`] per
+    /// plane), counted from the first plane's start; [`NO_CELL`] for a tap outside its
+    /// window. `first_cells`, `tap_limits`: [`Self::spread_rows`].
+    #[inline(always)]
+    fn compute_cells<const G: usize>(
         &self,
-        taps: &[u8],
-        rows: Range<usize>,
-        columns: Range<usize>,
-        plane_start: u32,
+        taps: [&[u8]; G],
+        c0: usize,
+        first_cells: &[u32],
+        tap_limits: &[u32],
+        wide: usize,
         cells: &mut [u32],
     ) {
-        let width = columns.len();
-        let (starts, counts, divisors) =
-            (&self.column_starts[columns.clone()], &self.column_taps[columns.clone()], &self.column_divisors[columns]);
-        for ((taps, cells), &(row_start, nr)) in taps.chunks(width).zip(cells.chunks_mut(width)).zip(&self.rows[rows]) {
-            let row_start = row_start.wrapping_add(plane_start);
-            let column_windows = starts.iter().zip(counts).zip(divisors);
-            for ((cell, &tap), ((&start, &nc), &divisor)) in cells.iter_mut().zip(taps).zip(column_windows) {
+        let n = first_cells.len();
+        let (divisors, row_steps) = (&self.column_divisors[c0..][..n], &self.column_row_steps[c0..][..n]);
+        let shared = first_cells.iter().zip(&tap_limits[..n]).zip(divisors.iter().zip(row_steps));
+        for (p, (taps, cells)) in taps.iter().zip(cells.chunks_exact_mut(TAP_BATCH)).enumerate() {
+            // Cells counted from the block's start: one pointer for all planes.
+            let plane_start = (p * wide) as u32;
+            for ((cell, &tap), ((&first_cell, &tap_limit), (&divisor, &row_step))) in
+                cells.iter_mut().zip(&taps[..n]).zip(shared.clone())
+            {
                 let t = u32::from(tap);
                 let q = (t * divisor) >> 16;
-                let at = row_start
-                    .wrapping_add(start)
-                    .wrapping_add(t.wrapping_sub(q.wrapping_mul(nc)).wrapping_mul(self.column_step))
-                    .wrapping_add(q.wrapping_mul(self.row_step));
-                *cell = if t < nr * nc { at } else { NO_CELL };
+                let at = plane_start
+                    .wrapping_add(first_cell)
+                    .wrapping_add(t.wrapping_mul(self.column_step))
+                    .wrapping_add(q.wrapping_mul(row_step));
+                *cell = if t < tap_limit { at } else { NO_CELL };
             }
         }
     }
@@ -571,8 +621,9 @@ impl TapLines {
     /// Output `p` of a plane (`taps`: the plane's) names no cell: fine for an empty
     /// window, else an error.
     #[cold]
+    #[inline(never)]
     fn no_cell(&self, p: usize, taps: &[u8], first: usize) -> Result<()> {
-        let out_cols = self.column_starts.len();
+        let out_cols = self.out_cols;
         let window_taps = self.rows[p / out_cols].1 as usize * self.column_taps[p % out_cols] as usize;
         match window_taps {
             0 => Ok(()),
@@ -655,8 +706,25 @@ mod tests {
         assert!(checked > 300, "{checked} configurations");
     }
 
+    /// Planes with more outputs than a batch: batches of several whole rows, and parts
+    /// of one long row (batches that start past the first column).
+    #[test]
+    fn computed_cells_match_the_table_across_batches() {
+        for (spatial, kernel, pad) in
+            [(vec![5000], vec![3], 1), (vec![70, 45], vec![3, 2], 1), (vec![3, 2600], vec![2, 5], 2)]
+        {
+            let geometry = PoolGeometry::new(&kernel).stride(&[1]).padding(Padding::Symmetric(vec![pad]));
+            let resolved = geometry.resolve(&spatial).unwrap();
+            let axes: Result<Vec<_>> = resolved.iter().map(AxisWindows::regular).collect();
+            let windows = Windows::new(axes.unwrap()).unwrap();
+            assert!(windows.output_volume > TAP_BATCH, "{spatial:?}");
+            check_computed_cells(&windows, &format!("{spatial:?} {kernel:?} p{pad}"));
+        }
+    }
+
+    /// Five planes: a block of four in step, then one alone.
     fn check_computed_cells(windows: &Windows, case: &str) {
-        let planes = 3;
+        let planes = 5;
         let (wide, narrow) = (windows.input_volume, windows.output_volume);
         let sides = Sides { blocking: Blocking { blocks: planes, lanes: 1 }, wide, narrow };
         let (bounds, _) = windows.table_taps().unwrap();
