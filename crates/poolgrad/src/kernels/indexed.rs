@@ -5,9 +5,9 @@
 //! input cell) moves nothing. Each block is handled serially in index order, so the
 //! result does not depend on the thread count.
 
-use super::buffer::{self, Out};
+use super::buffer::{self, Out, Sink};
 use super::window::{AxisWindows, Window, Windows};
-use super::{par_blocks, par_blocks_accumulating, par_blocks_accumulating_with};
+use super::{par_blocks, par_blocks_accumulating, par_blocks_accumulating_with, par_blocks_with_in_order};
 use crate::error::{PoolError, Result};
 use crate::simd;
 use crate::tensor::{Blocking, Element};
@@ -304,11 +304,140 @@ pub(crate) fn scatter_taps<T: Element>(
     taps: &[u8],
     wide: Out<'_, T>,
 ) -> Result<()> {
+    if sides.blocking.lanes == 1 {
+        if let Some(tiles) = TiledWindows::new(windows)? {
+            return tiles.write_gradient(sides, narrow, taps, wide);
+        }
+    }
     // A window table that fits in the L1 cache is cheaper to read than cells to compute
     // (W2, 2x2 stride 2 over 56x56: a 31 KiB table, 1.15x faster).
     let table_bytes = windows.table_taps().map(|(bounds, cells)| size_of_val(bounds) + size_of_val(cells));
     let small_table = table_bytes.is_some_and(|bytes| bytes <= SMALL_TABLE_BYTES);
     scatter_taps_by(sides, windows, narrow, taps, wide, !small_table)
+}
+
+/// Channels-first windows where every input cell lies in at most one window and the
+/// windows tile each input row in runs of `kernel` (2 or 3) columns: 2x2 and 3x3 max
+/// pools at their own stride, the commonest kind, and any windows over rows that do not
+/// overlap. The max backward from compact taps then writes each cell's gradient once,
+/// front to back: `0 + δ` (the sum the scatter makes) where its window's tap names it,
+/// else 0. No clearing pass and no scatter: W2 (VGG 2x2, 32x128x56x56 f32) 1.18 /
+/// 1.09x faster on 1 / 2 threads than the scatter along the window table (medians of 5
+/// alternating rounds; the minima 1.18 / 1.20x), and then as fast as the backward from
+/// indices. Half its time is the row's store to memory.
+struct TiledWindows {
+    /// Per input row: its window's output row and its row in that window's rows.
+    rows: Vec<Option<(usize, usize)>>,
+    /// Per output row: its window's number of rows.
+    window_rows: Vec<usize>,
+    out_cols: usize,
+    width: usize,
+    kernel: usize,
+}
+
+impl TiledWindows {
+    /// `None` unless the windows over columns are consecutive runs of 2 or 3 columns
+    /// from column 0 on, and those over rows (if any) do not overlap.
+    fn new(windows: &Windows) -> Result<Option<Self>> {
+        let (cols, rows) = match windows.axes() {
+            [cols] => (cols, None),
+            [rows, cols] => (cols, Some(rows)),
+            _ => return Ok(None),
+        };
+        let (out_cols, width) = (cols.output(), cols.input());
+        let kernel = cols.window(0).0.len();
+        let tiles = (0..out_cols).all(|o| cols.window(o).0.iter().copied().eq(o * kernel..(o + 1) * kernel));
+        if !matches!(kernel, 2 | 3) || !tiles {
+            return Ok(None);
+        }
+        let Some(rows) = rows else {
+            return Ok(Some(TiledWindows { rows: vec![Some((0, 0))], window_rows: vec![1], out_cols, width, kernel }));
+        };
+        let mut row_windows = buffer::filled(rows.input(), None, "tiled windows")?;
+        let mut window_rows = buffer::with_capacity(rows.output(), "tiled windows")?;
+        for o in 0..rows.output() {
+            let coords = rows.window(o).0;
+            // Taps are bytes: a window of more than 256 cells is left to the scatter.
+            if coords.len() * kernel > 256 {
+                return Ok(None);
+            }
+            window_rows.push(coords.len());
+            for (r, &y) in coords.iter().enumerate() {
+                if row_windows[y].replace((o, r)).is_some() {
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(TiledWindows { rows: row_windows, window_rows, out_cols, width, kernel }))
+    }
+
+    /// The max backward of channels-first planes from compact taps (see [`scatter_taps`]),
+    /// every plane written front to back.
+    fn write_gradient<T: Element>(&self, sides: Sides, narrow: &[T], taps: &[u8], wide: Out<'_, T>) -> Result<()> {
+        let isa = simd::current();
+        let tiled = self.out_cols * self.kernel;
+        let scratch = || buffer::filled(tiled, T::zero(), "tiled windows");
+        par_blocks_with_in_order(wide, sides.wide, scratch, |row, b, sink| {
+            let first = b * sides.narrow;
+            let (values, taps) = (&narrow[first..][..sides.narrow], &taps[first..][..sides.narrow]);
+            isa.run(
+                #[inline(always)]
+                || match self.kernel {
+                    2 => self.write_plane::<T, 2>(values, taps, first, row, sink),
+                    _ => self.write_plane::<T, 3>(values, taps, first, row, sink),
+                },
+            )
+        })
+    }
+
+    /// One plane's gradient into `sink`, input row by input row (`row`: scratch for one);
+    /// each output row's taps are checked against its window before its first row.
+    #[inline(always)]
+    fn write_plane<T: Element, const K: usize>(
+        &self,
+        values: &[T],
+        taps: &[u8],
+        first: usize,
+        row: &mut [T],
+        sink: &mut Sink<'_, T>,
+    ) -> Result<()> {
+        let (zero, out_cols) = (T::zero(), self.out_cols);
+        let row = &mut row[..out_cols * K];
+        for &window in &self.rows {
+            let Some((o, r)) = window else {
+                sink.repeat(zero, self.width);
+                continue;
+            };
+            let outputs = o * out_cols..(o + 1) * out_cols;
+            let (values, taps) = (&values[outputs.clone()], &taps[outputs.clone()]);
+            if r == 0 {
+                self.check_taps(taps, self.window_rows[o] * K, first + outputs.start)?;
+            }
+            // The window's taps of row `r`: `r · K` to `r · K + K - 1` (< 256).
+            let row_tap = (r * K) as u8;
+            for ((cells, &v), &tap) in row.chunks_exact_mut(K).zip(values).zip(taps) {
+                let v = zero.add(v);
+                for (c, cell) in cells.iter_mut().enumerate() {
+                    *cell = if tap == row_tap + c as u8 { v } else { zero };
+                }
+            }
+            sink.extend(row);
+            sink.repeat(zero, self.width - row.len());
+        }
+        Ok(())
+    }
+
+    /// An error for the first tap past its window's `window_taps` (`first`: the position
+    /// of `taps[0]`); a window with no taps has none to check.
+    #[inline(always)]
+    fn check_taps(&self, taps: &[u8], window_taps: usize, first: usize) -> Result<()> {
+        let largest = taps.iter().fold(0, |m, &t| m.max(t));
+        if window_taps == 0 || usize::from(largest) < window_taps {
+            return Ok(());
+        }
+        let p = taps.iter().position(|&t| usize::from(t) >= window_taps).unwrap_or(0);
+        Err(PoolError::InvalidTap { tap: taps[p], position: first + p, window_taps })
+    }
 }
 
 /// [`scatter_taps`], computing the cells of channels-first planes when `compute_cells`
@@ -744,6 +873,75 @@ mod tests {
         let (computed, table) = (run(&taps, true).unwrap_err(), run(&taps, false).unwrap_err());
         assert_eq!(computed.to_string(), table.to_string(), "{case}");
         assert!(matches!(computed, PoolError::InvalidTap { .. }), "{case}: {computed}");
+    }
+
+    /// The gradient written front to back for tiled windows against the scatter along
+    /// the window table: the same bits (values with -0.0 and NaN among them), the same
+    /// error for an invalid tap; and which windows take that path.
+    #[test]
+    fn tiled_windows_match_the_scatter() {
+        let mut tiled = 0;
+        for (rank, k, row_kernel, row_stride, ceil) in (1..=2usize).flat_map(|rank| {
+            (1..=4usize).flat_map(move |k| {
+                (1..=3usize).flat_map(move |rk| {
+                    (1..=4usize).flat_map(move |rs| [false, true].map(move |ceil| (rank, k, rk, rs, ceil)))
+                })
+            })
+        }) {
+            for size in [k * 3, k * 4 + 1, 9] {
+                let (kernel, stride, spatial) = match rank {
+                    1 => (vec![k], vec![k], vec![size]),
+                    _ => (vec![row_kernel, k], vec![row_stride, k], vec![size + 2, size]),
+                };
+                let geometry = PoolGeometry::new(&kernel).stride(&stride).ceil_mode(ceil);
+                let Ok(resolved) = geometry.resolve(&spatial) else { continue };
+                let axes: Result<Vec<_>> = resolved.iter().map(AxisWindows::regular).collect();
+                let windows = Windows::new(axes.unwrap()).unwrap();
+                let case = format!("{spatial:?} {kernel:?} s{stride:?} {ceil}");
+                let takes_tiles = TiledWindows::new(&windows).unwrap().is_some();
+                let tiles_columns = matches!(k, 2 | 3) && (!ceil || size % k == 0);
+                let rows_apart = rank == 1 || row_stride >= row_kernel;
+                assert_eq!(takes_tiles, tiles_columns && rows_apart, "{case}");
+                if takes_tiles {
+                    check_tiled_windows(&windows, &case);
+                    tiled += 1;
+                }
+            }
+        }
+        assert!(tiled > 40, "{tiled} configurations");
+    }
+
+    fn check_tiled_windows(windows: &Windows, case: &str) {
+        let planes = 3;
+        let (wide, narrow) = (windows.input_volume, windows.output_volume);
+        let sides = Sides { blocking: Blocking { blocks: planes, lanes: 1 }, wide, narrow };
+        let (bounds, _) = windows.table_taps().unwrap();
+        let sizes: Vec<usize> = bounds.windows(2).map(|w| w[1] - w[0]).collect();
+        let mut taps: Vec<u8> = (0..planes * narrow).map(|o| ((o * 7919) % sizes[o % narrow].max(1)) as u8).collect();
+        let special = [-0.0, f32::NAN, 0.0, -1.5];
+        let values: Vec<f32> =
+            (0..taps.len()).map(|o| special.get(o % 11).copied().unwrap_or(o as f32 * 0.25 - 7.0)).collect();
+        let run = |taps: &[u8], tiled: bool| {
+            let mut grad = vec![0.0f32; planes * wide];
+            match tiled {
+                true => TiledWindows::new(windows).unwrap().unwrap().write_gradient(
+                    sides,
+                    &values,
+                    taps,
+                    (&mut grad[..]).into(),
+                ),
+                false => scatter_taps_by(sides, windows, &values, taps, (&mut grad[..]).into(), false),
+            }
+            .map(|()| grad)
+        };
+        let (tiled, table) = (run(&taps, true).unwrap(), run(&taps, false).unwrap());
+        let same = tiled.iter().zip(&table).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{case}: the tiled gradient differs from the scatter");
+        // One tap past its window's last, in the second plane: the same error both ways.
+        let Some(o) = (0..narrow).rev().find(|&o| sizes[o] > 0 && sizes[o] < 256) else { return };
+        taps[narrow + o] = sizes[o] as u8;
+        let (tiled, table) = (run(&taps, true).unwrap_err(), run(&taps, false).unwrap_err());
+        assert_eq!(tiled.to_string(), table.to_string(), "{case}");
     }
 
     #[test]
