@@ -591,8 +591,11 @@ const SMALL_TABLE_BYTES: usize = 32 << 10;
 /// A cell no block of planes has: those handled by [`TapLines`] are smaller.
 const NO_CELL: u32 = u32::MAX;
 
-/// Outputs whose cells [`TapLines`] computes at once.
-const TAP_BATCH: usize = 2048;
+/// Outputs whose cells [`TapLines`] computes at once. With four planes in step, 512
+/// keeps the scratch (12 KiB) beside the block in a 48 KiB L1 cache: against 2048,
+/// compact max backward 1.08x (S5), 1.02x (S13), 1.00x (W5) faster by the minima of 5
+/// alternating rounds on 1 thread.
+const TAP_BATCH: usize = 512;
 
 impl TapLines {
     /// `None` for windows over more than two dims, windows whose coordinates are not
