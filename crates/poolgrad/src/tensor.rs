@@ -160,6 +160,15 @@ pub trait Element: MaxElement {
     /// The type sums and powers are computed in (itself an element type that accumulates
     /// in itself: `f32` or `f64`).
     type Acc: Element<Acc = Self::Acc> + num_traits::Float + Debug + Send + Sync + 'static;
+    /// Whether [`Element::to_acc`] is a shift of the bits (`bf16`), cheap enough for a
+    /// kernel that reads each value once to widen it as it reads, rather than widening
+    /// its input in bulk first.
+    ///
+    /// ```
+    /// use poolgrad::tensor::Element;
+    /// assert!(half::bf16::WIDENS_BY_SHIFT && !half::f16::WIDENS_BY_SHIFT);
+    /// ```
+    const WIDENS_BY_SHIFT: bool = false;
     /// Widens to the accumulation type.
     fn to_acc(self) -> Self::Acc;
     /// Rounds from the accumulation type.
@@ -509,6 +518,7 @@ float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16, {
     }
 });
 float_element!(half::bf16, "bfloat16", f32, half::bf16::to_f32, f32_to_bf16, {
+    const WIDENS_BY_SHIFT: bool = true;
     #[inline(always)]
     fn round_slice(wide: &mut [f32]) {
         for w in wide {
