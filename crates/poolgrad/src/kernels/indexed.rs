@@ -339,11 +339,7 @@ impl TiledWindows {
     /// `None` unless the windows over columns are consecutive runs of 2 or 3 columns
     /// from column 0 on, and those over rows (if any) do not overlap.
     fn new(windows: &Windows) -> Result<Option<Self>> {
-        let (cols, rows) = match windows.axes() {
-            [cols] => (cols, None),
-            [rows, cols] => (cols, Some(rows)),
-            _ => return Ok(None),
-        };
+        let Some((cols, rows)) = windows.columns_and_rows() else { return Ok(None) };
         let (out_cols, width) = (cols.output(), cols.input());
         let kernel = cols.window(0).0.len();
         let tiles = (0..out_cols).all(|o| cols.window(o).0.iter().copied().eq(o * kernel..(o + 1) * kernel));
@@ -601,11 +597,7 @@ impl TapLines {
     /// `None` for windows over more than two dims, windows whose coordinates are not
     /// evenly spaced, or planes of `u32::MAX` cells or more.
     fn new(windows: &Windows) -> Result<Option<Self>> {
-        let (cols, rows) = match windows.axes() {
-            [cols] => (cols, None),
-            [rows, cols] => (cols, Some(rows)),
-            _ => return Ok(None),
-        };
+        let Some((cols, rows)) = windows.columns_and_rows() else { return Ok(None) };
         if windows.input_volume >= NO_CELL as usize {
             return Ok(None);
         }

@@ -367,6 +367,16 @@ impl Windows {
         &self.axes
     }
 
+    /// The windows over columns and, over two spatial dims, those over rows; `None` over
+    /// three or more.
+    pub fn columns_and_rows(&self) -> Option<(&AxisWindows, Option<&AxisWindows>)> {
+        match self.axes() {
+            [cols] => Some((cols, None)),
+            [rows, cols] => Some((cols, Some(rows))),
+            _ => None,
+        }
+    }
+
     /// Whether the windows together read each input cell about once (at most twice on
     /// average: non-overlapping windows such as 2x2 stride 2), so the input streams from
     /// memory and the order of the reads decides a channels-last kernel's speed.
