@@ -819,10 +819,8 @@ mod tests {
                     let Ok(resolved) = geometry.resolve(&spatial) else { continue };
                     let axes: Result<Vec<_>> = resolved.iter().map(AxisWindows::regular).collect();
                     let windows = Windows::new(axes.unwrap()).unwrap();
-                    check_computed_cells(
-                        &windows,
-                        &format!("{spatial:?} {kernel:?} s{stride} p{pad} d{dilation} {ceil}"),
-                    );
+                    let case = format!("{spatial:?} {kernel:?} s{stride} p{pad} d{dilation} {ceil}");
+                    check_against_table(&windows, &case, computed_cells(&windows));
                     checked += 1;
                 }
             }
@@ -842,32 +840,8 @@ mod tests {
             let axes: Result<Vec<_>> = resolved.iter().map(AxisWindows::regular).collect();
             let windows = Windows::new(axes.unwrap()).unwrap();
             assert!(windows.output_volume > TAP_BATCH, "{spatial:?}");
-            check_computed_cells(&windows, &format!("{spatial:?} {kernel:?} p{pad}"));
+            check_against_table(&windows, &format!("{spatial:?} {kernel:?} p{pad}"), computed_cells(&windows));
         }
-    }
-
-    /// Five planes: a block of four in step, then one alone.
-    fn check_computed_cells(windows: &Windows, case: &str) {
-        let planes = 5;
-        let (wide, narrow) = (windows.input_volume, windows.output_volume);
-        let sides = Sides { blocking: Blocking { blocks: planes, lanes: 1 }, wide, narrow };
-        let (bounds, _) = windows.table_taps().unwrap();
-        let sizes: Vec<usize> = bounds.windows(2).map(|w| w[1] - w[0]).collect();
-        let mut taps: Vec<u8> = (0..planes * narrow).map(|o| ((o * 7919) % sizes[o % narrow].max(1)) as u8).collect();
-        let values: Vec<f32> = (0..taps.len()).map(|o| ((o * 37) % 101) as f32 * 0.25 - 12.0).collect();
-        let run = |taps: &[u8], compute: bool| {
-            let mut grad = vec![0.0f32; planes * wide];
-            scatter_taps_by(sides, windows, &values, taps, (&mut grad[..]).into(), compute).map(|()| grad)
-        };
-        let (computed, table) = (run(&taps, true).unwrap(), run(&taps, false).unwrap());
-        let same = computed.iter().zip(&table).all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(same, "{case}: the computed cells differ from the table");
-        // One tap past its window's last, in the second plane: the same error both ways.
-        let Some(o) = (0..narrow).rev().find(|&o| sizes[o] > 0 && sizes[o] < 256) else { return };
-        taps[narrow + o] = sizes[o] as u8;
-        let (computed, table) = (run(&taps, true).unwrap_err(), run(&taps, false).unwrap_err());
-        assert_eq!(computed.to_string(), table.to_string(), "{case}");
-        assert!(matches!(computed, PoolError::InvalidTap { .. }), "{case}: {computed}");
     }
 
     /// The gradient written front to back for tiled windows against the scatter along
@@ -898,7 +872,11 @@ mod tests {
                 let rows_apart = rank == 1 || row_stride >= row_kernel;
                 assert_eq!(takes_tiles, tiles_columns && rows_apart, "{case}");
                 if takes_tiles {
-                    check_tiled_windows(&windows, &case);
+                    let tiles = TiledWindows::new(&windows).unwrap().unwrap();
+                    let path = |sides, values: &[f32], taps: &[u8], grad: &mut [f32]| {
+                        tiles.write_gradient(sides, values, taps, grad.into())
+                    };
+                    check_against_table(&windows, &case, path);
                     tiled += 1;
                 }
             }
@@ -906,37 +884,46 @@ mod tests {
         assert!(tiled > 40, "{tiled} configurations");
     }
 
-    fn check_tiled_windows(windows: &Windows, case: &str) {
-        let planes = 3;
+    /// The computed cells' scatter of compact taps ([`TapLines`]).
+    fn computed_cells(windows: &Windows) -> impl Fn(Sides, &[f32], &[u8], &mut [f32]) -> Result<()> + '_ {
+        |sides, values, taps, grad| scatter_taps_by(sides, windows, values, taps, grad.into(), true)
+    }
+
+    /// `path` (the max backward of five channels-first planes from compact taps: a
+    /// block of four in step, then one alone) against the scatter along the window
+    /// table: the same bits, values with -0.0 and NaN among them, and the same error for
+    /// a tap one past its window's last, in the second plane.
+    fn check_against_table(
+        windows: &Windows,
+        case: &str,
+        path: impl Fn(Sides, &[f32], &[u8], &mut [f32]) -> Result<()>,
+    ) {
+        let planes = 5;
         let (wide, narrow) = (windows.input_volume, windows.output_volume);
         let sides = Sides { blocking: Blocking { blocks: planes, lanes: 1 }, wide, narrow };
         let (bounds, _) = windows.table_taps().unwrap();
         let sizes: Vec<usize> = bounds.windows(2).map(|w| w[1] - w[0]).collect();
         let mut taps: Vec<u8> = (0..planes * narrow).map(|o| ((o * 7919) % sizes[o % narrow].max(1)) as u8).collect();
         let special = [-0.0, f32::NAN, 0.0, -1.5];
-        let values: Vec<f32> =
-            (0..taps.len()).map(|o| special.get(o % 11).copied().unwrap_or(o as f32 * 0.25 - 7.0)).collect();
-        let run = |taps: &[u8], tiled: bool| {
+        let values: Vec<f32> = (0..taps.len())
+            .map(|o| special.get(o % 11).copied().unwrap_or(((o * 37) % 101) as f32 * 0.25 - 12.0))
+            .collect();
+        let run = |taps: &[u8], table: bool| {
             let mut grad = vec![0.0f32; planes * wide];
-            match tiled {
-                true => TiledWindows::new(windows).unwrap().unwrap().write_gradient(
-                    sides,
-                    &values,
-                    taps,
-                    (&mut grad[..]).into(),
-                ),
-                false => scatter_taps_by(sides, windows, &values, taps, (&mut grad[..]).into(), false),
+            match table {
+                true => scatter_taps_by(sides, windows, &values, taps, (&mut grad[..]).into(), false),
+                false => path(sides, &values, taps, &mut grad),
             }
             .map(|()| grad)
         };
-        let (tiled, table) = (run(&taps, true).unwrap(), run(&taps, false).unwrap());
-        let same = tiled.iter().zip(&table).all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(same, "{case}: the tiled gradient differs from the scatter");
-        // One tap past its window's last, in the second plane: the same error both ways.
+        let (got, table) = (run(&taps, false).unwrap(), run(&taps, true).unwrap());
+        let same = got.iter().zip(&table).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{case}: the gradient differs from the table's scatter");
         let Some(o) = (0..narrow).rev().find(|&o| sizes[o] > 0 && sizes[o] < 256) else { return };
         taps[narrow + o] = sizes[o] as u8;
-        let (tiled, table) = (run(&taps, true).unwrap_err(), run(&taps, false).unwrap_err());
-        assert_eq!(tiled.to_string(), table.to_string(), "{case}");
+        let (got, table) = (run(&taps, false).unwrap_err(), run(&taps, true).unwrap_err());
+        assert_eq!(got.to_string(), table.to_string(), "{case}");
+        assert!(matches!(got, PoolError::InvalidTap { .. }), "{case}: {got}");
     }
 
     #[test]
