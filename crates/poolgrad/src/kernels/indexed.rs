@@ -341,7 +341,7 @@ impl TiledWindows {
     fn new(windows: &Windows) -> Result<Option<Self>> {
         let Some((cols, rows)) = windows.columns_and_rows() else { return Ok(None) };
         let (out_cols, width) = (cols.output(), cols.input());
-        let kernel = cols.window(0).0.len();
+        let Some(kernel) = (out_cols > 0).then(|| cols.window(0).0.len()) else { return Ok(None) };
         let tiles = (0..out_cols).all(|o| cols.window(o).0.iter().copied().eq(o * kernel..(o + 1) * kernel));
         if !matches!(kernel, 2 | 3) || !tiles {
             return Ok(None);
