@@ -562,11 +562,13 @@ struct TapLines {
     out_cols: usize,
     /// Output rows per batch ([`TAP_BATCH`] outputs at most, at least one row).
     rows_per_batch: usize,
-    /// Per output column, repeated `rows_per_batch` times: its window's first column,
-    /// its number of columns `nc`, the multiplier `m` with `(t · m) >> 16 = t / nc` for
-    /// every tap (see [`tap_divisor`]), and `row_step - nc · column_step`.
+    /// Per output column: its window's first column and its number of columns `nc`.
     column_starts: Vec<u32>,
     column_taps: Vec<u32>,
+    /// Per output column, repeated `rows_per_batch` times (the flat loop of
+    /// [`Self::compute_cells`] reads them per output): the multiplier `m` with
+    /// `(t · m) >> 16 = t / nc` for every tap (see [`tap_divisor`]), and `row_step - nc ·
+    /// column_step`.
     column_divisors: Vec<u32>,
     column_row_steps: Vec<u32>,
     /// Cells between a window's consecutive columns.
@@ -611,17 +613,21 @@ impl TapLines {
         let out_cols = cols.output();
         let rows_per_batch = (TAP_BATCH / out_cols.max(1)).max(1);
         let tiled = out_cols * rows_per_batch.min(rows.map_or(1, AxisWindows::output)).max(1);
-        let mut column_starts = buffer::with_capacity(tiled, "tap lines")?;
-        let mut column_taps = buffer::with_capacity(tiled, "tap lines")?;
+        let mut column_starts = buffer::with_capacity(out_cols, "tap lines")?;
+        let mut column_taps = buffer::with_capacity(out_cols, "tap lines")?;
         let mut column_divisors = buffer::with_capacity(tiled, "tap lines")?;
         let mut column_row_steps = buffer::with_capacity(tiled, "tap lines")?;
-        for o in (0..out_cols).cycle().take(tiled) {
+        for o in 0..out_cols {
             let coords = cols.window(o).0;
             let nc = coords.len().min(256) as u32;
             column_starts.push(coords.first().map_or(0, |&c| c as u32));
             column_taps.push(nc);
             column_divisors.push(tap_divisor(coords.len()));
             column_row_steps.push(row_step.wrapping_sub(nc.wrapping_mul(column_step)));
+        }
+        while column_divisors.len() < tiled {
+            column_divisors.extend_from_within(..out_cols);
+            column_row_steps.extend_from_within(..out_cols);
         }
         let rows = match rows {
             None => vec![(0, 1)],
