@@ -22,6 +22,14 @@ fn has_f16c() -> bool {
     is_x86_feature_detected!("f16c") && is_x86_feature_detected!("avx")
 }
 
+/// Whether the CPU converts between `f16` and `f32` with its own instructions.
+pub(crate) fn widens_in_hardware() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return has_f16c();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// `wide[i] = values[i]` as `f32`, or `false` (nothing written) where the CPU lacks F16C.
 #[inline(always)]
 pub(crate) fn widen_f16(values: &[f16], wide: &mut [f32]) -> bool {
@@ -48,6 +56,21 @@ pub(crate) fn narrow_f16(wide: &[f32], values: &mut [f16]) -> bool {
         return true;
     }
     let _ = (wide, values);
+    false
+}
+
+/// `sums[i] = sums[i] + values[i]` widened to `f32`, or `false` (nothing changed) where
+/// the CPU lacks F16C.
+#[inline(always)]
+pub(crate) fn add_widened_f16(sums: &mut [f32], values: &[f16]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if has_f16c() {
+        // SAFETY: the CPU supports the features `x86::add_widened` is compiled for
+        // (checked just above).
+        unsafe { x86::add_widened(sums, values) };
+        return true;
+    }
+    let _ = (sums, values);
     false
 }
 
@@ -163,6 +186,26 @@ mod x86 {
         let done = values.len() - values.len() % LANES;
         for (w, &v) in wide[done..].iter_mut().zip(&values[done..]) {
             *w = f16_to_f32(v);
+        }
+    }
+
+    /// See [`super::add_widened_f16`]; the last `len % 8` values in software.
+    #[target_feature(enable = "avx,f16c")]
+    #[inline]
+    pub(super) unsafe fn add_widened(sums: &mut [f32], values: &[f16]) {
+        assert_eq!(sums.len(), values.len(), "add_widened_slice lengths");
+        let mut chunks = sums.chunks_exact_mut(LANES).zip(values.chunks_exact(LANES));
+        for (sum, halves) in chunks.by_ref() {
+            // SAFETY: both chunks hold exactly 8 values (32 and 16 bytes); the unaligned
+            // loads and the store touch exactly those bytes.
+            unsafe {
+                let wide = _mm256_cvtph_ps(_mm_loadu_si128(halves.as_ptr().cast::<__m128i>()));
+                _mm256_storeu_ps(sum.as_mut_ptr(), _mm256_add_ps(_mm256_loadu_ps(sum.as_ptr()), wide));
+            }
+        }
+        let done = sums.len() - sums.len() % LANES;
+        for (sum, &v) in sums[done..].iter_mut().zip(&values[done..]) {
+            *sum += f16_to_f32(v);
         }
     }
 

@@ -160,15 +160,18 @@ pub trait Element: MaxElement {
     /// The type sums and powers are computed in (itself an element type that accumulates
     /// in itself: `f32` or `f64`).
     type Acc: Element<Acc = Self::Acc> + num_traits::Float + Debug + Send + Sync + 'static;
-    /// Whether [`Element::to_acc`] is a shift of the bits (`bf16`), cheap enough for a
-    /// kernel that reads each value once to widen it as it reads, rather than widening
-    /// its input in bulk first.
+    /// Whether this CPU widens to the accumulation type cheaply enough for a kernel that
+    /// reads each value once to widen it as it reads ([`Element::add_widened_slice`]),
+    /// rather than widening its input in bulk first: `bf16` (a shift) everywhere, `f16`
+    /// where the CPU has conversion instructions (F16C on x86-64).
     ///
     /// ```
     /// use poolgrad::tensor::Element;
-    /// assert!(half::bf16::WIDENS_BY_SHIFT && !half::f16::WIDENS_BY_SHIFT);
+    /// assert!(half::bf16::widens_cheaply());
     /// ```
-    const WIDENS_BY_SHIFT: bool = false;
+    fn widens_cheaply() -> bool {
+        false
+    }
     /// Widens to the accumulation type.
     fn to_acc(self) -> Self::Acc;
     /// Rounds from the accumulation type.
@@ -207,6 +210,23 @@ pub trait Element: MaxElement {
     #[inline(always)]
     fn widen_slice(values: &[Self], wide: &mut [Self::Acc]) {
         widen_each(values, wide);
+    }
+    /// `sums[i] = sums[i] + values[i]` with each value widened as by [`Element::to_acc`],
+    /// in bulk (`f16` widens with the CPU's conversion instructions where it has them).
+    ///
+    /// # Panics
+    /// If the slices differ in length.
+    ///
+    /// ```
+    /// use half::f16;
+    /// use poolgrad::tensor::Element;
+    /// let mut sums = [1.0f32, 2.0];
+    /// f16::add_widened_slice(&mut sums, &[f16::from_f32(0.5), f16::NEG_INFINITY]);
+    /// assert_eq!(sums, [1.5, f32::NEG_INFINITY]);
+    /// ```
+    #[inline(always)]
+    fn add_widened_slice(sums: &mut [Self::Acc], values: &[Self]) {
+        add_widened_each(sums, values);
     }
     /// Rounds every value of `wide` into `values`, in bulk: the same bits as
     /// [`Element::from_acc`] on each (`f16` uses the CPU's conversion instructions where
@@ -293,6 +313,15 @@ fn widen_each<T: Element>(values: &[T], wide: &mut [T::Acc]) {
     assert_eq!(values.len(), wide.len(), "widen_slice lengths");
     for (w, &v) in wide.iter_mut().zip(values) {
         *w = v.to_acc();
+    }
+}
+
+/// [`Element::add_widened_slice`] one value at a time (see [`widen_each`]).
+#[inline(always)]
+fn add_widened_each<T: Element>(sums: &mut [T::Acc], values: &[T]) {
+    assert_eq!(sums.len(), values.len(), "add_widened_slice lengths");
+    for (sum, &v) in sums.iter_mut().zip(values) {
+        *sum = *sum + v.to_acc();
     }
 }
 
@@ -492,6 +521,15 @@ float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16, {
             widen_each(values, wide);
         }
     }
+    fn widens_cheaply() -> bool {
+        crate::convert::widens_in_hardware()
+    }
+    #[inline(always)]
+    fn add_widened_slice(sums: &mut [f32], values: &[Self]) {
+        if !crate::convert::add_widened_f16(sums, values) {
+            add_widened_each(sums, values);
+        }
+    }
     #[inline(always)]
     fn round_slice(wide: &mut [f32]) {
         if !crate::convert::round_f16(wide) {
@@ -518,7 +556,9 @@ float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16, {
     }
 });
 float_element!(half::bf16, "bfloat16", f32, half::bf16::to_f32, f32_to_bf16, {
-    const WIDENS_BY_SHIFT: bool = true;
+    fn widens_cheaply() -> bool {
+        true
+    }
     #[inline(always)]
     fn round_slice(wide: &mut [f32]) {
         for w in wide {

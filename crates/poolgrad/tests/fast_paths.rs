@@ -814,12 +814,17 @@ fn check_half_avg_forward<T: poolgrad::Element>(
     seed: u64,
     include: bool,
     half: impl Fn(f32) -> T,
+    specials: bool,
 ) -> Result<(), TestCaseError> {
-    let data = values(req.shape.numel().unwrap(), seed, false).into_iter().map(&half).collect();
+    let data = values(req.shape.numel().unwrap(), seed, specials).into_iter().map(&half).collect();
     let x = Tensor::new(data, req.shape.clone(), req.layout).unwrap();
     let Ok(want) = reference::avg_pool(&x.view(), &req.geometry, include, None) else { return Ok(()) };
     let pool = AvgPool::new(req.geometry.clone()).count_include_pad(include);
-    let bits = |t: &Tensor<T>| t.data().iter().map(|v| v.to_f64().to_bits()).collect::<Vec<u64>>();
+    // Bits, with every NaN alike (as `same_bits`): which NaN an addition keeps is the
+    // compiler's choice of operand order.
+    let bits = |t: &Tensor<T>| {
+        t.data().iter().map(|v| if v.is_nan() { u64::MAX } else { v.to_f64().to_bits() }).collect::<Vec<u64>>()
+    };
     let portable = with_isa(poolgrad::simd::Isa::Portable, || pool.forward(&x.view())).unwrap();
     if pool.sums_in_window_order(x.shape(), req.layout).unwrap() {
         prop_assert_eq!(bits(&portable), bits(&want));
@@ -845,7 +850,45 @@ proptest! {
     /// f16 and bf16 forwards run the f32 kernels on a widened copy.
     #[test]
     fn half_avg_forward_every_isa(req in request(), seed in any::<u64>(), include in any::<bool>()) {
-        check_half_avg_forward(&req, seed, include, poolgrad::f16::from_f32)?;
-        check_half_avg_forward(&req, seed, include, poolgrad::bf16::from_f32)?;
+        check_half_avg_forward(&req, seed, include, poolgrad::f16::from_f32, false)?;
+        check_half_avg_forward(&req, seed, include, poolgrad::bf16::from_f32, false)?;
     }
+
+    /// f16 and bf16 channels-last forwards over 64+ channels whose windows read each cell
+    /// once (kernel = stride) add the taps tap by tap, widening as they read (f16 with the
+    /// CPU's conversions where it has them), and round the means in bulk: the
+    /// reference's bits, NaN and infinities included, for channel counts that do and do
+    /// not fill whole vectors.
+    #[test]
+    fn half_avg_forward_read_once_channels_last(
+        (req, include) in read_once_channels_last(),
+        seed in any::<u64>(),
+    ) {
+        check_half_avg_forward(&req, seed, include, poolgrad::f16::from_f32, true)?;
+        check_half_avg_forward(&req, seed, include, poolgrad::bf16::from_f32, true)?;
+    }
+}
+
+/// Channels-last inputs of 64–140 channels under non-overlapping windows (kernel =
+/// stride, 1–3 per dim, padding up to half the kernel, floor or ceil mode), rank 1–2,
+/// with `count_include_pad` either way.
+fn read_once_channels_last() -> impl Strategy<Value = (Request, bool)> {
+    (1..=2usize)
+        .prop_flat_map(|rank| {
+            (
+                1..=2usize,
+                64..=140usize,
+                prop::collection::vec(1..=9usize, rank),
+                prop::collection::vec(1..=3usize, rank),
+                prop::collection::vec(0..=1usize, rank),
+                any::<bool>(),
+                any::<bool>(),
+            )
+        })
+        .prop_map(|(n, c, spatial, kernel, pads, ceil, include)| {
+            let padding = pads.iter().zip(&kernel).map(|(p, k)| p * (k / 2)).collect();
+            let geometry =
+                PoolGeometry::new(&kernel).stride(&kernel).padding(Padding::Symmetric(padding)).ceil_mode(ceil);
+            (Request { shape: Shape::new(n, c, &spatial), layout: Layout::ChannelsLast, geometry }, include)
+        })
 }
