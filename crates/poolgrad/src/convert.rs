@@ -64,6 +64,13 @@ pub(crate) fn narrow_f16(wide: &[f32], values: &mut [f16]) -> bool {
 #[inline(always)]
 pub(crate) fn add_widened_f16(sums: &mut [f32], values: &[f16]) -> bool {
     #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports the features `x86::add_widened_16` is compiled for
+        // (checked just above).
+        unsafe { x86::add_widened_16(sums, values) };
+        return true;
+    }
+    #[cfg(target_arch = "x86_64")]
     if has_f16c() {
         // SAFETY: the CPU supports the features `x86::add_widened` is compiled for
         // (checked just above).
@@ -248,6 +255,29 @@ mod x86 {
         for (sum, &v) in sums[done..].iter_mut().zip(&values[done..]) {
             *sum = f16_to_f32(f32_to_f16(*sum + v));
         }
+    }
+
+    /// See [`super::add_widened_f16`], 16 values at a time; the last `len % 16` as
+    /// [`add_widened`] adds them.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) unsafe fn add_widened_16(sums: &mut [f32], values: &[f16]) {
+        use std::arch::x86_64::{
+            __m256i, _mm256_loadu_si256, _mm512_add_ps, _mm512_cvtph_ps, _mm512_loadu_ps, _mm512_storeu_ps,
+        };
+        assert_eq!(sums.len(), values.len(), "add_widened_slice lengths");
+        let mut chunks = sums.chunks_exact_mut(16).zip(values.chunks_exact(16));
+        for (sum, halves) in chunks.by_ref() {
+            // SAFETY: both chunks hold exactly 16 values (64 and 32 bytes); the unaligned
+            // loads and the store touch exactly those bytes.
+            unsafe {
+                let wide = _mm512_cvtph_ps(_mm256_loadu_si256(halves.as_ptr().cast::<__m256i>()));
+                _mm512_storeu_ps(sum.as_mut_ptr(), _mm512_add_ps(_mm512_loadu_ps(sum.as_ptr()), wide));
+            }
+        }
+        let done = sums.len() - sums.len() % 16;
+        // SAFETY: AVX-512 F includes AVX and F16C.
+        unsafe { add_widened(&mut sums[done..], &values[done..]) };
     }
 
     /// See [`super::add_rounded_f16`], 16 values at a time; `len` a multiple of 16.
