@@ -560,6 +560,15 @@ float_element!(half::bf16, "bfloat16", f32, half::bf16::to_f32, f32_to_bf16, {
         true
     }
     #[inline(always)]
+    fn add_widened_slice(sums: &mut [f32], values: &[Self]) {
+        assert_eq!(sums.len(), values.len(), "add_widened_slice lengths");
+        // The shift alone, without `to_f32`'s quieting of a NaN: the addition quiets it
+        // the same way (W7 channels-last forward 1.10-1.29x on 1 thread).
+        for (sum, &v) in sums.iter_mut().zip(values) {
+            *sum += f32::from_bits(u32::from(v.to_bits()) << 16);
+        }
+    }
+    #[inline(always)]
     fn round_slice(wide: &mut [f32]) {
         for w in wide {
             *w = round_to_bf16(*w);
