@@ -784,6 +784,30 @@ mod conversion_tests {
     }
 
     #[test]
+    fn add_widened_matches_adding_to_acc_for_every_half() {
+        // Every 16-bit pattern (signalling NaNs included) added to a few sums, in bulk and
+        // one `to_acc` at a time: the same bits.
+        fn check<T: super::Element<Acc = f32>>(from_bits: impl Fn(u16) -> T) {
+            for start in [0.0f32, -0.0, 1.5, f32::INFINITY, f32::NAN] {
+                let values: Vec<T> = (0..=u16::MAX).map(&from_bits).collect();
+                let mut bulk = vec![start; values.len()];
+                T::add_widened_slice(&mut bulk, &values);
+                for (b, v) in bulk.iter().zip(&values) {
+                    let want = start + v.to_acc();
+                    // Which of two NaNs an addition keeps is the compiler's choice of
+                    // operand order; a lone NaN's bits are the point of the check.
+                    if !(start.is_nan() && v.to_acc().is_nan()) {
+                        assert_eq!(b.to_bits(), want.to_bits(), "{start} + {:?}", v.to_acc());
+                    }
+                    assert_eq!(b.is_nan(), want.is_nan());
+                }
+            }
+        }
+        check(half::f16::from_bits);
+        check(half::bf16::from_bits);
+    }
+
+    #[test]
     fn f32_to_bf16_matches_half_on_a_sample_and_every_boundary() {
         check_f32_to_bf16((0..=u32::MAX).step_by(257));
         check_f32_to_bf16((0..=u16::MAX).flat_map(|h| {
