@@ -34,6 +34,13 @@ pub(crate) fn widens_in_hardware() -> bool {
 #[inline(always)]
 pub(crate) fn widen_f16(values: &[f16], wide: &mut [f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports the features `x86::widen_16` is compiled for (checked
+        // just above).
+        unsafe { x86::widen_16(values, wide) };
+        return true;
+    }
+    #[cfg(target_arch = "x86_64")]
     if has_f16c() {
         // SAFETY: the CPU supports the features `x86::widen` is compiled for (checked
         // just above).
@@ -48,6 +55,13 @@ pub(crate) fn widen_f16(values: &[f16], wide: &mut [f32]) -> bool {
 /// lacks F16C.
 #[inline(always)]
 pub(crate) fn narrow_f16(wide: &[f32], values: &mut [f16]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports the features `x86::narrow_16` is compiled for (checked
+        // just above).
+        unsafe { x86::narrow_16(wide, values) };
+        return true;
+    }
     #[cfg(target_arch = "x86_64")]
     if has_f16c() {
         // SAFETY: the CPU supports the features `x86::narrow` is compiled for (checked
@@ -255,6 +269,46 @@ mod x86 {
         for (sum, &v) in sums[done..].iter_mut().zip(&values[done..]) {
             *sum = f16_to_f32(f32_to_f16(*sum + v));
         }
+    }
+
+    /// See [`super::widen_f16`], 16 values at a time; the last `len % 16` as [`widen`]
+    /// widens them.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) unsafe fn widen_16(values: &[f16], wide: &mut [f32]) {
+        use std::arch::x86_64::{__m256i, _mm256_loadu_si256, _mm512_cvtph_ps, _mm512_storeu_ps};
+        assert_eq!(values.len(), wide.len(), "widen_slice lengths");
+        for (halves, floats) in values.chunks_exact(16).zip(wide.chunks_exact_mut(16)) {
+            // SAFETY: both chunks hold exactly 16 values (32 and 64 bytes); the unaligned
+            // load and store touch exactly those bytes.
+            unsafe {
+                let h = _mm256_loadu_si256(halves.as_ptr().cast::<__m256i>());
+                _mm512_storeu_ps(floats.as_mut_ptr(), _mm512_cvtph_ps(h));
+            }
+        }
+        let done = values.len() - values.len() % 16;
+        // SAFETY: AVX-512 F includes AVX and F16C.
+        unsafe { widen(&values[done..], &mut wide[done..]) };
+    }
+
+    /// See [`super::narrow_f16`], 16 values at a time; the last `len % 16` as [`narrow`]
+    /// rounds them.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) unsafe fn narrow_16(wide: &[f32], values: &mut [f16]) {
+        use std::arch::x86_64::{__m256i, _mm256_storeu_si256, _mm512_cvtps_ph, _mm512_loadu_ps};
+        assert_eq!(values.len(), wide.len(), "narrow_slice lengths");
+        for (floats, halves) in wide.chunks_exact(16).zip(values.chunks_exact_mut(16)) {
+            // SAFETY: both chunks hold exactly 16 values (64 and 32 bytes); the unaligned
+            // load and store touch exactly those bytes.
+            unsafe {
+                let h = _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm512_loadu_ps(floats.as_ptr()));
+                _mm256_storeu_si256(halves.as_mut_ptr().cast::<__m256i>(), h);
+            }
+        }
+        let done = wide.len() - wide.len() % 16;
+        // SAFETY: AVX-512 F includes AVX and F16C.
+        unsafe { narrow(&wide[done..], &mut values[done..]) };
     }
 
     /// See [`super::add_widened_f16`], 16 values at a time; the last `len % 16` as

@@ -835,20 +835,23 @@ mod conversion_tests {
         near.chain((0..=u32::MAX).step_by(65_537)).map(f32::from_bits).collect()
     }
 
-    /// The bulk conversions (F16C where the CPU has it, any length: 8-value chunks and a
-    /// software tail) against `half`'s software conversions.
+    /// The bulk conversions (AVX-512 or F16C where the CPU has them, any length: 16- and
+    /// 8-value chunks and a software tail) against `half`'s software conversions.
     #[test]
     fn bulk_conversions_match_half() {
         use super::Element;
         use half::{bf16, f16};
-        let halves: Vec<f16> = (0..=u16::MAX).map(f16::from_bits).collect();
-        let mut wide = vec![0.0f32; halves.len()];
-        f16::widen_slice(&halves, &mut wide);
-        for (h, w) in halves.iter().zip(&wide) {
-            assert_eq!(w.to_bits(), h.to_f32_const().to_bits(), "widen {:#06x}", h.to_bits());
+        let every: Vec<f16> = (0..=u16::MAX).map(f16::from_bits).collect();
+        // Whole 16-value chunks, and 16-, 8-value chunks and a software tail.
+        for halves in [&every[..], &every[0x7bf0..][..29]] {
+            let mut wide = vec![0.0f32; halves.len()];
+            f16::widen_slice(halves, &mut wide);
+            for (h, w) in halves.iter().zip(&wide) {
+                assert_eq!(w.to_bits(), h.to_f32_const().to_bits(), "widen {:#06x}", h.to_bits());
+            }
         }
         let floats = near_every_half();
-        for len in [floats.len(), 13] {
+        for len in [floats.len(), 13, 29] {
             let floats = &floats[..len];
             let mut narrowed = vec![f16::ZERO; len];
             f16::narrow_slice(floats, &mut narrowed);
