@@ -242,9 +242,12 @@ pub(crate) fn forward<T: Element>(
 }
 
 /// Widened input per parallel job of [`forward_widened`], at most (unless one block is
-/// larger). Measured on W3 (32x192x28x28, 3x3) in f16: 256 KiB was 0.92x (more jobs to set
-/// up), 4 MiB 0.55x channels-last (the job no longer fits in cache).
-const WIDENED_JOB_BYTES: usize = 1 << 20;
+/// larger). When it was chosen, on W3 (32x192x28x28, 3x3) in f16: 256 KiB was 0.92x the
+/// 1 MiB then chosen (more jobs to set up), 4 MiB 0.55x channels-last (the job no longer
+/// fits in cache). On the Xeon (2 MiB L2) 512 KiB beat 1 MiB on the channels-first
+/// forwards: W3 f16 1.08 / 1.17x, bf16 1.03 / 1.11x, W7 f16 1.08 / 1.07x, A13 f16
+/// 1.05 / 1.07x (1 / 2 threads, 3 rounds); channels-last images are larger than a job.
+const WIDENED_JOB_BYTES: usize = 512 << 10;
 
 /// The largest block [`forward_widened`] widens whole (in bytes widened): larger blocks
 /// (one huge image) keep the direct path rather than a scratch copy of that size per
