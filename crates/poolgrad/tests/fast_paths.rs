@@ -869,6 +869,69 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, max_shrink_iters: 128, ..ProptestConfig::default() })]
+
+    /// f16 and bf16 channels-last 2-D windows large enough to be summed one dim at a time,
+    /// a row at a time, widen each input row once as they go: the bits of the f32
+    /// forward of the widened input, rounded once (the f32 path is checked against the
+    /// reference within its bound elsewhere), NaN and infinities included, under every
+    /// instruction set.
+    #[test]
+    fn half_avg_forward_by_rows_matches_the_widened_forward(
+        (req, include) in summed_by_rows(),
+        seed in any::<u64>(),
+    ) {
+        check_half_avg_forward_against_f32(&req, seed, include, poolgrad::f16::from_f32)?;
+        check_half_avg_forward_against_f32(&req, seed, include, poolgrad::bf16::from_f32)?;
+    }
+}
+
+fn check_half_avg_forward_against_f32<T: poolgrad::Element<Acc = f32>>(
+    req: &Request,
+    seed: u64,
+    include: bool,
+    half: impl Fn(f32) -> T,
+) -> Result<(), TestCaseError> {
+    let halves: Vec<T> = values(req.shape.numel().unwrap(), seed, true).into_iter().map(&half).collect();
+    let wide: Vec<f32> = halves.iter().map(|v| v.to_acc()).collect();
+    let x = Tensor::new(halves, req.shape.clone(), req.layout).unwrap();
+    let wide = Tensor::new(wide, req.shape.clone(), req.layout).unwrap();
+    let pool = AvgPool::new(req.geometry.clone()).count_include_pad(include);
+    prop_assert!(!pool.sums_in_window_order(x.shape(), req.layout).unwrap(), "not summed one dim at a time");
+    let want = pool.forward(&wide.view()).unwrap();
+    let want: Vec<u32> = want.data().iter().map(|&v| if v.is_nan() { u32::MAX } else { v.to_bits() }).collect();
+    for isa in available() {
+        let y = with_isa(isa, || pool.forward(&x.view())).unwrap();
+        let got: Vec<u32> = y
+            .data()
+            .iter()
+            .map(|v| if v.is_nan() { u32::MAX } else { T::from_acc(v.to_acc()).to_acc().to_bits() })
+            .collect();
+        let rounded: Vec<u32> = want
+            .iter()
+            .map(|&b| if b == u32::MAX { b } else { T::from_acc(f32::from_bits(b)).to_acc().to_bits() })
+            .collect();
+        prop_assert_eq!(&got, &rounded, "{}", isa.name());
+    }
+    Ok(())
+}
+
+/// Channels-last 2-D inputs of 8–40 channels, 24–32 cells a side, under stride-1
+/// windows of 7x7 to 11x11 padded by half the kernel (summed one dim at a time, a row at
+/// a time); or of 750–800 channels under 11x11 windows, more than one group of lanes
+/// fits the ring of row sums.
+fn summed_by_rows() -> impl Strategy<Value = (Request, bool)> {
+    let few = (1..=2usize, 8..=40usize, 24..=32usize, 24..=32usize, 7..=11usize, 7..=11usize, any::<bool>());
+    let many =
+        (Just(1usize), 750..=800usize, Just(24usize), Just(32usize), Just(11usize), Just(11usize), any::<bool>());
+    prop_oneof![3 => few, 1 => many].prop_map(|(n, c, h, w, kh, kw, include)| {
+        let padding = Padding::Symmetric(vec![kh / 2, kw / 2]);
+        let geometry = PoolGeometry::new(&[kh, kw]).stride(&[1, 1]).padding(padding);
+        (Request { shape: Shape::new(n, c, &[h, w]), layout: Layout::ChannelsLast, geometry }, include)
+    })
+}
+
 /// Channels-last inputs of 64–140 channels under non-overlapping windows (kernel =
 /// stride, 1–3 per dim, padding up to half the kernel, floor or ceil mode), rank 1–2,
 /// with `count_include_pad` either way.

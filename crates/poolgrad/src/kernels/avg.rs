@@ -185,9 +185,12 @@ pub(crate) fn forward<T: Element>(
     let block_bytes = (windows.input_volume.saturating_mul(blocking.lanes)).saturating_mul(size_of::<T::Acc>());
     // Channels-last windows that read each cell about once stream their input; where the
     // CPU widens cheaply, widening it as they read it beats a widened copy (W7 on the
-    // Xeon: bf16 1.42-1.50x, f16 with F16C 2.2x). Not overlapping windows (bf16 W3
-    // 0.46-0.70x) or channels-first planes (bf16 W7 0.58-0.62x).
-    let widen_as_read = T::widens_cheaply() && blocking.lanes > 1 && windows.read_input_about_once();
+    // Xeon: bf16 1.42-1.50x, f16 with F16C 2.2x). So do 2-D windows summed a row at a
+    // time, which widen each input row once (A13: 1.14-1.45x). Not other overlapping
+    // windows (bf16 W3 0.46-0.70x) or channels-first planes (bf16 W7 0.58-0.62x).
+    let widen_as_read = T::widens_cheaply()
+        && blocking.lanes > 1
+        && (windows.read_input_about_once() || sums_by_dim(windows) && separable::sums_by_rows(windows));
     if size_of::<T>() < size_of::<T::Acc>() && block_bytes <= WIDENED_BLOCK_LIMIT && !widen_as_read {
         return forward_widened(x, blocking, windows, divisor, out);
     }

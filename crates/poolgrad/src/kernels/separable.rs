@@ -499,6 +499,11 @@ fn ring_lanes<S>(ring: usize, row_len: usize, lanes: usize) -> (usize, usize) {
     (cells, lanes.min(affordable.max(CHUNK)).max(1))
 }
 
+/// Whether [`mean_block`] sums these windows a row at a time ([`mean_block_by_rows`]).
+pub(crate) fn sums_by_rows(windows: &Windows) -> bool {
+    matches!(windows.axes(), [rows, _] if ring_rows(rows).is_some())
+}
+
 /// The rows of sums a ring must hold for windows along the first of two dims, rows being
 /// summed in ascending order as the windows need them: the largest span of a window's
 /// taps, when each window's taps ascend and neither its first nor its last tap comes
@@ -638,6 +643,10 @@ fn mean_block_by_rows<T: Element>(
     let (row_cells, group) = ring_lanes::<T::Acc>(ring, outputs, lanes);
     buffer::resize(&mut scratch.ring, row_cells.saturating_mul(group), num_traits::zero::<T::Acc>(), "row sums")?;
     buffer::resize(&mut scratch.sums, outputs.saturating_mul(group), num_traits::zero::<T::Acc>(), "row sums")?;
+    let widen_rows = size_of::<T>() < size_of::<T::Acc>();
+    if widen_rows {
+        buffer::resize(&mut scratch.stages[0], width.saturating_mul(group), num_traits::zero::<T::Acc>(), "row")?;
+    }
     for l0 in (0..lanes).step_by(group) {
         let group = group.min(lanes - l0);
         let slot = |row: usize| (row % ring) * outputs * group;
@@ -648,6 +657,24 @@ fn mean_block_by_rows<T: Element>(
                 for r in next_row.max(first)..=last {
                     let input_row = &x[r * width * lanes..][..width * lanes];
                     let sums = &mut scratch.ring[slot(r)..][..outputs * group];
+                    if widen_rows {
+                        // 16-bit values: the row's lanes of this group widened once, in
+                        // bulk, rather than at every tap that reads them.
+                        let wide = &mut scratch.stages[0][..width * group];
+                        if group == lanes {
+                            T::widen_slice(input_row, wide);
+                        } else {
+                            for (c, wide) in wide.chunks_exact_mut(group).enumerate() {
+                                T::widen_slice(&input_row[c * lanes + l0..][..group], wide);
+                            }
+                        }
+                        let wide = &scratch.stages[0][..width * group];
+                        for (o, sums) in sums.chunks_exact_mut(group).enumerate() {
+                            let taps = cols.window(o).0;
+                            sum_taps(sums, taps.iter().map(|&c| &wide[c * group..][..group]), |v| v);
+                        }
+                        continue;
+                    }
                     for (o, sums) in sums.chunks_exact_mut(group).enumerate() {
                         let taps = cols.window(o).0;
                         sum_taps(sums, taps.iter().map(|&c| &input_row[c * lanes + l0..][..group]), T::to_acc);
