@@ -668,7 +668,7 @@ fn mean_block_by_rows<T: Element>(
                                 T::widen_slice(&input_row[c * lanes + l0..][..group], wide);
                             }
                         }
-                        let wide = &scratch.stages[0][..width * group];
+                        let wide = &*wide;
                         for (o, sums) in sums.chunks_exact_mut(group).enumerate() {
                             let taps = cols.window(o).0;
                             sum_taps(sums, taps.iter().map(|&c| &wide[c * group..][..group]), |v| v);
