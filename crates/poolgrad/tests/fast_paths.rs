@@ -717,6 +717,47 @@ fn channels_last_images_split_into_blocks() {
     }
 }
 
+/// Overlapping channels-last windows over 64+ channels: the forward sums 64 `f32`
+/// channels at a time in registers, then 16, then one (`f64` 16, then one). Bitwise the
+/// reference's in both types, under every instruction set, with NaN and infinities.
+#[test]
+fn avg_overlapping_windows_over_many_channels() {
+    let cases: [(usize, &[usize], PoolGeometry); 4] = [
+        (192, &[9, 9], PoolGeometry::new(&[3, 3]).stride(&[1, 1]).padding(Padding::Symmetric(vec![1, 1]))),
+        (
+            150,
+            &[8, 7],
+            PoolGeometry::new(&[3, 2]).stride(&[2, 1]).padding(Padding::Symmetric(vec![1, 1])).ceil_mode(true),
+        ),
+        (136, &[21], PoolGeometry::new(&[5]).stride(&[2]).dilation(&[2]).padding(Padding::Symmetric(vec![2]))),
+        (81, &[4, 5, 5], PoolGeometry::new(&[2, 3, 3]).stride(&[1, 2, 1])),
+    ];
+    for (i, (channels, spatial, geometry)) in cases.into_iter().enumerate() {
+        let shape = Shape::new(2, channels, spatial);
+        let data = values(shape.numel().unwrap(), 40 + i as u64, true);
+        let x = Tensor::new(data.clone(), shape.clone(), Layout::ChannelsLast).unwrap();
+        let x64 =
+            Tensor::new(data.iter().map(|&v| f64::from(v)).collect(), shape.clone(), Layout::ChannelsLast).unwrap();
+        for (include, divisor) in [(true, None), (false, None), (false, Some(7))] {
+            let pool = AvgPool::new(geometry.clone()).count_include_pad(include).divisor_override(divisor);
+            assert!(pool.sums_in_window_order(&shape, Layout::ChannelsLast).unwrap(), "case {i}");
+            let want = reference::avg_pool(&x.view(), &geometry, include, divisor).unwrap();
+            let want64 = reference::avg_pool(&x64.view(), &geometry, include, divisor).unwrap();
+            for isa in available() {
+                let got = with_isa(isa, || pool.forward(&x.view())).unwrap();
+                assert!(same_bits(got.data(), want.data()), "case {i} {include} {divisor:?} {}", isa.name());
+                let got64 = with_isa(isa, || pool.forward(&x64.view())).unwrap();
+                let same64 = got64
+                    .data()
+                    .iter()
+                    .zip(want64.data())
+                    .all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan());
+                assert!(same64, "f64 case {i} {include} {divisor:?} {}", isa.name());
+            }
+        }
+    }
+}
+
 /// Large windows over more channels than one pass of the row sums holds: the channels go
 /// in groups (the last one with a partial chunk), within the summation bound of the exact
 /// means and gradients, the same bits under every instruction set and as the
