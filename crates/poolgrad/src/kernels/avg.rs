@@ -164,11 +164,12 @@ fn exact_reciprocal<T: Element>(n: usize) -> Option<T::Acc> {
 /// Paths ([`Path`]), each covered by the reference tests: channels-first rows
 /// ([`plane_rows`]) sum the complete windows of an output row [`RUN_CHUNK`] outputs at a
 /// time; channels-first planes without such runs are interleaved [`PLANE_GROUP`] at a
-/// time and summed as channels-last, which ([`lane_chunks`]) sums [`LANE_CHUNK`] channels
-/// at a time. All add the taps of each output in the same order as the plain loop, so
-/// the results are bitwise the same — except channels-first planes reduced to one value
-/// (global pooling), which [`plane_sum`] adds with 16 partial sums: there the bits
-/// depend on the plane's size alone, and differ from the plain loop's by rounding.
+/// time and summed as channels-last, which ([`lane_chunks`]) sums [`REGISTER_CHUNK`] or
+/// [`LANE_CHUNK`] channels at a time. All add the taps of each output in the same order
+/// as the plain loop, so the results are bitwise the same — except channels-first planes
+/// reduced to one value (global pooling), which [`plane_sum`] adds with 16 partial sums:
+/// there the bits depend on the plane's size alone, and differ from the plain loop's by
+/// rounding.
 pub(crate) fn forward<T: Element>(
     x: &[T],
     blocking: Blocking,
@@ -750,7 +751,7 @@ const LANE_CHUNK: usize = 16;
 /// of additions where [`LANE_CHUNK`] gave two, each waiting on the latency of the last
 /// addition. W3 channels-last forward (f32, 192 channels) on the Xeon, 7–9 rounds:
 /// 1.27–1.37x (1 thread), 1.35–1.63x (2 threads) by the minima; 32 channels measured
-/// 0.81x the 16, and 32 `f64` sums (eight vectors too) 0.74–0.76x, so `f64` keeps 16.
+/// 0.71–0.97x the 16, and 32 `f64` sums (eight vectors too) 0.74–0.76x, so `f64` keeps 16.
 const REGISTER_CHUNK: usize = 4 * LANE_CHUNK;
 
 /// The `outputs` of one channels-last block, written in order.
@@ -759,8 +760,8 @@ const REGISTER_CHUNK: usize = 4 * LANE_CHUNK;
 /// a time over all channels (`sums`, in cache), so the input is read front to back
 /// within each tap's cell: reading [`LANE_CHUNK`] channels of every tap in turn stalled
 /// on the loads there (W7's channels-last forward, 2x slower). Overlapping windows,
-/// whose taps are mostly in cache, keep [`LANE_CHUNK`] channels' sums in registers
-/// across the taps instead. Both add each channel's taps in the same order.
+/// whose taps are mostly in cache, keep [`REGISTER_CHUNK`] (then [`LANE_CHUNK`])
+/// channels' sums in registers across the taps instead. Both add each channel's taps in the same order.
 #[inline(always)]
 fn lane_chunks<T: Element>(
     x: &[T],
