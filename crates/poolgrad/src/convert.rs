@@ -15,7 +15,7 @@ use half::f16;
 #[cfg(target_arch = "x86_64")]
 const LANES: usize = 8;
 
-/// Whether the CPU runs what the [`f16c`] functions are compiled for.
+/// Whether the CPU runs what the F16C functions of [`x86`] are compiled for.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn has_f16c() -> bool {
