@@ -756,12 +756,13 @@ const REGISTER_CHUNK: usize = 4 * LANE_CHUNK;
 
 /// The `outputs` of one channels-last block, written in order.
 ///
-/// Windows that read their input about once ([`Windows::read_input_about_once`]) add one tap at
-/// a time over all channels (`sums`, in cache), so the input is read front to back
-/// within each tap's cell: reading [`LANE_CHUNK`] channels of every tap in turn stalled
-/// on the loads there (W7's channels-last forward, 2x slower). Overlapping windows,
-/// whose taps are mostly in cache, keep [`REGISTER_CHUNK`] (then [`LANE_CHUNK`])
-/// channels' sums in registers across the taps instead. Both add each channel's taps in the same order.
+/// Windows that read their input about once ([`Windows::read_input_about_once`]) add
+/// one tap at a time over all channels (`sums`, in cache), so the input is read front
+/// to back within each tap's cell: reading [`LANE_CHUNK`] channels of every tap in turn
+/// stalled on the loads there (W7's channels-last forward, 2x slower). Overlapping
+/// windows, whose taps are mostly in cache, keep [`REGISTER_CHUNK`] (then
+/// [`LANE_CHUNK`]) channels' sums in registers across the taps instead. Both add each
+/// channel's taps in the same order.
 #[inline(always)]
 fn lane_chunks<T: Element>(
     x: &[T],
