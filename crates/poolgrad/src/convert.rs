@@ -161,6 +161,25 @@ pub(crate) fn sum_rounded_rows_bf16<'r, const W: usize>(
     sum_rounded_rows::<W, true>(count, row, sums)
 }
 
+/// The sums of `count` taps (`tap(0)`, `tap(1)`, ...) of `W` `f16` values, widened, each lane's added in order from
+/// zero (see [`crate::tensor::Element::sum_widened_taps`]), or `None` where the CPU
+/// lacks AVX-512 or `W` is not a multiple of 16 up to 192. The sums stay in registers
+/// across the taps, as in [`sum_rounded_rows_f16`].
+#[inline(always)]
+pub(crate) fn sum_widened_taps_f16<'t, const W: usize>(
+    count: usize,
+    tap: &impl Fn(usize) -> &'t [f16; W],
+) -> Option<[f32; W]> {
+    #[cfg(target_arch = "x86_64")]
+    if W.is_multiple_of(16) && W <= 16 * x86::MAX_VECTORS && is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports the features `x86::sum_widened_taps_16` is compiled
+        // for (checked just above), and `W` is a multiple of 16 up to its limit.
+        return Some(unsafe { x86::sum_widened_taps_16::<W>(count, tap) });
+    }
+    let _ = (count, tap);
+    None
+}
+
 /// [`sum_rounded_rows_f16`] (`BF16` false) or [`sum_rounded_rows_bf16`] (true).
 #[inline(always)]
 fn sum_rounded_rows<'r, const W: usize, const BF16: bool>(
@@ -406,6 +425,68 @@ mod x86 {
                 };
                 _mm256_storeu_si256(sums.as_mut_ptr().add(16 * v).cast::<__m256i>(), narrow);
             }
+        }
+    }
+
+    /// See [`super::sum_widened_taps_f16`]; `W` a multiple of 16, at most
+    /// `16 * MAX_VECTORS`. Inlined like [`sum_rounded_rows_16`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    #[inline(always)]
+    pub(super) unsafe fn sum_widened_taps_16<'t, const W: usize>(
+        count: usize,
+        tap: &impl Fn(usize) -> &'t [f16; W],
+    ) -> [f32; W] {
+        assert!(W.is_multiple_of(16), "sum_widened_taps_16 width");
+        let mut sums = [0.0f32; W];
+        // Four vectors at a time (four chains of additions), then the rest together.
+        let whole = W - W % 64;
+        // SAFETY (each call): the caller guarantees AVX-512 F; every group lies inside `W`.
+        for first in (0..whole).step_by(64) {
+            unsafe { sum_widened_group::<W, 4>(count, tap, first, &mut sums) };
+        }
+        match (W - whole) / 16 {
+            1 => unsafe { sum_widened_group::<W, 1>(count, tap, whole, &mut sums) },
+            2 => unsafe { sum_widened_group::<W, 2>(count, tap, whole, &mut sums) },
+            3 => unsafe { sum_widened_group::<W, 3>(count, tap, whole, &mut sums) },
+            _ => {}
+        }
+        sums
+    }
+
+    /// Lanes `first..first + 16 * V` of [`sum_widened_taps_16`], `V` vectors of sums in
+    /// registers across the taps.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    #[inline(always)]
+    unsafe fn sum_widened_group<'t, const W: usize, const V: usize>(
+        count: usize,
+        tap: &impl Fn(usize) -> &'t [f16; W],
+        first: usize,
+        sums: &mut [f32; W],
+    ) {
+        use std::arch::x86_64::{
+            __m256i, _mm256_loadu_si256, _mm512_add_ps, _mm512_cvtph_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+        };
+        assert!(first + 16 * V <= W, "sum_widened_group lanes");
+        // SAFETY (all the intrinsics below): the caller guarantees AVX-512 F.
+        let mut acc = [unsafe { _mm512_setzero_ps() }; V];
+        for t in 0..count {
+            let values = tap(t);
+            for (v, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: lanes `first + 16 * v..` (16 of them, 32 bytes) lie inside
+                // `values` (checked above).
+                *acc = unsafe {
+                    let halves = _mm256_loadu_si256(values.as_ptr().add(first + 16 * v).cast::<__m256i>());
+                    _mm512_add_ps(*acc, _mm512_cvtph_ps(halves))
+                };
+            }
+        }
+        for (v, &acc) in acc.iter().enumerate() {
+            // SAFETY: lanes `first + 16 * v..` (16 of them) lie inside `sums`.
+            unsafe { _mm512_storeu_ps(sums.as_mut_ptr().add(first + 16 * v), acc) };
         }
     }
 

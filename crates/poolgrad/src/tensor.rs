@@ -301,6 +301,21 @@ pub trait Element: MaxElement {
     ) {
         sum_rounded_rows_each(count, row, sums);
     }
+    /// `0 + tap(0) + tap(1) + ... + tap(count - 1)`, lane by lane in that order, each
+    /// value widened as by [`Element::to_acc`] and each addition in the accumulation
+    /// type: the sums of one channels-last window, `W` channels of it, with the running
+    /// sums in vector registers (`f16` widens with AVX-512 there, where the CPU has it).
+    ///
+    /// ```
+    /// use half::f16;
+    /// use poolgrad::tensor::Element;
+    /// let taps = [[f16::from_f32(1.0), f16::from_f32(2.0)], [f16::from_f32(0.5), f16::from_f32(-4.0)]];
+    /// assert_eq!(f16::sum_widened_taps(taps.len(), |t| &taps[t]), [1.5f32, -2.0]);
+    /// ```
+    #[inline(always)]
+    fn sum_widened_taps<'t, const W: usize>(count: usize, tap: impl Fn(usize) -> &'t [Self; W]) -> [Self::Acc; W] {
+        sum_widened_taps_each(count, tap)
+    }
     /// A count (a window size) in the accumulation type.
     fn count(count: usize) -> Self::Acc {
         <Self::Acc as num_traits::NumCast>::from(count).unwrap_or_else(num_traits::Float::infinity)
@@ -349,6 +364,22 @@ fn add_rounded_each<T: Element>(sums: &mut [T::Acc], values: &[T::Acc]) {
     for (sum, &v) in sums.iter_mut().zip(values) {
         *sum = T::from_acc(*sum + v).to_acc();
     }
+}
+
+/// [`Element::sum_widened_taps`] one value at a time: the default, and `f16`'s without
+/// AVX-512.
+#[inline(always)]
+fn sum_widened_taps_each<'t, T: Element, const W: usize>(
+    count: usize,
+    tap: impl Fn(usize) -> &'t [T; W],
+) -> [T::Acc; W] {
+    let mut sums = [num_traits::zero::<T::Acc>(); W];
+    for t in 0..count {
+        for (sum, &v) in sums.iter_mut().zip(tap(t)) {
+            *sum = *sum + v.to_acc();
+        }
+    }
+    sums
 }
 
 /// [`Element::sum_rounded_rows`] one row at a time: the default, and the 16-bit types'
@@ -543,6 +574,10 @@ float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16, {
         }
     }
     #[inline(always)]
+    fn sum_widened_taps<'t, const W: usize>(count: usize, tap: impl Fn(usize) -> &'t [Self; W]) -> [f32; W] {
+        crate::convert::sum_widened_taps_f16(count, &tap).unwrap_or_else(|| sum_widened_taps_each(count, tap))
+    }
+    #[inline(always)]
     fn sum_rounded_rows<'r, const W: usize>(count: usize, row: impl Fn(usize) -> &'r [f32; W], sums: &mut [Self; W]) {
         if !crate::convert::sum_rounded_rows_f16(count, &row, bytemuck::cast_slice_mut(sums)) {
             sum_rounded_rows_each(count, row, sums);
@@ -580,6 +615,17 @@ float_element!(half::bf16, "bfloat16", f32, half::bf16::to_f32, f32_to_bf16, {
         for (sum, &v) in sums.iter_mut().zip(values) {
             *sum = round_to_bf16(*sum + v);
         }
+    }
+    #[inline(always)]
+    fn sum_widened_taps<'t, const W: usize>(count: usize, tap: impl Fn(usize) -> &'t [Self; W]) -> [f32; W] {
+        // The shift alone, as in `add_widened_slice`.
+        let mut sums = [0.0f32; W];
+        for t in 0..count {
+            for (sum, &v) in sums.iter_mut().zip(tap(t)) {
+                *sum += f32::from_bits(u32::from(v.to_bits()) << 16);
+            }
+        }
+        sums
     }
     #[inline(always)]
     fn sum_rounded_rows<'r, const W: usize>(count: usize, row: impl Fn(usize) -> &'r [f32; W], sums: &mut [Self; W]) {

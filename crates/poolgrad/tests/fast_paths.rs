@@ -720,8 +720,10 @@ fn channels_last_images_split_into_blocks() {
 }
 
 /// Overlapping channels-last windows over 64+ channels: the forward sums 64 `f32`
-/// channels at a time in registers, then 16, then one (`f64` 16, then one). Bitwise the
-/// reference's in both types, under every instruction set, with NaN and infinities.
+/// channels at a time in registers, then 16, then one (`f64` 16, then one; `f16` and
+/// `bf16` widen each tap as they add it under AVX-512, and go through a widened copy
+/// under the others). Bitwise the reference's in all four types, under every instruction
+/// set, with NaN and infinities.
 #[test]
 fn avg_overlapping_windows_over_many_channels() {
     let cases: [(usize, &[usize], PoolGeometry); 4] = [
@@ -740,16 +742,27 @@ fn avg_overlapping_windows_over_many_channels() {
         let x = Tensor::new(data.clone(), shape.clone(), Layout::ChannelsLast).unwrap();
         let x64 =
             Tensor::new(data.iter().map(|&v| f64::from(v)).collect(), shape.clone(), Layout::ChannelsLast).unwrap();
+        let halves = data.iter().map(|&v| poolgrad::f16::from_f32(v)).collect();
+        let x16 = Tensor::new(halves, shape.clone(), Layout::ChannelsLast).unwrap();
+        let brains = data.iter().map(|&v| poolgrad::bf16::from_f32(v)).collect();
+        let x_bf16 = Tensor::new(brains, shape.clone(), Layout::ChannelsLast).unwrap();
         for (include, divisor) in [(true, None), (false, None), (false, Some(7))] {
             let pool = AvgPool::new(geometry.clone()).count_include_pad(include).divisor_override(divisor);
             assert!(pool.sums_in_window_order(&shape, Layout::ChannelsLast).unwrap(), "case {i}");
             let want = reference::avg_pool(&x.view(), &geometry, include, divisor).unwrap();
             let want64 = reference::avg_pool(&x64.view(), &geometry, include, divisor).unwrap();
+            let want16 = reference::avg_pool(&x16.view(), &geometry, include, divisor).unwrap();
+            let want_bf16 = reference::avg_pool(&x_bf16.view(), &geometry, include, divisor).unwrap();
             for isa in available() {
                 let got = with_isa(isa, || pool.forward(&x.view())).unwrap();
                 assert!(same_bits(got.data(), want.data()), "case {i} {include} {divisor:?} {}", isa.name());
                 let got64 = with_isa(isa, || pool.forward(&x64.view())).unwrap();
                 assert!(same_bits(got64.data(), want64.data()), "f64 case {i} {include} {divisor:?} {}", isa.name());
+                let got16 = with_isa(isa, || pool.forward(&x16.view())).unwrap();
+                assert!(same_bits(got16.data(), want16.data()), "f16 case {i} {include} {divisor:?} {}", isa.name());
+                let got_bf16 = with_isa(isa, || pool.forward(&x_bf16.view())).unwrap();
+                let name = isa.name();
+                assert!(same_bits(got_bf16.data(), want_bf16.data()), "bf16 case {i} {include} {divisor:?} {name}");
             }
         }
     }
