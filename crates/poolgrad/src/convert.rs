@@ -9,7 +9,7 @@
 //! from MXCSR), keep subnormals, and quiet a NaN keeping its top payload bits, as `half`
 //! and [`crate::tensor`]'s software conversions do.
 
-use half::f16;
+use half::{bf16, f16};
 
 /// Values per F16C instruction.
 #[cfg(target_arch = "x86_64")]
@@ -161,20 +161,40 @@ pub(crate) fn sum_rounded_rows_bf16<'r, const W: usize>(
     sum_rounded_rows::<W, true>(count, row, sums)
 }
 
-/// The sums of `count` taps (`tap(0)`, `tap(1)`, ...) of `W` `f16` values, widened, each lane's added in order from
-/// zero (see [`crate::tensor::Element::sum_widened_taps`]), or `None` where the CPU
-/// lacks AVX-512 or `W` is not a multiple of 16 up to 192. The sums stay in registers
-/// across the taps, as in [`sum_rounded_rows_f16`].
+/// The sums of `count` taps (`tap(0)`, `tap(1)`, ...) of `W` `f16` values, widened,
+/// each lane's added in order from zero (see
+/// [`crate::tensor::Element::sum_widened_taps`]), or `None` where the CPU lacks AVX-512
+/// or `W` is not a multiple of 16. The sums stay in registers across the taps, as in
+/// [`sum_rounded_rows_f16`].
 #[inline(always)]
 pub(crate) fn sum_widened_taps_f16<'t, const W: usize>(
     count: usize,
     tap: &impl Fn(usize) -> &'t [f16; W],
 ) -> Option<[f32; W]> {
     #[cfg(target_arch = "x86_64")]
-    if W.is_multiple_of(16) && W <= 16 * x86::MAX_VECTORS && is_x86_feature_detected!("avx512f") {
+    if W.is_multiple_of(16) && is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU supports the features `x86::sum_widened_taps_16` is compiled
-        // for (checked just above), and `W` is a multiple of 16 up to its limit.
+        // for (checked just above), and `W` is a multiple of 16.
         return Some(unsafe { x86::sum_widened_taps_16::<W>(count, tap) });
+    }
+    let _ = (count, tap);
+    None
+}
+
+/// [`sum_widened_taps_f16`] for `bf16` taps, `W` a multiple of 32: each
+/// 32-bit word of a tap holds two lanes, widened by a shift (the even lane) and a mask
+/// (the odd one), one operation per 16 lanes where widening each lane apart takes two;
+/// the sums are put back in lane order once, after the taps.
+#[inline(always)]
+pub(crate) fn sum_widened_taps_bf16<'t, const W: usize>(
+    count: usize,
+    tap: &impl Fn(usize) -> &'t [bf16; W],
+) -> Option<[f32; W]> {
+    #[cfg(target_arch = "x86_64")]
+    if W.is_multiple_of(32) && is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports the features `x86::sum_widened_taps_bf16_32` is
+        // compiled for (checked just above), and `W` is a multiple of 32.
+        return Some(unsafe { x86::sum_widened_taps_bf16_32::<W>(count, tap) });
     }
     let _ = (count, tap);
     None
@@ -203,7 +223,7 @@ fn sum_rounded_rows<'r, const W: usize, const BF16: bool>(
 mod x86 {
     use super::LANES;
     use crate::tensor::{f16_to_f32, f32_to_f16};
-    use half::f16;
+    use half::{bf16, f16};
     use std::arch::x86_64::{
         __m128i, __m512, _mm256_add_ps, _mm256_cvtph_ps, _mm256_cvtps_ph, _mm256_loadu_ps, _mm256_storeu_ps,
         _mm_loadu_si128, _mm_storeu_si128, _MM_FROUND_TO_NEAREST_INT,
@@ -428,8 +448,8 @@ mod x86 {
         }
     }
 
-    /// See [`super::sum_widened_taps_f16`]; `W` a multiple of 16, at most
-    /// `16 * MAX_VECTORS`. Inlined like [`sum_rounded_rows_16`].
+    /// See [`super::sum_widened_taps_f16`]; `W` a multiple of 16. Inlined like
+    /// [`sum_rounded_rows_16`].
     ///
     /// # Safety
     /// The CPU must support AVX-512 F.
@@ -487,6 +507,82 @@ mod x86 {
         for (v, &acc) in acc.iter().enumerate() {
             // SAFETY: lanes `first + 16 * v..` (16 of them) lie inside `sums`.
             unsafe { _mm512_storeu_ps(sums.as_mut_ptr().add(first + 16 * v), acc) };
+        }
+    }
+
+    /// See [`super::sum_widened_taps_bf16`]; `W` a multiple of 32. Inlined like
+    /// [`sum_rounded_rows_16`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    #[inline(always)]
+    pub(super) unsafe fn sum_widened_taps_bf16_32<'t, const W: usize>(
+        count: usize,
+        tap: &impl Fn(usize) -> &'t [bf16; W],
+    ) -> [f32; W] {
+        assert!(W.is_multiple_of(32), "sum_widened_taps_bf16_32 width");
+        let mut sums = [0.0f32; W];
+        // 64 lanes at a time (four chains of additions), then 32.
+        let whole = W - W % 64;
+        // SAFETY (each call): the caller guarantees AVX-512 F; every group lies inside `W`.
+        for first in (0..whole).step_by(64) {
+            unsafe { sum_widened_group_bf16::<W, 2>(count, tap, first, &mut sums) };
+        }
+        if whole < W {
+            unsafe { sum_widened_group_bf16::<W, 1>(count, tap, whole, &mut sums) };
+        }
+        sums
+    }
+
+    /// Lanes `first..first + 32 * L` of [`sum_widened_taps_bf16_32`]: `L` loads of 16
+    /// words per tap, each adding its even lanes to one vector of sums and its odd lanes
+    /// to another.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    #[inline(always)]
+    unsafe fn sum_widened_group_bf16<'t, const W: usize, const L: usize>(
+        count: usize,
+        tap: &impl Fn(usize) -> &'t [bf16; W],
+        first: usize,
+        sums: &mut [f32; W],
+    ) {
+        use std::arch::x86_64::{
+            __m512i, _mm512_add_ps, _mm512_and_si512, _mm512_castsi512_ps, _mm512_loadu_si512, _mm512_permutex2var_ps,
+            _mm512_set1_epi32, _mm512_setr_epi32, _mm512_setzero_ps, _mm512_slli_epi32, _mm512_storeu_ps,
+        };
+        assert!(first + 32 * L <= W, "sum_widened_group_bf16 lanes");
+        // SAFETY (all the intrinsics below): the caller guarantees AVX-512 F.
+        let (mut even, mut odd) = unsafe { ([_mm512_setzero_ps(); L], [_mm512_setzero_ps(); L]) };
+        let high = unsafe { _mm512_set1_epi32(0xffff_0000_u32 as i32) };
+        for t in 0..count {
+            let values = tap(t);
+            for l in 0..L {
+                // SAFETY: lanes `first + 32 * l..` (32 of them, 64 bytes) lie inside
+                // `values` (checked above). Word `j` holds lane `2j` in its low half and
+                // `2j + 1` in its high half; either moved to (or kept in) the high half
+                // is that `bf16` as an `f32`.
+                unsafe {
+                    let words = _mm512_loadu_si512(values.as_ptr().add(first + 32 * l).cast::<__m512i>());
+                    even[l] = _mm512_add_ps(even[l], _mm512_castsi512_ps(_mm512_slli_epi32::<16>(words)));
+                    odd[l] = _mm512_add_ps(odd[l], _mm512_castsi512_ps(_mm512_and_si512(words, high)));
+                }
+            }
+        }
+        // SAFETY: AVX-512 F, as above.
+        let (low_lanes, high_lanes) = unsafe {
+            (
+                _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
+                _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31),
+            )
+        };
+        for l in 0..L {
+            // SAFETY: AVX-512 F; lanes `first + 32 * l..` (32 of them) lie inside `sums`.
+            unsafe {
+                let at = sums.as_mut_ptr().add(first + 32 * l);
+                _mm512_storeu_ps(at, _mm512_permutex2var_ps(even[l], low_lanes, odd[l]));
+                _mm512_storeu_ps(at.add(16), _mm512_permutex2var_ps(even[l], high_lanes, odd[l]));
+            }
         }
     }
 

@@ -618,6 +618,9 @@ float_element!(half::bf16, "bfloat16", f32, half::bf16::to_f32, f32_to_bf16, {
     }
     #[inline(always)]
     fn sum_widened_taps<'t, const W: usize>(count: usize, tap: impl Fn(usize) -> &'t [Self; W]) -> [f32; W] {
+        if let Some(sums) = crate::convert::sum_widened_taps_bf16(count, &tap) {
+            return sums;
+        }
         // The shift alone, as in `add_widened_slice`.
         let mut sums = [0.0f32; W];
         for t in 0..count {
@@ -851,6 +854,40 @@ mod conversion_tests {
         }
         check(half::f16::from_bits);
         check(half::bf16::from_bits);
+    }
+
+    #[test]
+    fn sum_widened_taps_matches_adding_each_to_acc() {
+        // Five taps cut from every 16-bit pattern (shifted copies, so sums of neighbours
+        // and of unrelated values), summed in bulk at several widths (the vector paths
+        // and their remainders) and one `to_acc` at a time from zero.
+        fn check<T: super::Element<Acc = f32>, const W: usize>(from_bits: impl Fn(u16) -> T) {
+            const SHIFTS: [usize; 5] = [0, 1, 7919, 2, 40_503];
+            let patterns: Vec<T> = (0..=u16::MAX).map(&from_bits).collect();
+            for block in (0..patterns.len()).step_by(W) {
+                let taps: Vec<[T; W]> = SHIFTS
+                    .iter()
+                    .map(|shift| std::array::from_fn(|i| patterns[(block + i + shift) % patterns.len()]))
+                    .collect();
+                let bulk = T::sum_widened_taps(taps.len(), |t| &taps[t]);
+                for (lane, got) in bulk.iter().enumerate() {
+                    let want = taps.iter().fold(0.0f32, |sum, tap| sum + tap[lane].to_acc());
+                    // Which of two NaNs an addition keeps is the compiler's choice of
+                    // operand order (see above): NaN-ness only, there.
+                    assert_eq!(got.is_nan(), want.is_nan(), "block {block} lane {lane}");
+                    if !want.is_nan() {
+                        assert_eq!(got.to_bits(), want.to_bits(), "block {block} lane {lane}");
+                    }
+                }
+            }
+        }
+        check::<half::f16, 16>(half::f16::from_bits);
+        check::<half::f16, 64>(half::f16::from_bits);
+        check::<half::f16, 112>(half::f16::from_bits);
+        check::<half::bf16, 16>(half::bf16::from_bits);
+        check::<half::bf16, 32>(half::bf16::from_bits);
+        check::<half::bf16, 64>(half::bf16::from_bits);
+        check::<half::bf16, 96>(half::bf16::from_bits);
     }
 
     #[test]
