@@ -200,6 +200,36 @@ pub(crate) fn sum_widened_taps_bf16<'t, const W: usize>(
     None
 }
 
+/// Whether [`sum_rows_f16_natively`] runs: AVX-512 FP16, under AVX-512
+/// ([`crate::simd::current`], so that a test forcing another instruction set runs the
+/// other path).
+pub(crate) fn adds_f16_natively() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::simd::current() == crate::simd::Isa::Avx512 && is_x86_feature_detected!("avx512fp16");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// See [`crate::tensor::Element::sum_rows_natively`] for `f16`: `vaddph`, 32 lanes per
+/// instruction, the running sums in registers; `false` (nothing written) where
+/// [`adds_f16_natively`] is false or `W` is not a multiple of 32.
+#[inline(always)]
+pub(crate) fn sum_rows_f16_natively<'r, const W: usize>(
+    count: usize,
+    row: &impl Fn(usize) -> &'r [f16; W],
+    sums: &mut [f16; W],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if W.is_multiple_of(32) && adds_f16_natively() {
+        // SAFETY: the CPU supports AVX-512 F and FP16 (checked just above), and `W` is a
+        // multiple of 32.
+        unsafe { x86::sum_rows_ph::<W>(count, row, sums) };
+        return true;
+    }
+    let _ = (count, row, sums);
+    false
+}
+
 /// [`sum_rounded_rows_f16`] (`BF16` false) or [`sum_rounded_rows_bf16`] (true).
 #[inline(always)]
 fn sum_rounded_rows<'r, const W: usize, const BF16: bool>(
@@ -584,6 +614,89 @@ mod x86 {
                 _mm512_storeu_ps(at.add(16), _mm512_permutex2var_ps(even[l], high_lanes, odd[l]));
             }
         }
+    }
+
+    /// See [`super::sum_rows_f16_natively`]; `W` a multiple of 32, summed up to 6
+    /// vectors (6 chains of additions) at a time. Inlined like [`sum_rounded_rows_16`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and AVX-512 FP16.
+    #[inline(always)]
+    pub(super) unsafe fn sum_rows_ph<'r, const W: usize>(
+        count: usize,
+        row: &impl Fn(usize) -> &'r [f16; W],
+        sums: &mut [f16; W],
+    ) {
+        assert!(W.is_multiple_of(32), "sum_rows_ph width");
+        let whole = W - W % 192;
+        // SAFETY (each call): the caller guarantees the features; each group lies inside
+        // `W`.
+        for first in (0..whole).step_by(192) {
+            unsafe { sum_rows_ph_group::<W, 6>(count, row, first, sums) };
+        }
+        match (W - whole) / 32 {
+            1 => unsafe { sum_rows_ph_group::<W, 1>(count, row, whole, sums) },
+            2 => unsafe { sum_rows_ph_group::<W, 2>(count, row, whole, sums) },
+            3 => unsafe { sum_rows_ph_group::<W, 3>(count, row, whole, sums) },
+            4 => unsafe { sum_rows_ph_group::<W, 4>(count, row, whole, sums) },
+            5 => unsafe { sum_rows_ph_group::<W, 5>(count, row, whole, sums) },
+            _ => {}
+        }
+    }
+
+    /// Lanes `first..first + 32 * V` of [`sum_rows_ph`].
+    ///
+    /// # Safety
+    /// As [`sum_rows_ph`].
+    #[inline(always)]
+    unsafe fn sum_rows_ph_group<'r, const W: usize, const V: usize>(
+        count: usize,
+        row: &impl Fn(usize) -> &'r [f16; W],
+        first: usize,
+        sums: &mut [f16; W],
+    ) {
+        use std::arch::x86_64::{__m512i, _mm512_loadu_si512, _mm512_setzero_si512, _mm512_storeu_si512};
+        assert!(first + 32 * V <= W, "sum_rows_ph_group lanes");
+        // SAFETY (all the intrinsics below): the caller guarantees AVX-512 F. Zero bits
+        // are `f16` +0.
+        let mut acc = [unsafe { _mm512_setzero_si512() }; V];
+        for o in 0..count {
+            let values = row(o);
+            for (v, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: lanes `first + 32 * v..` (32 of them, 64 bytes) lie inside
+                // `values` (checked above); the caller guarantees AVX-512 FP16.
+                *acc =
+                    unsafe { add_ph(*acc, _mm512_loadu_si512(values.as_ptr().add(first + 32 * v).cast::<__m512i>())) };
+            }
+        }
+        for (v, &acc) in acc.iter().enumerate() {
+            // SAFETY: lanes `first + 32 * v..` (32 of them) lie inside `sums`.
+            unsafe { _mm512_storeu_si512(sums.as_mut_ptr().add(first + 32 * v).cast::<__m512i>(), acc) };
+        }
+    }
+
+    /// `a + b`, 32 `f16` lanes each, rounded to `f16` (`vaddph`; stable Rust has no `f16`
+    /// vector intrinsics yet). A NaN in `a` is the one kept, as `f32` additions keep
+    /// their first operand's.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and AVX-512 FP16.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn add_ph(a: std::arch::x86_64::__m512i, b: std::arch::x86_64::__m512i) -> std::arch::x86_64::__m512i {
+        let sum;
+        // SAFETY: the caller guarantees AVX-512 FP16; the instruction reads and writes
+        // these registers only.
+        unsafe {
+            std::arch::asm!(
+                "vaddph {sum}, {a}, {b}",
+                a = in(zmm_reg) a,
+                b = in(zmm_reg) b,
+                sum = lateout(zmm_reg) sum,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        sum
     }
 
     /// 16 values rounded to `f16` and widened back.

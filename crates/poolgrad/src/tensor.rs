@@ -316,6 +316,43 @@ pub trait Element: MaxElement {
     fn sum_widened_taps<'t, const W: usize>(count: usize, tap: impl Fn(usize) -> &'t [Self; W]) -> [Self::Acc; W] {
         sum_widened_taps_each(count, tap)
     }
+    /// Whether [`Element::sum_rows_natively`] adds in this type's own arithmetic on this
+    /// CPU, under the instruction set the calling thread runs ([`crate::simd::current`]):
+    /// `f16` with AVX-512 FP16.
+    ///
+    /// ```
+    /// use poolgrad::tensor::Element;
+    /// assert!(!f32::adds_natively());
+    /// ```
+    fn adds_natively() -> bool {
+        false
+    }
+    /// `0 + row(0) + row(1) + ... + row(count - 1)`, lane by lane in that order, each
+    /// addition rounded to `Self` (the bits of [`Element::add`]), in this type's own
+    /// arithmetic, into `sums`; `false` (nothing written) where the CPU lacks it (see
+    /// [`Element::adds_natively`]) or `W` is not a multiple of 32. For `f16`, an addition
+    /// in `f32` rounded to `f16` is the `f16` addition: `f32` holds every sum of two
+    /// `f16` values to more than twice `f16`'s precision plus two bits, so rounding twice
+    /// is rounding once.
+    ///
+    /// ```
+    /// use half::f16;
+    /// use poolgrad::tensor::Element;
+    /// let rows = [[f16::from_f32(1.0); 32], [f16::from_f32(1.0 / 4096.0); 32]];
+    /// let mut sums = [f16::ZERO; 32];
+    /// if f16::sum_rows_natively(rows.len(), |o| &rows[o], &mut sums) {
+    ///     assert_eq!(sums, [f16::from_f32(1.0); 32]);
+    /// }
+    /// ```
+    #[inline(always)]
+    fn sum_rows_natively<'r, const W: usize>(
+        count: usize,
+        row: impl Fn(usize) -> &'r [Self; W],
+        sums: &mut [Self; W],
+    ) -> bool {
+        let _ = (count, row, sums);
+        false
+    }
     /// A count (a window size) in the accumulation type.
     fn count(count: usize) -> Self::Acc {
         <Self::Acc as num_traits::NumCast>::from(count).unwrap_or_else(num_traits::Float::infinity)
@@ -576,6 +613,18 @@ float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16, {
     #[inline(always)]
     fn sum_widened_taps<'t, const W: usize>(count: usize, tap: impl Fn(usize) -> &'t [Self; W]) -> [f32; W] {
         crate::convert::sum_widened_taps_f16(count, &tap).unwrap_or_else(|| sum_widened_taps_each(count, tap))
+    }
+    #[inline(always)]
+    fn adds_natively() -> bool {
+        crate::convert::adds_f16_natively()
+    }
+    #[inline(always)]
+    fn sum_rows_natively<'r, const W: usize>(
+        count: usize,
+        row: impl Fn(usize) -> &'r [Self; W],
+        sums: &mut [Self; W],
+    ) -> bool {
+        crate::convert::sum_rows_f16_natively(count, &row, sums)
     }
     #[inline(always)]
     fn sum_rounded_rows<'r, const W: usize>(count: usize, row: impl Fn(usize) -> &'r [f32; W], sums: &mut [Self; W]) {
@@ -888,6 +937,40 @@ mod conversion_tests {
         check::<half::bf16, 32>(half::bf16::from_bits);
         check::<half::bf16, 64>(half::bf16::from_bits);
         check::<half::bf16, 96>(half::bf16::from_bits);
+    }
+
+    #[test]
+    fn sum_rows_natively_matches_adding_in_f32_and_rounding() {
+        // Five rows cut from every f16 pattern (as in `sum_widened_taps`'s test), added
+        // in f16's own arithmetic where the CPU has it, against `add` (an f32 addition
+        // rounded to f16) one value at a time from zero.
+        fn check<const W: usize>() {
+            const SHIFTS: [usize; 5] = [0, 1, 7919, 2, 40_503];
+            let patterns: Vec<half::f16> = (0..=u16::MAX).map(half::f16::from_bits).collect();
+            for block in (0..patterns.len()).step_by(W) {
+                let rows: Vec<[half::f16; W]> = SHIFTS
+                    .iter()
+                    .map(|shift| std::array::from_fn(|i| patterns[(block + i + shift) % patterns.len()]))
+                    .collect();
+                let mut sums = [half::f16::ZERO; W];
+                if !<half::f16 as super::Element>::sum_rows_natively(rows.len(), |o| &rows[o], &mut sums) {
+                    return;
+                }
+                for (lane, got) in sums.iter().enumerate() {
+                    let want = rows.iter().fold(half::f16::ZERO, |sum, row| super::Element::add(sum, row[lane]));
+                    // NaN-ness only where two NaNs meet (see above).
+                    assert_eq!(got.is_nan(), want.is_nan(), "block {block} lane {lane}");
+                    if !want.is_nan() {
+                        assert_eq!(got.to_bits(), want.to_bits(), "block {block} lane {lane}");
+                    }
+                }
+            }
+        }
+        crate::simd::with_isa(crate::simd::Isa::Avx512, || {
+            check::<32>();
+            check::<192>();
+            check::<256>();
+        });
     }
 
     #[test]

@@ -768,6 +768,44 @@ fn avg_overlapping_windows_over_many_channels() {
     }
 }
 
+/// The channels-last f16 average backward over channels in multiples of 32, which adds
+/// in f16 itself where the CPU has AVX-512 FP16 (192 lanes at a time, then 32): bitwise
+/// the reference's (each addition rounded to f16) under every instruction set, with NaN
+/// and infinities in the gradient.
+#[test]
+fn f16_avg_backward_over_many_channels() {
+    let cases: [(usize, &[usize], PoolGeometry); 3] = [
+        (192, &[9, 9], PoolGeometry::new(&[3, 3]).stride(&[1, 1]).padding(Padding::Symmetric(vec![1, 1]))),
+        (
+            256,
+            &[8, 7],
+            PoolGeometry::new(&[3, 2]).stride(&[2, 1]).padding(Padding::Symmetric(vec![1, 1])).ceil_mode(true),
+        ),
+        (96, &[21], PoolGeometry::new(&[5]).stride(&[2]).dilation(&[2]).padding(Padding::Symmetric(vec![2]))),
+    ];
+    for (i, (channels, spatial, geometry)) in cases.into_iter().enumerate() {
+        let shape = Shape::new(2, channels, spatial);
+        let to_half = |v: Vec<f32>| v.into_iter().map(poolgrad::f16::from_f32).collect::<Vec<_>>();
+        let x = Tensor::new(
+            to_half(values(shape.numel().unwrap(), 50 + i as u64, false)),
+            shape.clone(),
+            Layout::ChannelsLast,
+        )
+        .unwrap();
+        for (include, divisor) in [(true, None), (false, None), (false, Some(7))] {
+            let pool = AvgPool::new(geometry.clone()).count_include_pad(include).divisor_override(divisor);
+            let y_shape = pool.forward(&x.view()).unwrap().shape().clone();
+            let grads = to_half(values(y_shape.numel().unwrap(), 60 + i as u64, true));
+            let g = Tensor::new(grads, y_shape, Layout::ChannelsLast).unwrap();
+            let want = reference::avg_pool_backward(&x.view(), &g.view(), &geometry, include, divisor).unwrap();
+            for isa in available() {
+                let got = with_isa(isa, || pool.backward(&x.view(), &g.view())).unwrap();
+                assert!(same_bits(got.data(), want.data()), "case {i} {include} {divisor:?} {}", isa.name());
+            }
+        }
+    }
+}
+
 /// Large windows over more channels than one pass of the row sums holds: the channels go
 /// in groups (the last one with a partial chunk), within the summation bound of the exact
 /// means and gradients, the same bits under every instruction set and as the

@@ -926,6 +926,23 @@ pub(crate) fn backward<T: Element>(
             true => simd::current(),
             false => isa,
         };
+        if isa.run(T::adds_natively) && lanes.is_multiple_of(NATIVE_CHUNK) {
+            return par_blocks_with_in_order(
+                grad_in,
+                iv * lanes,
+                || {
+                    let wide = buffer::filled(lanes, num_traits::zero::<T::Acc>(), "scratch")?;
+                    Ok((wide, buffer::filled(ov * lanes, T::zero(), "scratch")?))
+                },
+                |(wide, shares), b, grad_in| {
+                    let g = &grad_out[b * ov * lanes..][..ov * lanes];
+                    isa.run(
+                        #[inline(always)]
+                        || gather_block_natively(g, lanes, windows, divisor, &covering, (wide, shares), grad_in),
+                    )
+                },
+            );
+        }
         return par_blocks_with_in_order(
             grad_in,
             iv * lanes,
@@ -1022,6 +1039,83 @@ fn gather_block<T: Element>(
         }
     }
     Ok(())
+}
+
+/// Lanes [`gather_block_natively`] sums at a time: one 512-bit vector of `f16`.
+const NATIVE_CHUNK: usize = 32;
+
+/// [`gather_block`] for a type the CPU adds natively ([`Element::adds_natively`]: `f16`
+/// with AVX-512 FP16), `lanes` a multiple of [`NATIVE_CHUNK`]: the shares are rounded to
+/// `T` once, and each cell adds them in `T`'s own arithmetic, 32 lanes per instruction,
+/// instead of an `f32` addition and two conversions per 16. The same additions, in the
+/// same order, with the same rounding after each, so the same bits (W3 channels-last f16
+/// backward, 5 rounds: 1.59x on 1 thread, 1.38x on 2 by the medians, now faster than
+/// f32).
+#[inline(always)]
+fn gather_block_natively<T: Element>(
+    g: &[T],
+    lanes: usize,
+    windows: &Windows,
+    divisor: Divisor,
+    covering: &Covering,
+    (wide, shares): (&mut [T::Acc], &mut [T]),
+    grad_in: &mut Sink<'_, T>,
+) -> Result<()> {
+    let mut shared = 0;
+    for cell in 0..covering.input_volume() {
+        let outputs = covering.outputs(cell);
+        if let Some(&last) = outputs.last().filter(|&&last| last >= shared) {
+            let end = last.saturating_add(SHARE_RUN).min(windows.output_volume);
+            windows.for_each_in(
+                shared..end,
+                #[inline(always)]
+                |o, window: &Window<'_>| {
+                    let shares = &mut shares[o * lanes..][..lanes];
+                    if window.cells.is_empty() {
+                        shares.fill(T::zero());
+                        return Ok(());
+                    }
+                    // Widened, divided and rounded to `T` (exactly `T`'s values), then
+                    // narrowed exactly.
+                    divisor.divide_into(&g[o * lanes..][..lanes], wide, window.cells.len(), window.axis_counts);
+                    T::narrow_slice(wide, shares);
+                    Ok(())
+                },
+            )?;
+            shared = end;
+        }
+        let mut c0 = 0;
+        while c0 + 6 * NATIVE_CHUNK <= lanes {
+            native_chunk::<T, { 6 * NATIVE_CHUNK }>(shares, lanes, c0, outputs, grad_in);
+            c0 += 6 * NATIVE_CHUNK;
+        }
+        while c0 + NATIVE_CHUNK <= lanes {
+            native_chunk::<T, NATIVE_CHUNK>(shares, lanes, c0, outputs, grad_in);
+            c0 += NATIVE_CHUNK;
+        }
+    }
+    Ok(())
+}
+
+/// Lanes `c0..c0 + W` of one cell in [`gather_block_natively`]: the shares of `outputs`
+/// added in order, from zero, each addition rounded to `T`.
+#[inline(always)]
+fn native_chunk<T: Element, const W: usize>(
+    shares: &[T],
+    lanes: usize,
+    c0: usize,
+    outputs: &[usize],
+    grad_in: &mut Sink<'_, T>,
+) {
+    let share = |i: usize| -> &[T; W] { shares[outputs[i] * lanes + c0..][..W].try_into().expect("chunk length") };
+    let mut sums = [T::zero(); W];
+    if !T::sum_rows_natively::<W>(outputs.len(), share, &mut sums) {
+        // Not reached (the block checked the CPU): the same additions one lane at a time.
+        for (lane, sum) in sums.iter_mut().enumerate() {
+            *sum = (0..outputs.len()).fold(T::zero(), |sum, i| sum.add(share(i)[lane]));
+        }
+    }
+    grad_in.extend(&sums);
 }
 
 /// Lanes [`gather_block`] sums at a time where there are enough: twice [`LANE_CHUNK`],
