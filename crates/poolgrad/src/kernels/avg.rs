@@ -993,8 +993,7 @@ const SHARE_RUN: usize = 64;
 /// over the windows covering each cell, in output order, [`WIDE_CHUNK`] lanes at a time
 /// (then [`LANE_CHUNK`], then one), the `lanes` values of each cell written in order.
 /// Each window's share of its gradient, `grad_output / divisor`, goes into `shares` (room
-/// for the block's outputs) just before the first cell that needs it, [`SHARE_RUN`]
-/// windows at a time, so the shares are read back while they are still in cache.
+/// for the block's outputs) as [`covered_cells`] asks for it.
 #[inline(always)]
 fn gather_block<T: Element>(
     g: &[T],
@@ -1005,38 +1004,63 @@ fn gather_block<T: Element>(
     shares: &mut [T::Acc],
     grad_in: &mut Sink<'_, T>,
 ) -> Result<()> {
+    covered_cells(
+        covering,
+        windows.output_volume,
+        shares,
+        #[inline(always)]
+        |shares: &mut [T::Acc], run| window_shares(g, lanes, windows, divisor, run, shares),
+        #[inline(always)]
+        |shares: &[T::Acc], outputs: &[usize]| {
+            let mut c0 = 0;
+            while let Some(vectors) = rounded_chunk_vectors::<T>((lanes - c0) / LANE_CHUNK) {
+                match vectors {
+                    12 => gather_chunk::<T, { 12 * LANE_CHUNK }>(shares, lanes, c0, outputs, grad_in),
+                    8 => gather_chunk::<T, { 8 * LANE_CHUNK }>(shares, lanes, c0, outputs, grad_in),
+                    6 => gather_chunk::<T, { 6 * LANE_CHUNK }>(shares, lanes, c0, outputs, grad_in),
+                    _ => gather_chunk::<T, { 4 * LANE_CHUNK }>(shares, lanes, c0, outputs, grad_in),
+                }
+                c0 += vectors * LANE_CHUNK;
+            }
+            while c0 + WIDE_CHUNK <= lanes {
+                gather_chunk::<T, WIDE_CHUNK>(shares, lanes, c0, outputs, grad_in);
+                c0 += WIDE_CHUNK;
+            }
+            while c0 + LANE_CHUNK <= lanes {
+                gather_chunk::<T, LANE_CHUNK>(shares, lanes, c0, outputs, grad_in);
+                c0 += LANE_CHUNK;
+            }
+            for lane in c0..lanes {
+                let sum = outputs
+                    .iter()
+                    .fold(num_traits::zero::<T::Acc>(), |sum, &o| T::from_acc(sum + shares[o * lanes + lane]).to_acc());
+                grad_in.push(T::from_acc(sum));
+            }
+        },
+    )
+}
+
+/// A block's cells in order, `gather` given each with the windows that cover it, after
+/// `share` has worked out the shares of those windows into `shares`: [`SHARE_RUN`]
+/// windows at a time, just before the first cell that needs them, so the shares are read
+/// back while they are still in cache.
+#[inline(always)]
+fn covered_cells<S: ?Sized>(
+    covering: &Covering,
+    output_volume: usize,
+    shares: &mut S,
+    mut share: impl FnMut(&mut S, Range<usize>) -> Result<()>,
+    mut gather: impl FnMut(&S, &[usize]),
+) -> Result<()> {
     let mut shared = 0;
     for cell in 0..covering.input_volume() {
         let outputs = covering.outputs(cell);
         if let Some(&last) = outputs.last().filter(|&&last| last >= shared) {
-            let end = last.saturating_add(SHARE_RUN).min(windows.output_volume);
-            window_shares(g, lanes, windows, divisor, shared..end, shares)?;
+            let end = last.saturating_add(SHARE_RUN).min(output_volume);
+            share(shares, shared..end)?;
             shared = end;
         }
-        let mut c0 = 0;
-        while let Some(vectors) = rounded_chunk_vectors::<T>((lanes - c0) / LANE_CHUNK) {
-            match vectors {
-                12 => gather_chunk::<T, { 12 * LANE_CHUNK }>(shares, lanes, c0, outputs, grad_in),
-                8 => gather_chunk::<T, { 8 * LANE_CHUNK }>(shares, lanes, c0, outputs, grad_in),
-                6 => gather_chunk::<T, { 6 * LANE_CHUNK }>(shares, lanes, c0, outputs, grad_in),
-                _ => gather_chunk::<T, { 4 * LANE_CHUNK }>(shares, lanes, c0, outputs, grad_in),
-            }
-            c0 += vectors * LANE_CHUNK;
-        }
-        while c0 + WIDE_CHUNK <= lanes {
-            gather_chunk::<T, WIDE_CHUNK>(shares, lanes, c0, outputs, grad_in);
-            c0 += WIDE_CHUNK;
-        }
-        while c0 + LANE_CHUNK <= lanes {
-            gather_chunk::<T, LANE_CHUNK>(shares, lanes, c0, outputs, grad_in);
-            c0 += LANE_CHUNK;
-        }
-        for lane in c0..lanes {
-            let sum = outputs
-                .iter()
-                .fold(num_traits::zero::<T::Acc>(), |sum, &o| T::from_acc(sum + shares[o * lanes + lane]).to_acc());
-            grad_in.push(T::from_acc(sum));
-        }
+        gather(shares, outputs);
     }
     Ok(())
 }
@@ -1061,13 +1085,14 @@ fn gather_block_natively<T: Element>(
     (wide, shares): (&mut [T::Acc], &mut [T]),
     grad_in: &mut Sink<'_, T>,
 ) -> Result<()> {
-    let mut shared = 0;
-    for cell in 0..covering.input_volume() {
-        let outputs = covering.outputs(cell);
-        if let Some(&last) = outputs.last().filter(|&&last| last >= shared) {
-            let end = last.saturating_add(SHARE_RUN).min(windows.output_volume);
+    covered_cells(
+        covering,
+        windows.output_volume,
+        shares,
+        #[inline(always)]
+        |shares: &mut [T], run| {
             windows.for_each_in(
-                shared..end,
+                run,
                 #[inline(always)]
                 |o, window: &Window<'_>| {
                     let shares = &mut shares[o * lanes..][..lanes];
@@ -1081,20 +1106,21 @@ fn gather_block_natively<T: Element>(
                     T::narrow_slice(wide, shares);
                     Ok(())
                 },
-            )?;
-            shared = end;
-        }
-        let mut c0 = 0;
-        while c0 + 6 * NATIVE_CHUNK <= lanes {
-            native_chunk::<T, { 6 * NATIVE_CHUNK }>(shares, lanes, c0, outputs, grad_in);
-            c0 += 6 * NATIVE_CHUNK;
-        }
-        while c0 + NATIVE_CHUNK <= lanes {
-            native_chunk::<T, NATIVE_CHUNK>(shares, lanes, c0, outputs, grad_in);
-            c0 += NATIVE_CHUNK;
-        }
-    }
-    Ok(())
+            )
+        },
+        #[inline(always)]
+        |shares: &[T], outputs: &[usize]| {
+            let mut c0 = 0;
+            while c0 + 6 * NATIVE_CHUNK <= lanes {
+                native_chunk::<T, { 6 * NATIVE_CHUNK }>(shares, lanes, c0, outputs, grad_in);
+                c0 += 6 * NATIVE_CHUNK;
+            }
+            while c0 + NATIVE_CHUNK <= lanes {
+                native_chunk::<T, NATIVE_CHUNK>(shares, lanes, c0, outputs, grad_in);
+                c0 += NATIVE_CHUNK;
+            }
+        },
+    )
 }
 
 /// Lanes `c0..c0 + W` of one cell in [`gather_block_natively`]: the shares of `outputs`
