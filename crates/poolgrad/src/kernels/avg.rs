@@ -826,17 +826,20 @@ fn lane_chunks<T: Element>(
                 divisor.add_and_store(&mut sums, tap(last), window.cells.len(), window.axis_counts, out);
                 return Ok(());
             }
-            let taps = window.lane_taps(x, lanes).ok_or(PoolError::Internal { what: "a tap outside the block" })?;
             let mut c0 = 0;
-            if size_of::<T::Acc>() == 4 {
-                while c0 + REGISTER_CHUNK <= lanes {
-                    window_chunk::<T, REGISTER_CHUNK>(taps, c0, window, divisor, out);
-                    c0 += REGISTER_CHUNK;
+            if lanes >= LANE_CHUNK {
+                // Checked once per window, for the chunks only.
+                let taps = window.lane_taps(x, lanes).ok_or(PoolError::Internal { what: "a tap outside the block" })?;
+                if size_of::<T::Acc>() == 4 {
+                    while c0 + REGISTER_CHUNK <= lanes {
+                        window_chunk::<T, REGISTER_CHUNK>(taps, c0, window, divisor, out);
+                        c0 += REGISTER_CHUNK;
+                    }
                 }
-            }
-            while c0 + LANE_CHUNK <= lanes {
-                window_chunk::<T, LANE_CHUNK>(taps, c0, window, divisor, out);
-                c0 += LANE_CHUNK;
+                while c0 + LANE_CHUNK <= lanes {
+                    window_chunk::<T, LANE_CHUNK>(taps, c0, window, divisor, out);
+                    c0 += LANE_CHUNK;
+                }
             }
             for lane in c0..lanes {
                 let sum = window_sum(window.cells.iter().map(|&s| x[s * lanes + lane]));
@@ -1100,9 +1103,10 @@ fn gather_block_natively<T: Element>(
                         shares.fill(T::zero());
                         return Ok(());
                     }
-                    // Widened, divided and rounded to `T` (exactly `T`'s values), then
-                    // narrowed exactly.
-                    divisor.divide_into(&g[o * lanes..][..lanes], wide, window.cells.len(), window.axis_counts);
+                    // Widened, divided, and rounded to `T` once as they are narrowed
+                    // (what `divide_into` rounds and keeps widened).
+                    T::widen_slice(&g[o * lanes..][..lanes], wide);
+                    divisor.apply_all::<T>(wide, window.cells.len(), window.axis_counts);
                     T::narrow_slice(wide, shares);
                     Ok(())
                 },
