@@ -471,6 +471,39 @@ fn compact_state_rejects_bad_input() {
     assert_eq!(std::mem::size_of_val(y.taps.data()), y.output.data().len());
 }
 
+/// The channels-last max backward from the compact state checks a position's taps
+/// against its window all at once: an error still names the first bad tap in array
+/// order, for windows clipped by the padding too, with a tap table per position (many
+/// channels) and without one (fewer channels than a quarter of the window's taps).
+#[test]
+fn channels_last_compact_state_names_the_first_bad_tap() {
+    let geometry = PoolGeometry::new(&[3, 3]).stride(&[1, 1]).padding(Padding::Symmetric(vec![1, 1]));
+    let pool = MaxPool::new(geometry);
+    for channels in [2usize, 5, 64] {
+        let shape = Shape::new(2, channels, &[12, 12]);
+        let x = Tensor::new(values(2 * channels * 144, 3, false), shape.clone(), Layout::ChannelsLast).unwrap();
+        let y = pool.forward_compact(&x.view()).unwrap();
+        let image = 144 * channels;
+        // Output (row 0, column 0) has a 2x2 window, (0, 5) a 2x3 one, (5, 5) 3x3; the
+        // second image's bad tap comes later in the array than the first's.
+        for (position, tap, window_taps) in [(0usize, 4u8, 4usize), (5, 6, 6), (65, 9, 9)] {
+            let p = image + position * channels + channels - 1;
+            let mut taps = y.taps.data().to_vec();
+            taps[p] = tap;
+            taps[image + (position + 1) * channels] = 200;
+            let bad = Tensor::new(taps.clone(), y.taps.shape().clone(), Layout::ChannelsLast).unwrap();
+            let e = pool.backward_compact(x.shape(), &y.output.view(), &bad.view()).unwrap_err();
+            let want = poolgrad::PoolError::InvalidTap { tap, position: p, window_taps };
+            assert_eq!(e.to_string(), want.to_string(), "{channels} channels, output {position}");
+            // The window's last tap is no error.
+            taps[p] = tap - 1;
+            taps[image + (position + 1) * channels] = 0;
+            let good = Tensor::new(taps, y.taps.shape().clone(), Layout::ChannelsLast).unwrap();
+            pool.backward_compact(x.shape(), &y.output.view(), &good.view()).unwrap();
+        }
+    }
+}
+
 /// Channels-first planes take their max backward four at a time on some CPUs, their
 /// additions interleaved: an error still names the first bad index or tap in array order, not the
 /// first the interleaving meets (plane 2's output 0 before plane 1's output 30 here),

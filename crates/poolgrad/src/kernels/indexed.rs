@@ -536,15 +536,38 @@ fn scatter_taps_by<T: Element>(
                 }
                 return Ok(());
             }
-            for (o, w) in bounds.windows(2).enumerate() {
+            // Channels-last: each position's taps are checked against its window at once;
+            // then, where the window has at most 4 taps per lane, a tap names its cell's
+            // first lane through a table of 256 entries, which a byte cannot index out
+            // of. Against a lookup in the window and a range test per value: SPPF
+            // 16x256x40x40 f32 5x5 / 9x9 / 13x13 windows 1.42 / 1.35 / 1.23x faster, W1
+            // 1.08x, W2 1.24x, W5 1.06x on 1 thread, 1.15–1.26x on 2 (medians of 3
+            // alternating rounds).
+            let mut first_lanes = [0usize; 256];
+            let positions = values.chunks_exact(lanes).zip(taps.chunks_exact(lanes));
+            for (o, ((values, taps), w)) in positions.zip(bounds.windows(2)).enumerate() {
                 let window = &cells[w[0]..w[1]];
-                for lane in 0..lanes {
-                    let p = o * lanes + lane;
-                    match window.get(usize::from(taps[p])) {
-                        Some(&cell) => add(cell, lane, p),
-                        None if window.is_empty() => {}
-                        None => return Err(invalid(p, window)),
+                if window.is_empty() {
+                    continue;
+                }
+                let largest = taps.iter().fold(0, |m, &t| m.max(t));
+                if usize::from(largest) >= window.len() {
+                    let lane = taps.iter().position(|&t| usize::from(t) >= window.len()).unwrap_or(0);
+                    return Err(invalid(o * lanes + lane, window));
+                }
+                if window.len() > 4 * lanes {
+                    for (lane, (&v, &tap)) in values.iter().zip(taps).enumerate() {
+                        let cell = &mut wide_block[window[usize::from(tap)] * lanes + lane];
+                        *cell = cell.add(v);
                     }
+                    continue;
+                }
+                for (first_lane, &cell) in first_lanes.iter_mut().zip(window) {
+                    *first_lane = cell * lanes;
+                }
+                for (lane, (&v, &tap)) in values.iter().zip(taps).enumerate() {
+                    let cell = &mut wide_block[first_lanes[usize::from(tap)] + lane];
+                    *cell = cell.add(v);
                 }
             }
             return Ok(());
