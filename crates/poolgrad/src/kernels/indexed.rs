@@ -343,9 +343,9 @@ pub(crate) fn scatter_taps<T: Element>(
 /// Channels-first windows where every input cell lies in at most one window and the
 /// windows tile each input row in runs of `kernel` (2 or 3) columns: 2x2 and 3x3 max
 /// pools at their own stride, the commonest kind (2x2x2 in 3-D), and any windows over
-/// rows (and depth) that do not overlap. The max backward from compact taps then writes each cell's gradient once,
-/// front to back: `0 + δ` (the sum the scatter makes) where its window's tap names it,
-/// else 0. No clearing pass and no scatter: W2 (VGG 2x2, 32x128x56x56 f32) 1.18 /
+/// rows (and depth) that do not overlap. The max backward from compact taps then writes
+/// each cell's gradient once, front to back: `0 + δ` (the sum the scatter makes) where
+/// its window's tap names it, else 0. No clearing pass and no scatter: W2 (VGG 2x2, 32x128x56x56 f32) 1.18 /
 /// 1.09x faster on 1 / 2 threads than the scatter along the window table (medians of 5
 /// alternating rounds; the minima 1.18 / 1.20x), and then as fast as the backward from
 /// indices. Half its time is the row's store to memory. 3-D windows (W6, 2x2x2 stride
