@@ -453,7 +453,7 @@ impl TiledWindows {
             let outputs = o * out_cols..(o + 1) * out_cols;
             let (values, taps) = (&values[outputs.clone()], &taps[outputs.clone()]);
             if r == 0 {
-                self.check_taps(taps, self.window_rows[o] * K, first + outputs.start)?;
+                check_taps(taps, self.window_rows[o] * K, first + outputs.start)?;
             }
             // The window's taps of row `r`: `r · K` to `r · K + K - 1` (< 256).
             let row_tap = (r * K) as u8;
@@ -468,18 +468,20 @@ impl TiledWindows {
         }
         Ok(())
     }
+}
 
-    /// An error for the first tap past its window's `window_taps` (`first`: the position
-    /// of `taps[0]`); a window with no taps has none to check.
-    #[inline(always)]
-    fn check_taps(&self, taps: &[u8], window_taps: usize, first: usize) -> Result<()> {
-        let largest = taps.iter().fold(0, |m, &t| m.max(t));
-        if window_taps == 0 || usize::from(largest) < window_taps {
-            return Ok(());
-        }
-        let p = taps.iter().position(|&t| usize::from(t) >= window_taps).unwrap_or(0);
-        Err(PoolError::InvalidTap { tap: taps[p], position: first + p, window_taps })
+/// An error for the first of `taps` past its window's `window_taps` (`first`: the
+/// position of `taps[0]`), found with one pass for their largest; a window with no
+/// taps has none to check. The taps of one output row of [`TiledWindows`], or of one
+/// channels-last position.
+#[inline(always)]
+fn check_taps(taps: &[u8], window_taps: usize, first: usize) -> Result<()> {
+    let largest = taps.iter().fold(0, |m, &t| m.max(t));
+    if window_taps == 0 || usize::from(largest) < window_taps {
+        return Ok(());
     }
+    let p = taps.iter().position(|&t| usize::from(t) >= window_taps).unwrap_or(0);
+    Err(PoolError::InvalidTap { tap: taps[p], position: first + p, window_taps })
 }
 
 /// [`scatter_taps`], computing the cells of channels-first planes when `compute_cells`
@@ -572,11 +574,7 @@ fn scatter_taps_by<T: Element>(
                 if window.is_empty() {
                     continue;
                 }
-                let largest = taps.iter().fold(0, |m, &t| m.max(t));
-                if usize::from(largest) >= window.len() {
-                    let lane = taps.iter().position(|&t| usize::from(t) >= window.len()).unwrap_or(0);
-                    return Err(invalid(o * lanes + lane, window));
-                }
+                check_taps(taps, window.len(), b * narrow_block + o * lanes)?;
                 if window.len() > 4 * lanes {
                     for (lane, (&v, &tap)) in values.iter().zip(taps).enumerate() {
                         let cell = &mut wide_block[window[usize::from(tap)] * lanes + lane];
