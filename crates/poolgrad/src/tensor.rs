@@ -316,6 +316,33 @@ pub trait Element: MaxElement {
     fn sum_widened_taps<'t, const W: usize>(count: usize, tap: impl Fn(usize) -> &'t [Self; W]) -> [Self::Acc; W] {
         sum_widened_taps_each(count, tap)
     }
+    /// The means of [`Element::sum_widened_taps`]'s sums, each divided by `divisor` (or
+    /// multiplied by it, where `multiply`) and rounded to `Self`, into `means`, the sums
+    /// kept in registers throughout (`f16` with AVX-512); `false`, with `means` untouched,
+    /// where this type or CPU has no such path. The bits are those of the sums, divided
+    /// and rounded one by one.
+    ///
+    /// ```
+    /// use half::f16;
+    /// use poolgrad::tensor::Element;
+    /// let taps = [[f16::from_f32(1.0); 16], [f16::from_f32(2.0); 16]];
+    /// let mut means = [f16::ZERO; 16];
+    /// if f16::mean_widened_taps(taps.len(), |t| &taps[t], 2.0, false, &mut means) {
+    ///     assert_eq!(means, [f16::from_f32(1.5); 16]);
+    /// }
+    /// assert!(!f32::mean_widened_taps(1, |_| &[1.0f32; 16], 2.0, false, &mut [0.0; 16]));
+    /// ```
+    #[inline(always)]
+    fn mean_widened_taps<'t, const W: usize>(
+        count: usize,
+        tap: impl Fn(usize) -> &'t [Self; W],
+        divisor: Self::Acc,
+        multiply: bool,
+        means: &mut [Self; W],
+    ) -> bool {
+        let _ = (count, tap, divisor, multiply, means);
+        false
+    }
     /// Whether [`Element::sum_rows_natively`] adds in this type's own arithmetic on this
     /// CPU, under the instruction set the calling thread runs ([`crate::simd::current`]):
     /// `f16` with AVX-512 FP16.
@@ -613,6 +640,16 @@ float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16, {
     #[inline(always)]
     fn sum_widened_taps<'t, const W: usize>(count: usize, tap: impl Fn(usize) -> &'t [Self; W]) -> [f32; W] {
         crate::convert::sum_widened_taps_f16(count, &tap).unwrap_or_else(|| sum_widened_taps_each(count, tap))
+    }
+    #[inline(always)]
+    fn mean_widened_taps<'t, const W: usize>(
+        count: usize,
+        tap: impl Fn(usize) -> &'t [Self; W],
+        divisor: f32,
+        multiply: bool,
+        means: &mut [Self; W],
+    ) -> bool {
+        crate::convert::mean_widened_taps_f16(count, &tap, divisor, multiply, means)
     }
     #[inline(always)]
     fn adds_natively() -> bool {

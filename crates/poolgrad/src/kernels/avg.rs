@@ -36,16 +36,29 @@ impl Divisor {
     /// per value).
     #[inline(always)]
     pub fn apply_all<T: Element>(self, values: &mut [T::Acc], valid: usize, axis_counts: &[usize]) {
-        let mut divide_by = |n: usize| match exact_reciprocal::<T>(n) {
-            Some(r) => values.iter_mut().for_each(|v| *v = *v * r),
-            None => {
-                let n = T::count(n);
-                values.iter_mut().for_each(|v| *v = *v / n);
-            }
+        let mut divide_by = |(by, multiply): (T::Acc, bool)| match multiply {
+            true => values.iter_mut().for_each(|v| *v = *v * by),
+            false => values.iter_mut().for_each(|v| *v = *v / by),
         };
         match self.one_count(valid, axis_counts) {
-            Some(n) => divide_by(n),
-            None => axis_counts.iter().for_each(|&c| divide_by(c)),
+            Some(n) => divide_by(Self::scale::<T>(n)),
+            None => axis_counts.iter().for_each(|&c| divide_by(Self::scale::<T>(c))),
+        }
+    }
+
+    /// What [`Self::apply_all`] divides a window's values by, when one number does it:
+    /// `(value, multiply)`, multiplying by an exact reciprocal where there is one.
+    #[inline(always)]
+    pub fn single_scale<T: Element>(self, valid: usize, axis_counts: &[usize]) -> Option<(T::Acc, bool)> {
+        self.one_count(valid, axis_counts).map(Self::scale::<T>)
+    }
+
+    /// Dividing by `n` as `(value, multiply)`: by its reciprocal where that is exact.
+    #[inline(always)]
+    fn scale<T: Element>(n: usize) -> (T::Acc, bool) {
+        match exact_reciprocal::<T>(n) {
+            Some(r) => (r, true),
+            None => (T::count(n), false),
         }
     }
 
@@ -863,11 +876,14 @@ fn window_chunk<T: Element, const W: usize>(
     // Never `None`: `lane_chunks` passes whole chunks of channels. Were it, the outputs
     // would come up short, and the block's check of its writes would report it.
     let Some(tap) = taps.chunk::<W>(c0) else { return };
+    let Some(means) = out.next_chunk::<W>() else { return };
+    let scale = divisor.single_scale::<T>(window.cells.len(), window.axis_counts);
+    if scale.is_some_and(|(by, multiply)| T::mean_widened_taps::<W>(taps.count(), &tap, by, multiply, means)) {
+        return;
+    }
     let mut sums = T::sum_widened_taps::<W>(taps.count(), tap);
     divisor.apply_all::<T>(&mut sums, window.cells.len(), window.axis_counts);
-    let mut means = [T::zero(); W];
-    T::narrow_slice(&sums, &mut means);
-    out.extend(&means);
+    T::narrow_slice(&sums, means);
 }
 
 /// The instruction set of the average kernels: at most AVX2, as AVX-512 measured no faster

@@ -305,6 +305,25 @@ impl<'a, T: Copy> Sink<'a, T> {
         self.filled += 1;
     }
 
+    /// The next `W` elements after what was written so far, zeroed, for the caller to
+    /// overwrite (`None`, nothing written, if fewer are left): a kernel that stores
+    /// from registers writes straight into the block, with no array to copy from.
+    #[inline(always)]
+    pub fn next_chunk<const W: usize>(&mut self) -> Option<&mut [T; W]>
+    where
+        T: Zeroable,
+    {
+        let cells = self.cells.get_mut(self.filled..)?.first_chunk_mut::<W>()?;
+        for cell in cells.iter_mut() {
+            cell.write(T::zeroed());
+        }
+        self.filled += W;
+        // SAFETY: every element of `cells` was written just above, and `MaybeUninit<T>`
+        // has the layout of `T`, so the array is a valid, initialised `[T; W]`, borrowed
+        // for as long as `cells` is.
+        Some(unsafe { &mut *(cells as *mut [MaybeUninit<T>; W]).cast::<[T; W]>() })
+    }
+
     /// Ends the block: a fresh block counts as written (see [`Fresh::finish`]) only if
     /// every element was.
     fn finish(self) {
