@@ -1011,6 +1011,47 @@ mod conversion_tests {
     }
 
     #[test]
+    fn sum_rounded_rows_matches_adding_one_value_at_a_time() {
+        // Rows of widened 16-bit values cut from every pattern, summed from zero with a
+        // rounding after each addition (`vaddph` for f16 where the CPU has AVX-512 FP16,
+        // `f32` additions and conversions elsewhere), against `add` one value at a time.
+        fn check<T: super::Element<Acc = f32>, const W: usize>(from_bits: fn(u16) -> T) {
+            const SHIFTS: [usize; 4] = [0, 1, 7919, 40_503];
+            let patterns: Vec<T> = (0..=u16::MAX).map(from_bits).collect();
+            for block in (0..patterns.len()).step_by(W) {
+                let rows: Vec<[T; W]> = SHIFTS
+                    .iter()
+                    .map(|shift| std::array::from_fn(|i| patterns[(block + i + shift) % patterns.len()]))
+                    .collect();
+                let wide: Vec<[f32; W]> = rows.iter().map(|row| row.map(|v| v.to_acc())).collect();
+                // One row (`0 + -0` is +0), and all of them.
+                for count in [1, rows.len()] {
+                    let mut sums = [T::zero(); W];
+                    T::sum_rounded_rows::<W>(count, |o| &wide[o], &mut sums);
+                    for (lane, got) in sums.iter().enumerate() {
+                        let want = rows[..count].iter().fold(T::zero(), |sum, row| sum.add(row[lane]));
+                        // NaN-ness only where two NaNs meet (see above).
+                        assert_eq!(got.is_nan(), want.is_nan(), "block {block} lane {lane} of {count}");
+                        if !want.is_nan() {
+                            let (got, want) = (got.to_acc().to_bits(), want.to_acc().to_bits());
+                            assert_eq!(got, want, "block {block} lane {lane} of {count}");
+                        }
+                    }
+                }
+            }
+        }
+        for isa in crate::simd::available() {
+            crate::simd::with_isa(isa, || {
+                check::<half::f16, 16>(half::f16::from_bits);
+                check::<half::f16, 48>(half::f16::from_bits);
+                check::<half::f16, 192>(half::f16::from_bits);
+                check::<half::bf16, 16>(half::bf16::from_bits);
+                check::<half::bf16, 64>(half::bf16::from_bits);
+            });
+        }
+    }
+
+    #[test]
     fn f32_to_bf16_matches_half_on_a_sample_and_every_boundary() {
         check_f32_to_bf16((0..=u32::MAX).step_by(257));
         check_f32_to_bf16((0..=u16::MAX).flat_map(|h| {
