@@ -266,8 +266,18 @@ fn sum_rounded_rows<'r, const W: usize, const BF16: bool>(
 ) -> bool {
     assert_eq!(sums.len(), W, "sum_rounded_rows width");
     #[cfg(target_arch = "x86_64")]
-    if !BF16 && W.is_multiple_of(16) && W <= 16 * x86::MAX_VECTORS && adds_f16_natively() {
-        // SAFETY: `adds_f16_natively` checked AVX-512 F and FP16 on this CPU, and `W` is a
+    // The CPU's features alone, like the path below: this runs once per cell, and the
+    // instruction set's thread-local look-up (`adds_f16_natively`) cost W7's channels-first
+    // backward (one share per cell) a quarter of its time. A lone share needs no rounded
+    // addition: the path below took 0.93x the time there.
+    if !BF16
+        && count > 1
+        && W.is_multiple_of(16)
+        && W <= 16 * x86::MAX_VECTORS
+        && is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512fp16")
+    {
+        // SAFETY: the CPU supports AVX-512 F and FP16 (checked just above), and `W` is a
         // multiple of 16 up to the limit.
         unsafe { x86::sum_rounded_rows_ph::<W>(count, row, sums) };
         return true;
@@ -461,8 +471,9 @@ mod x86 {
     /// rounded to `f16` equals (see [`super::sum_rows_f16_natively`]). A sum's chain is
     /// then one 4-cycle addition per share instead of an addition and two conversions.
     /// W3 channels-first f16 backward (16 planes in step, one vector, so a single chain):
-    /// 1.08x on 1 thread, 1.07x on 2 (medians of 3 alternating rounds). `W` a multiple
-    /// of 16, at most `16 * MAX_VECTORS`.
+    /// 1.15x on 1 thread, 1.13x on 2 (medians of 3 alternating rounds); channels-last
+    /// with 200 channels (not a multiple of 32, so not [`sum_rows_ph`]) 1.03x. `W` a
+    /// multiple of 16, at most `16 * MAX_VECTORS`.
     ///
     /// # Safety
     /// The CPU must support AVX-512 F and AVX-512 FP16.
