@@ -1154,14 +1154,14 @@ fn native_chunk<T: Element, const W: usize>(
     grad_in: &mut Sink<'_, T>,
 ) {
     let share = |i: usize| -> &[T; W] { shares[outputs[i] * lanes + c0..][..W].try_into().expect("chunk length") };
-    let mut sums = [T::zero(); W];
-    if !T::sum_rows_natively::<W>(outputs.len(), share, &mut sums) {
+    // Summed straight into the block (see `window_chunk`).
+    let Some(sums) = grad_in.next_chunk::<W>() else { return };
+    if !T::sum_rows_natively::<W>(outputs.len(), share, sums) {
         // Not reached (the block checked the CPU): the same additions one lane at a time.
         for (lane, sum) in sums.iter_mut().enumerate() {
             *sum = (0..outputs.len()).fold(T::zero(), |sum, i| sum.add(share(i)[lane]));
         }
     }
-    grad_in.extend(&sums);
 }
 
 /// Lanes [`gather_block`] sums at a time where there are enough: twice [`LANE_CHUNK`],
@@ -1200,9 +1200,9 @@ fn gather_chunk<T: Element, const W: usize>(
     grad_in: &mut Sink<'_, T>,
 ) {
     let share = |i: usize| -> &[T::Acc; W] { shares[outputs[i] * lanes + c0..][..W].try_into().expect("chunk length") };
-    let mut sums = [T::zero(); W];
-    T::sum_rounded_rows::<W>(outputs.len(), share, &mut sums);
-    grad_in.extend(&sums);
+    // Summed straight into the block (see `window_chunk`).
+    let Some(sums) = grad_in.next_chunk::<W>() else { return };
+    T::sum_rounded_rows::<W>(outputs.len(), share, sums);
 }
 
 /// The shares `grad_output / divisor` of the windows `outputs`, for every lane.
