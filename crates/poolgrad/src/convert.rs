@@ -282,14 +282,14 @@ fn sum_rounded_rows<'r, const W: usize, const BF16: bool>(
     {
         // SAFETY: the CPU supports AVX-512 F and FP16 (checked just above), and `W` is a
         // multiple of 16 up to the limit.
-        unsafe { x86::sum_rounded_rows_ph::<W>(count, row, sums) };
+        unsafe { x86::sum_rounded_rows_16::<W, false, true>(count, row, sums) };
         return true;
     }
     #[cfg(target_arch = "x86_64")]
     if W.is_multiple_of(16) && W <= 16 * x86::MAX_VECTORS && is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU supports the features `x86::sum_rounded_rows_16` is compiled
         // for (checked just above), and `W` is a multiple of 16 up to its limit.
-        unsafe { x86::sum_rounded_rows_16::<W, BF16>(count, row, sums) };
+        unsafe { x86::sum_rounded_rows_16::<W, BF16, false>(count, row, sums) };
         return true;
     }
     let _ = (count, row);
@@ -468,52 +468,6 @@ mod x86 {
         }
     }
 
-    /// [`sum_rounded_rows_16`] for `f16` on CPUs with AVX-512 FP16: each share is
-    /// rounded to `f16` (exactly: it is an `f16` value, widened) off the sums' chains,
-    /// and each sum adds it with `vaddph`, the `f16` addition, which an `f32` addition
-    /// rounded to `f16` equals (see [`super::sum_rows_f16_natively`]). A sum's chain is
-    /// then one 4-cycle addition per share instead of an addition and two conversions.
-    /// W3 channels-first f16 backward (16 planes in step, one vector, so a single chain):
-    /// 1.15x on 1 thread, 1.13x on 2 (medians of 3 alternating rounds); channels-last
-    /// with 200 channels (not a multiple of 32, so not [`sum_rows_ph`]) 1.03x. `W` a
-    /// multiple of 16, at most `16 * MAX_VECTORS`.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512 F and AVX-512 FP16.
-    #[inline(always)]
-    pub(super) unsafe fn sum_rounded_rows_ph<'r, const W: usize>(
-        count: usize,
-        row: &impl Fn(usize) -> &'r [f32; W],
-        sums: &mut [u16],
-    ) {
-        use std::arch::x86_64::{
-            __m256i, _mm256_storeu_si256, _mm512_castsi512_si256, _mm512_cvtps_ph, _mm512_loadu_ps,
-            _mm512_setzero_si512, _mm512_zextsi256_si512,
-        };
-        let vectors = W / 16;
-        assert!(W.is_multiple_of(16) && vectors <= MAX_VECTORS && sums.len() == W, "sum_rounded_rows_ph width");
-        // SAFETY (all the intrinsics below): the caller guarantees AVX-512 F and FP16.
-        // Zero bits are `f16` +0; the upper 16 lanes of each sum stay +0.
-        let mut acc = [unsafe { _mm512_setzero_si512() }; MAX_VECTORS];
-        for o in 0..count {
-            let values = row(o);
-            for (v, acc) in acc.iter_mut().enumerate().take(vectors) {
-                // SAFETY: lanes `16 * v..16 * v + 16` lie inside `values` (`v < W / 16`).
-                *acc = unsafe {
-                    let share =
-                        _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm512_loadu_ps(values.as_ptr().add(16 * v)));
-                    add_ph(*acc, _mm512_zextsi256_si512(share))
-                };
-            }
-        }
-        for (v, &acc) in acc.iter().enumerate().take(vectors) {
-            // SAFETY: the 16 `u16` lanes stored lie inside `sums` (`W` long).
-            unsafe {
-                _mm256_storeu_si256(sums.as_mut_ptr().add(16 * v).cast::<__m256i>(), _mm512_castsi512_si256(acc))
-            };
-        }
-    }
-
     /// Vectors of 16 sums [`sum_rounded_rows_16`] holds in registers.
     pub(super) const MAX_VECTORS: usize = 12;
 
@@ -526,27 +480,49 @@ mod x86 {
     /// kernels compiled for AVX-512 ([`crate::simd::Isa::Avx512`]), the intrinsics inline
     /// with it.
     ///
+    /// `NATIVE` (`f16` on CPUs with AVX-512 FP16): each share is rounded to `f16`
+    /// (exactly: it is an `f16` value, widened) off the sums' chains, and each sum adds
+    /// it with `vaddph`, the `f16` addition, which an `f32` addition rounded to `f16`
+    /// equals (see [`super::sum_rows_f16_natively`]). A sum's chain is then one 4-cycle
+    /// addition per share instead of an addition and two conversions. W3 channels-first
+    /// f16 backward (16 planes in step, one vector, so a single chain): 1.15x on 1
+    /// thread, 1.13x on 2 (medians of 3 alternating rounds); channels-last with 200
+    /// channels (not a multiple of 32, so not [`sum_rows_ph`]) 1.03x.
+    ///
     /// # Safety
-    /// The CPU must support AVX-512 F.
+    /// The CPU must support AVX-512 F, and AVX-512 FP16 where `NATIVE`.
     #[inline(always)]
-    pub(super) unsafe fn sum_rounded_rows_16<'r, const W: usize, const BF16: bool>(
+    pub(super) unsafe fn sum_rounded_rows_16<'r, const W: usize, const BF16: bool, const NATIVE: bool>(
         count: usize,
         row: &impl Fn(usize) -> &'r [f32; W],
         sums: &mut [u16],
     ) {
         use std::arch::x86_64::{
-            __m256i, _mm256_storeu_si256, _mm512_add_ps, _mm512_castps_si512, _mm512_cvtepi32_epi16, _mm512_cvtps_ph,
-            _mm512_loadu_ps, _mm512_setzero_ps, _mm512_srli_epi32,
+            __m256i, _mm256_storeu_si256, _mm512_add_ps, _mm512_castps_si512, _mm512_castsi512_ps,
+            _mm512_castsi512_si256, _mm512_cvtepi32_epi16, _mm512_cvtps_ph, _mm512_loadu_ps, _mm512_setzero_ps,
+            _mm512_srli_epi32, _mm512_zextsi256_si512,
         };
         let vectors = W / 16;
         assert!(W.is_multiple_of(16) && vectors <= MAX_VECTORS && sums.len() == W, "sum_rounded_rows_16 width");
-        // SAFETY (all the intrinsics below): the caller guarantees AVX-512 F.
+        // SAFETY (all the intrinsics below): the caller guarantees AVX-512 F (and FP16
+        // where `NATIVE`). Zero bits are +0 in `f32` and in `f16`; a `NATIVE` sum keeps
+        // its `f16` lanes in the low half of the register, the high half +0.
         let mut acc = [unsafe { _mm512_setzero_ps() }; MAX_VECTORS];
         for o in 0..count {
             let values = row(o);
             for (v, acc) in acc.iter_mut().enumerate().take(vectors) {
                 // SAFETY: lanes `16 * v..16 * v + 16` lie inside `values` (`v < W / 16`).
-                let added = unsafe { _mm512_add_ps(*acc, _mm512_loadu_ps(values.as_ptr().add(16 * v))) };
+                let value = unsafe { _mm512_loadu_ps(values.as_ptr().add(16 * v)) };
+                if NATIVE {
+                    // SAFETY: AVX-512 F and FP16, as above.
+                    *acc = unsafe {
+                        let share = _mm512_zextsi256_si512(_mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(value));
+                        _mm512_castsi512_ps(add_ph(_mm512_castps_si512(*acc), share))
+                    };
+                    continue;
+                }
+                // SAFETY: AVX-512 F, as above.
+                let added = unsafe { _mm512_add_ps(*acc, value) };
                 // `0 + value` is exact: the first addition needs no rounding.
                 *acc = match (o, BF16) {
                     (0, _) => added,
@@ -561,10 +537,10 @@ mod x86 {
             // narrowing is exact: bf16 keeps the high half of each lane.
             // SAFETY: AVX-512 F; the 16 `u16` lanes stored lie inside `sums` (`W` long).
             unsafe {
-                let narrow = if BF16 {
-                    _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(_mm512_castps_si512(acc)))
-                } else {
-                    _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(acc)
+                let narrow = match (NATIVE, BF16) {
+                    (true, _) => _mm512_castsi512_si256(_mm512_castps_si512(acc)),
+                    (false, true) => _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(_mm512_castps_si512(acc))),
+                    (false, false) => _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(acc),
                 };
                 _mm256_storeu_si256(sums.as_mut_ptr().add(16 * v).cast::<__m256i>(), narrow);
             }
@@ -581,42 +557,91 @@ mod x86 {
         count: usize,
         tap: &impl Fn(usize) -> &'t [f16; W],
     ) -> [f32; W] {
-        assert!(W.is_multiple_of(16), "sum_widened_taps_16 width");
         let mut sums = [0.0f32; W];
-        // Four vectors at a time (four chains of additions), then the rest together.
-        let whole = W - W % 64;
-        // SAFETY (each call): the caller guarantees AVX-512 F; every group lies inside `W`.
-        for first in (0..whole).step_by(64) {
-            unsafe { sum_widened_group::<W, 4>(count, tap, first, &mut sums) };
-        }
-        match (W - whole) / 16 {
-            1 => unsafe { sum_widened_group::<W, 1>(count, tap, whole, &mut sums) },
-            2 => unsafe { sum_widened_group::<W, 2>(count, tap, whole, &mut sums) },
-            3 => unsafe { sum_widened_group::<W, 3>(count, tap, whole, &mut sums) },
-            _ => {}
-        }
+        // SAFETY: the caller guarantees AVX-512 F.
+        unsafe { widened_groups(count, tap, &mut StoreSums(&mut sums)) };
         sums
     }
 
-    /// Lanes `first..first + 16 * V` of [`sum_widened_taps_16`], `V` vectors of sums in
-    /// registers across the taps.
+    /// The widened sums of `count` taps of `W` `f16` lanes (`W` a multiple of 16): four
+    /// vectors at a time (four chains of additions), then the rest together, each group
+    /// handed to `out` as it is done.
     ///
     /// # Safety
     /// The CPU must support AVX-512 F.
     #[inline(always)]
-    unsafe fn sum_widened_group<'t, const W: usize, const V: usize>(
+    unsafe fn widened_groups<'t, const W: usize>(
         count: usize,
         tap: &impl Fn(usize) -> &'t [f16; W],
-        first: usize,
-        sums: &mut [f32; W],
+        out: &mut impl WidenedGroups,
     ) {
-        use std::arch::x86_64::_mm512_storeu_ps;
-        // SAFETY: the caller guarantees AVX-512 F.
-        let acc = unsafe { widened_sums::<W, V>(count, tap, first) };
-        for (v, &acc) in acc.iter().enumerate() {
-            // SAFETY: lanes `first + 16 * v..` (16 of them) lie inside `sums` (checked in
-            // `widened_sums`).
-            unsafe { _mm512_storeu_ps(sums.as_mut_ptr().add(first + 16 * v), acc) };
+        assert!(W.is_multiple_of(16), "widened_groups width");
+        let whole = W - W % 64;
+        // SAFETY (each call): the caller guarantees AVX-512 F; every group lies inside `W`.
+        unsafe {
+            for first in (0..whole).step_by(64) {
+                out.put::<4>(first, widened_sums::<W, 4>(count, tap, first));
+            }
+            match (W - whole) / 16 {
+                1 => out.put::<1>(whole, widened_sums::<W, 1>(count, tap, whole)),
+                2 => out.put::<2>(whole, widened_sums::<W, 2>(count, tap, whole)),
+                3 => out.put::<3>(whole, widened_sums::<W, 3>(count, tap, whole)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Where [`widened_groups`] puts its sums.
+    trait WidenedGroups {
+        /// The sums of lanes `first..first + 16 * V`, `V` vectors.
+        ///
+        /// # Safety
+        /// The CPU must support AVX-512 F; the lanes lie inside the output's `W`.
+        unsafe fn put<const V: usize>(&mut self, first: usize, sums: [__m512; V]);
+    }
+
+    /// The sums as they are ([`sum_widened_taps_16`]).
+    struct StoreSums<'a, const W: usize>(&'a mut [f32; W]);
+
+    impl<const W: usize> WidenedGroups for StoreSums<'_, W> {
+        #[inline(always)]
+        unsafe fn put<const V: usize>(&mut self, first: usize, sums: [__m512; V]) {
+            use std::arch::x86_64::_mm512_storeu_ps;
+            assert!(first + 16 * V <= W, "StoreSums lanes");
+            for (v, &sum) in sums.iter().enumerate() {
+                // SAFETY: lanes `first + 16 * v..` (16 of them) lie inside the sums
+                // (checked above); the caller guarantees AVX-512 F.
+                unsafe { _mm512_storeu_ps(self.0.as_mut_ptr().add(first + 16 * v), sum) };
+            }
+        }
+    }
+
+    /// The means, divided (or multiplied) and rounded to `f16` as they are stored
+    /// ([`mean_widened_taps_16`]).
+    struct StoreMeans<'a, const W: usize> {
+        means: &'a mut [f16; W],
+        by: f32,
+        multiply: bool,
+    }
+
+    impl<const W: usize> WidenedGroups for StoreMeans<'_, W> {
+        #[inline(always)]
+        unsafe fn put<const V: usize>(&mut self, first: usize, sums: [__m512; V]) {
+            use std::arch::x86_64::{
+                __m256i, _mm256_storeu_si256, _mm512_cvtps_ph, _mm512_div_ps, _mm512_mul_ps, _mm512_set1_ps,
+            };
+            assert!(first + 16 * V <= W, "StoreMeans lanes");
+            // SAFETY (all the intrinsics below): the caller guarantees AVX-512 F.
+            unsafe {
+                let by = _mm512_set1_ps(self.by);
+                for (v, &sum) in sums.iter().enumerate() {
+                    let mean = if self.multiply { _mm512_mul_ps(sum, by) } else { _mm512_div_ps(sum, by) };
+                    let half = _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(mean);
+                    // SAFETY: lanes `first + 16 * v..` (16 of them, 32 bytes) lie inside
+                    // the means (checked above).
+                    _mm256_storeu_si256(self.means.as_mut_ptr().add(first + 16 * v).cast::<__m256i>(), half);
+                }
+            }
         }
     }
 
@@ -662,48 +687,8 @@ mod x86 {
         multiply: bool,
         means: &mut [f16; W],
     ) {
-        assert!(W.is_multiple_of(16), "mean_widened_taps_16 width");
-        let whole = W - W % 64;
-        // SAFETY (each call): the caller guarantees AVX-512 F; every group lies inside `W`.
-        for first in (0..whole).step_by(64) {
-            unsafe { mean_widened_group::<W, 4>(count, tap, first, (divisor, multiply), means) };
-        }
-        match (W - whole) / 16 {
-            1 => unsafe { mean_widened_group::<W, 1>(count, tap, whole, (divisor, multiply), means) },
-            2 => unsafe { mean_widened_group::<W, 2>(count, tap, whole, (divisor, multiply), means) },
-            3 => unsafe { mean_widened_group::<W, 3>(count, tap, whole, (divisor, multiply), means) },
-            _ => {}
-        }
-    }
-
-    /// Lanes `first..first + 16 * V` of [`mean_widened_taps_16`]: the sums of
-    /// [`widened_sums`] divided (or multiplied) and rounded to `f16` as they are stored.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512 F.
-    #[inline(always)]
-    unsafe fn mean_widened_group<'t, const W: usize, const V: usize>(
-        count: usize,
-        tap: &impl Fn(usize) -> &'t [f16; W],
-        first: usize,
-        (divisor, multiply): (f32, bool),
-        means: &mut [f16; W],
-    ) {
-        use std::arch::x86_64::{
-            __m256i, _mm256_storeu_si256, _mm512_cvtps_ph, _mm512_div_ps, _mm512_mul_ps, _mm512_set1_ps,
-        };
-        // SAFETY (all the intrinsics below): the caller guarantees AVX-512 F.
-        unsafe {
-            let acc = widened_sums::<W, V>(count, tap, first);
-            let by = _mm512_set1_ps(divisor);
-            for (v, &acc) in acc.iter().enumerate() {
-                let mean = if multiply { _mm512_mul_ps(acc, by) } else { _mm512_div_ps(acc, by) };
-                let half = _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(mean);
-                // SAFETY: lanes `first + 16 * v..` (16 of them, 32 bytes) lie inside
-                // `means` (checked in `widened_sums`).
-                _mm256_storeu_si256(means.as_mut_ptr().add(first + 16 * v).cast::<__m256i>(), half);
-            }
-        }
+        // SAFETY: the caller guarantees AVX-512 F.
+        unsafe { widened_groups(count, tap, &mut StoreMeans { means, by: divisor, multiply }) };
     }
 
     /// See [`super::sum_widened_taps_bf16`]; `W` a multiple of 32. Inlined like
