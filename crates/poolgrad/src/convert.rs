@@ -227,9 +227,9 @@ pub(crate) fn sum_widened_taps_bf16<'t, const W: usize>(
     None
 }
 
-/// Whether [`sum_rows_f16_natively`] runs: AVX-512 FP16, under AVX-512
-/// ([`crate::simd::current`], so that a test forcing another instruction set runs the
-/// other path).
+/// Whether the kernels take the path of [`sum_rows_f16_natively`]: AVX-512 FP16, under
+/// AVX-512 ([`crate::simd::current`], so that a test forcing another instruction set
+/// runs the other path). Asked once per block: it looks up a thread-local.
 pub(crate) fn adds_f16_natively() -> bool {
     #[cfg(target_arch = "x86_64")]
     return crate::simd::current() == crate::simd::Isa::Avx512 && is_x86_feature_detected!("avx512fp16");

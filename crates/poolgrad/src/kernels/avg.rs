@@ -876,6 +876,9 @@ fn window_chunk<T: Element, const W: usize>(
     // Never `None`: `lane_chunks` passes whole chunks of channels. Were it, the outputs
     // would come up short, and the block's check of its writes would report it.
     let Some(tap) = taps.chunk::<W>(c0) else { return };
+    // Straight into the block, with no array on the stack to copy from: with one, the
+    // f16 forward's speed hung on where the thread's stack lay (see
+    // `convert::mean_widened_taps_f16`).
     let Some(means) = out.next_chunk::<W>() else { return };
     let scale = divisor.single_scale::<T>(window.cells.len(), window.axis_counts);
     if scale.is_some_and(|(by, multiply)| T::mean_widened_taps::<W>(taps.count(), &tap, by, multiply, means)) {
