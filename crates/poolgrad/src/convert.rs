@@ -870,14 +870,23 @@ mod x86 {
     #[inline(always)]
     unsafe fn round_bf16_16(values: __m512) -> __m512 {
         use std::arch::x86_64::{
-            _mm512_add_epi32, _mm512_and_si512, _mm512_castps_si512, _mm512_castsi512_ps, _mm512_set1_epi32,
-            _mm512_srli_epi32,
+            _mm512_add_epi32, _mm512_and_si512, _mm512_castps_si512, _mm512_castsi512_ps, _mm512_mask_add_epi32,
+            _mm512_set1_epi32, _mm512_test_epi32_mask,
         };
         // SAFETY: the caller guarantees AVX-512 F.
         unsafe {
             let x = _mm512_castps_si512(values);
-            let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(x), _mm512_set1_epi32(1));
-            let rounded = _mm512_add_epi32(_mm512_add_epi32(x, _mm512_set1_epi32(0x7fff)), odd);
+            // `x + 0x7fff + (bit 16 of x)`: 0x8000 added where the kept half is odd, as a
+            // masked addition (four operations where a shift and a mask for the bit made
+            // five): W3 channels-last bf16 backward 1.06x on 1 thread, 1.07x on 2 (5
+            // rounds).
+            let odd = _mm512_test_epi32_mask(x, _mm512_set1_epi32(0x1_0000));
+            let rounded = _mm512_mask_add_epi32(
+                _mm512_add_epi32(x, _mm512_set1_epi32(0x7fff)),
+                odd,
+                x,
+                _mm512_set1_epi32(0x8000),
+            );
             _mm512_castsi512_ps(_mm512_and_si512(rounded, _mm512_set1_epi32(0xffff_0000_u32 as i32)))
         }
     }
