@@ -348,7 +348,8 @@ pub(crate) fn scatter_taps<T: Element>(
 /// its window's tap names it, else 0. No clearing pass and no scatter: W2 (VGG 2x2, 32x128x56x56 f32) 1.18 /
 /// 1.09x faster on 1 / 2 threads than the scatter along the window table (medians of 5
 /// alternating rounds; the minima 1.18 / 1.20x), and then as fast as the backward from
-/// indices. Half its time is the row's store to memory. 3-D windows (W6, 2x2x2 stride
+/// indices (session twenty-six, 3 runs of `compare_torch.py`: 1.27x slower than it on 1
+/// thread, 1.01x on 2). Half its time, or more, is the row's store to memory. 3-D windows (W6, 2x2x2 stride
 /// 2 over 4x32x32x64x64) went through the window table before: 1.46 / 1.50x faster,
 /// then 1.15 / 1.17x faster than from indices (5 rounds).
 struct TiledWindows {
