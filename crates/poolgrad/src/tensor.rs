@@ -184,6 +184,20 @@ pub trait Element: MaxElement {
     fn add(self, other: Self) -> Self {
         Self::from_acc(self.to_acc() + other.to_acc())
     }
+    /// `0 + self`, rounded to `Self`: the bits of `Self::zero().add(self)` (`-0` becomes
+    /// `+0`, a NaN comes out quiet), the first addition into a cleared gradient cell.
+    /// The 16-bit types compute it on their bits, which vectorises.
+    ///
+    /// ```
+    /// use half::f16;
+    /// use poolgrad::tensor::Element;
+    /// assert_eq!(f16::NEG_ZERO.added_to_zero().to_bits(), 0);
+    /// assert_eq!(f16::from_f32(1.5).added_to_zero(), f16::from_f32(1.5));
+    /// ```
+    #[inline(always)]
+    fn added_to_zero(self) -> Self {
+        Self::zero().add(self)
+    }
     /// Converts from `f64`, rounding.
     fn from_f64(value: f64) -> Self {
         Self::from_acc(<Self::Acc as num_traits::NumCast>::from(value).unwrap_or_else(num_traits::Float::nan))
@@ -561,6 +575,20 @@ pub(crate) fn f32_to_bf16(value: f32) -> half::bf16 {
     half::bf16::from_bits(if nan { ((x >> 16) | 0x0040) as u16 } else { rounded })
 }
 
+/// [`Element::added_to_zero`] on the bits of a 16-bit float whose infinity has the bits
+/// `infinity` and whose quiet NaNs have `quiet` set: a NaN gets `quiet`, `-0` becomes
+/// `+0`, anything else stays as it is (adding `+0` to it is exact).
+#[inline(always)]
+fn added_to_zero_bits(bits: u16, infinity: u16, quiet: u16) -> u16 {
+    if bits & 0x7fff > infinity {
+        bits | quiet
+    } else if bits == 0x8000 {
+        0
+    } else {
+        bits
+    }
+}
+
 /// `f32_to_bf16(value).to_f32()` without leaving the 32-bit lanes: the same rounding
 /// (nearest-even on the 16 dropped bits, a carry into the exponent making infinity) and
 /// the same quieted NaN, as a few integer operations that vectorise.
@@ -610,6 +638,10 @@ macro_rules! float_element {
 float_element!(f32, "float32", f32, |v| v, |v| v);
 float_element!(f64, "float64", f64, |v| v, |v| v);
 float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16, {
+    #[inline(always)]
+    fn added_to_zero(self) -> Self {
+        half::f16::from_bits(added_to_zero_bits(self.to_bits(), 0x7c00, 0x0200))
+    }
     #[inline(always)]
     fn widen_slice(values: &[Self], wide: &mut [f32]) {
         if !crate::convert::widen_f16(values, wide) {
@@ -677,6 +709,10 @@ float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16, {
     }
 });
 float_element!(half::bf16, "bfloat16", f32, half::bf16::to_f32, f32_to_bf16, {
+    #[inline(always)]
+    fn added_to_zero(self) -> Self {
+        half::bf16::from_bits(added_to_zero_bits(self.to_bits(), 0x7f80, 0x0040))
+    }
     fn widens_cheaply() -> bool {
         true
     }
@@ -916,6 +952,27 @@ mod conversion_tests {
     fn f32_to_f16_matches_half_on_every_bit_pattern() {
         check_f32_to_f16(0..=u32::MAX);
         check_f32_to_bf16(0..=u32::MAX);
+    }
+
+    #[test]
+    fn added_to_zero_matches_adding_to_zero_for_every_half() {
+        use super::Element;
+        // Every 16-bit pattern, signalling NaNs and -0 included: the bit operations give
+        // the bits of `add` and of half's own conversions around an `f32` addition.
+        for bits in 0..=u16::MAX {
+            let h = half::f16::from_bits(bits);
+            let by_half = half::f16::from_f32(0.0 + h.to_f32()).to_bits();
+            assert_eq!(h.added_to_zero().to_bits(), by_half, "f16 {bits:#06x}");
+            assert_eq!(half::f16::ZERO.add(h).to_bits(), by_half, "f16 add {bits:#06x}");
+            let b = half::bf16::from_bits(bits);
+            let by_half = half::bf16::from_f32(0.0 + b.to_f32()).to_bits();
+            assert_eq!(b.added_to_zero().to_bits(), by_half, "bf16 {bits:#06x}");
+            assert_eq!(half::bf16::ZERO.add(b).to_bits(), by_half, "bf16 add {bits:#06x}");
+        }
+        for v in [0.0f32, -0.0, 1.5, -f32::MIN_POSITIVE / 4.0, f32::NEG_INFINITY, f32::NAN] {
+            assert_eq!(v.added_to_zero().to_bits(), (0.0 + v).to_bits());
+            assert_eq!(f64::from(v).added_to_zero().to_bits(), (0.0 + f64::from(v)).to_bits());
+        }
     }
 
     #[test]

@@ -289,6 +289,25 @@ impl<'a, T: Copy> Sink<'a, T> {
         self.filled += a.len();
     }
 
+    /// Writes the `K` values `f(a[i], b[i])` for every `i` after what was written so far (see
+    /// [`Self::extend_zip`]).
+    #[inline(always)]
+    pub fn extend_zip_chunks<A: Copy, B: Copy, const K: usize>(
+        &mut self,
+        a: &[A],
+        b: &[B],
+        f: impl Fn(A, B) -> [T; K],
+    ) {
+        assert_eq!(a.len(), b.len(), "extend_zip_chunks lengths");
+        let n = a.len() * K;
+        for ((cells, &a), &b) in self.cells[self.filled..][..n].chunks_exact_mut(K).zip(a).zip(b) {
+            for (cell, v) in cells.iter_mut().zip(f(a, b)) {
+                cell.write(v);
+            }
+        }
+        self.filled += n;
+    }
+
     /// Writes `n` copies of `value` after what was written so far (see [`Self::extend`]).
     #[inline(always)]
     pub fn repeat(&mut self, value: T, n: usize) {

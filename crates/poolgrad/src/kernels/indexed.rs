@@ -7,7 +7,7 @@
 
 use super::buffer::{self, Out, Sink};
 use super::window::{AxisWindows, Window, Windows};
-use super::{par_blocks, par_blocks_accumulating, par_blocks_accumulating_with, par_blocks_with_in_order};
+use super::{par_blocks, par_blocks_accumulating, par_blocks_accumulating_with, par_blocks_in_order};
 use crate::error::{PoolError, Result};
 use crate::simd;
 use crate::tensor::{Blocking, Element};
@@ -347,11 +347,11 @@ pub(crate) fn scatter_taps<T: Element>(
 /// each cell's gradient once, front to back: `0 + δ` (the sum the scatter makes) where
 /// its window's tap names it, else 0. No clearing pass and no scatter: W2 (VGG 2x2, 32x128x56x56 f32) 1.18 /
 /// 1.09x faster on 1 / 2 threads than the scatter along the window table (medians of 5
-/// alternating rounds; the minima 1.18 / 1.20x), and then as fast as the backward from
-/// indices (session twenty-six, 3 runs of `compare_torch.py`: 1.27x slower than it on 1
-/// thread, 1.01x on 2). Half its time, or more, is the row's store to memory. 3-D windows (W6, 2x2x2 stride
-/// 2 over 4x32x32x64x64) went through the window table before: 1.46 / 1.50x faster,
-/// then 1.15 / 1.17x faster than from indices (5 rounds).
+/// alternating rounds; the minima 1.18 / 1.20x). Since each row goes straight to the
+/// output (see `write_plane`), W2 is 1.11 / 1.18x faster than the backward from indices
+/// (5 rounds; it was 1.27x slower on 1 thread). 3-D windows (W6, 2x2x2 stride 2 over
+/// 4x32x32x64x64) went through the window table before: 1.46 / 1.50x faster, then 1.15 /
+/// 1.17x faster than from indices (5 rounds).
 struct TiledWindows {
     /// Per input row (of a 3-D plane: per depth and row): its window's output row and
     /// its row in that window's rows.
@@ -418,34 +418,35 @@ impl TiledWindows {
     /// every plane written front to back.
     fn write_gradient<T: Element>(&self, sides: Sides, narrow: &[T], taps: &[u8], wide: Out<'_, T>) -> Result<()> {
         let isa = simd::current();
-        let tiled = self.out_cols * self.kernel;
-        let scratch = || buffer::filled(tiled, T::zero(), "tiled windows");
-        par_blocks_with_in_order(wide, sides.wide, scratch, |row, b, sink| {
+        par_blocks_in_order(wide, sides.wide, |b, sink| {
             let first = b * sides.narrow;
             let (values, taps) = (&narrow[first..][..sides.narrow], &taps[first..][..sides.narrow]);
             isa.run(
                 #[inline(always)]
                 || match self.kernel {
-                    2 => self.write_plane::<T, 2>(values, taps, first, row, sink),
-                    _ => self.write_plane::<T, 3>(values, taps, first, row, sink),
+                    2 => self.write_plane::<T, 2>(values, taps, first, sink),
+                    _ => self.write_plane::<T, 3>(values, taps, first, sink),
                 },
             )
         })
     }
 
-    /// One plane's gradient into `sink`, input row by input row (`row`: scratch for one);
-    /// each output row's taps are checked against its window before its first row.
+    /// One plane's gradient into `sink`, input row by input row, stored straight from
+    /// the registers. Staged in a row buffer and copied, each copy's wide loads waited
+    /// for the narrow stores that built the row (a store-forwarding stall; perf put 45 %
+    /// of the time on the copy): W2 ran 1.3–1.5x slower (f32, 1 and 2 threads, 5
+    /// rounds). `0 + δ` comes from the bits ([`Element::added_to_zero`]): through `f32`
+    /// conversions one at a time, W2 took 2.1x as long in `f16`, 1.5x in `bf16`. Each
+    /// output row's taps are checked against its window before its first row.
     #[inline(always)]
     fn write_plane<T: Element, const K: usize>(
         &self,
         values: &[T],
         taps: &[u8],
         first: usize,
-        row: &mut [T],
         sink: &mut Sink<'_, T>,
     ) -> Result<()> {
         let (zero, out_cols) = (T::zero(), self.out_cols);
-        let row = &mut row[..out_cols * K];
         for &window in &self.rows {
             let Some((o, r)) = window else {
                 sink.repeat(zero, self.width);
@@ -458,14 +459,11 @@ impl TiledWindows {
             }
             // The window's taps of row `r`: `r · K` to `r · K + K - 1` (< 256).
             let row_tap = (r * K) as u8;
-            for ((cells, &v), &tap) in row.chunks_exact_mut(K).zip(values).zip(taps) {
-                let v = zero.add(v);
-                for (c, cell) in cells.iter_mut().enumerate() {
-                    *cell = if tap == row_tap + c as u8 { v } else { zero };
-                }
-            }
-            sink.extend(row);
-            sink.repeat(zero, self.width - row.len());
+            sink.extend_zip_chunks::<_, _, K>(values, taps, |v, tap| {
+                let v = v.added_to_zero();
+                std::array::from_fn(|c| if tap == row_tap + c as u8 { v } else { zero })
+            });
+            sink.repeat(zero, self.width - out_cols * K);
         }
         Ok(())
     }
