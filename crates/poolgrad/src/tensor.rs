@@ -198,6 +198,20 @@ pub trait Element: MaxElement {
     fn added_to_zero(self) -> Self {
         Self::zero().add(self)
     }
+    /// `self + value` into a cell of a gradient scatter: the bits of [`Element::add`].
+    /// `f16` takes a cell still at `+0` from the bits ([`Element::added_to_zero`]),
+    /// where each addition in `f32` costs three conversions in software.
+    ///
+    /// ```
+    /// use half::f16;
+    /// use poolgrad::tensor::Element;
+    /// let cell = f16::ZERO.accumulate(f16::from_f32(1.5));
+    /// assert_eq!(cell.accumulate(f16::from_f32(0.25)), f16::from_f32(1.75));
+    /// ```
+    #[inline(always)]
+    fn accumulate(self, value: Self) -> Self {
+        self.add(value)
+    }
     /// Converts from `f64`, rounding.
     fn from_f64(value: f64) -> Self {
         Self::from_acc(<Self::Acc as num_traits::NumCast>::from(value).unwrap_or_else(num_traits::Float::nan))
@@ -643,6 +657,13 @@ float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16, {
         half::f16::from_bits(added_to_zero_bits(self.to_bits(), 0x7c00, 0x0200))
     }
     #[inline(always)]
+    fn accumulate(self, value: Self) -> Self {
+        match self.to_bits() {
+            0 => value.added_to_zero(),
+            _ => self.add(value),
+        }
+    }
+    #[inline(always)]
     fn widen_slice(values: &[Self], wide: &mut [f32]) {
         if !crate::convert::widen_f16(values, wide) {
             widen_each(values, wide);
@@ -955,7 +976,7 @@ mod conversion_tests {
     }
 
     #[test]
-    fn added_to_zero_matches_adding_to_zero_for_every_half() {
+    fn added_to_zero_and_accumulate_match_adding_for_every_half() {
         use super::Element;
         // Every 16-bit pattern, signalling NaNs and -0 included: the bit operations give
         // the bits of `add` and of half's own conversions around an `f32` addition.
@@ -964,6 +985,10 @@ mod conversion_tests {
             let by_half = half::f16::from_f32(0.0 + h.to_f32()).to_bits();
             assert_eq!(h.added_to_zero().to_bits(), by_half, "f16 {bits:#06x}");
             assert_eq!(half::f16::ZERO.add(h).to_bits(), by_half, "f16 add {bits:#06x}");
+            assert_eq!(half::f16::ZERO.accumulate(h).to_bits(), by_half, "f16 accumulate {bits:#06x}");
+            for cell in [half::f16::NEG_ZERO, half::f16::ONE, half::f16::from_bits(bits)] {
+                assert_eq!(cell.accumulate(h).to_bits(), cell.add(h).to_bits(), "f16 {cell} + {bits:#06x}");
+            }
             let b = half::bf16::from_bits(bits);
             let by_half = half::bf16::from_f32(0.0 + b.to_f32()).to_bits();
             assert_eq!(b.added_to_zero().to_bits(), by_half, "bf16 {bits:#06x}");

@@ -1073,13 +1073,14 @@ fn read_once_channels_last() -> impl Strategy<Value = (Request, bool)> {
         })
 }
 
-/// The max backward of `f16` and `bf16` from compact taps, channels-first: 2x2 and 3x3
-/// windows at their own stride (the tiled path, which writes `0 + δ` from the bits), a
-/// 3-D 2x2x2 one, and overlapping 3x3 stride-2 windows (the scatter). Bitwise the
-/// reference backward's under every instruction set, with -0, NaN and infinities among
-/// the gradients.
+/// The max backward of `f16` and `bf16` from compact taps and from indices, both
+/// layouts: 2x2 and 3x3 windows at their own stride (channels-first from taps: the tiled
+/// path, which writes `0 + δ` from the bits; from indices, windows that hardly overlap
+/// take `Element::accumulate`), a 3-D 2x2x2 one, and overlapping 3x3 stride-2 windows.
+/// Bitwise the reference backward's under every instruction set, with -0, NaN and
+/// infinities among the gradients.
 #[test]
-fn max_backward_from_compact_taps_in_16_bit_types() {
+fn max_backward_in_16_bit_types() {
     fn check<T: poolgrad::Element>(from_f32: fn(f32) -> T, name: &str) {
         let cases: [(&[usize], PoolGeometry); 4] = [
             (&[12, 10], PoolGeometry::new(&[2, 2]).stride(&[2, 2])),
@@ -1088,20 +1089,25 @@ fn max_backward_from_compact_taps_in_16_bit_types() {
             (&[11, 9], PoolGeometry::new(&[3, 3]).stride(&[2, 2]).padding(Padding::Symmetric(vec![1, 1]))),
         ];
         for (i, (spatial, geometry)) in cases.into_iter().enumerate() {
-            let shape = Shape::new(2, 3, spatial);
-            let x: Vec<T> = values(shape.numel().unwrap(), 70 + i as u64, true).into_iter().map(from_f32).collect();
-            let x = Tensor::new(x, shape.clone(), Layout::ChannelsFirst).unwrap();
-            let pool = MaxPool::new(geometry.clone());
-            let (y, _) = reference::max_pool(&x.view(), &geometry).unwrap();
-            let g: Vec<T> = values(y.data().len(), 80 + i as u64, true).into_iter().map(from_f32).collect();
-            let g = Tensor::new(g, y.shape().clone(), Layout::ChannelsFirst).unwrap();
-            let want = reference::max_pool_backward(&x.view(), &g.view(), &geometry).unwrap();
-            let negative_zero = g.data().iter().any(|v| v.to_f64() == 0.0 && v.to_f64().is_sign_negative());
-            assert!(negative_zero, "case {i} has no -0 gradient");
-            for isa in available() {
-                let compact = with_isa(isa, || pool.forward_compact(&x.view())).unwrap();
-                let got = with_isa(isa, || pool.backward_compact(&shape, &g.view(), &compact.taps.view())).unwrap();
-                assert!(same_bits(got.data(), want.data()), "{name} case {i} {}", isa.name());
+            for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
+                let shape = Shape::new(2, 3, spatial);
+                let x: Vec<T> = values(shape.numel().unwrap(), 70 + i as u64, true).into_iter().map(from_f32).collect();
+                let x = Tensor::new(x, shape.clone(), layout).unwrap();
+                let pool = MaxPool::new(geometry.clone());
+                let (y, indices) = reference::max_pool(&x.view(), &geometry).unwrap();
+                let g: Vec<T> = values(y.data().len(), 80 + i as u64, true).into_iter().map(from_f32).collect();
+                let g = Tensor::new(g, y.shape().clone(), layout).unwrap();
+                let negative_zero = g.data().iter().any(|v| v.to_f64() == 0.0 && v.to_f64().is_sign_negative());
+                assert!(negative_zero, "case {i} has no -0 gradient");
+                let want = reference::max_pool_backward(&x.view(), &g.view(), &geometry).unwrap();
+                for isa in available() {
+                    let case = format!("{name} case {i} {layout:?} {}", isa.name());
+                    let compact = with_isa(isa, || pool.forward_compact(&x.view())).unwrap();
+                    let got = with_isa(isa, || pool.backward_compact(&shape, &g.view(), &compact.taps.view())).unwrap();
+                    assert!(same_bits(got.data(), want.data()), "{case} from taps");
+                    let got = with_isa(isa, || pool.backward_with_indices(&shape, &g.view(), &indices.view())).unwrap();
+                    assert!(same_bits(got.data(), want.data()), "{case} from indices");
+                }
             }
         }
     }

@@ -173,7 +173,7 @@ impl FractionalMaxPool {
         expect_shape("grad_output", grad_output, &out_shape, layout)?;
         expect_shape("indices", indices, &out_shape, layout)?;
         let mut grad_in = zeroed::<T>(input_shape)?;
-        kernels::indexed::scatter(sides, grad_output.data(), indices.data(), (&mut grad_in).into(), true)?;
+        kernels::indexed::scatter(sides, grad_output.data(), indices.data(), (&mut grad_in).into(), true, false)?;
         Tensor::new(grad_in, input_shape.clone(), layout)
     }
 

@@ -299,8 +299,9 @@ impl MaxPool {
         indices: &TensorView<'_, i64>,
         grad_input: Out<'_, T>,
     ) -> Result<()> {
-        let (_, sides) = self.checked_plan(input_shape, grad_output, indices, ("grad_output", "indices"))?;
-        kernels::indexed::scatter(sides, grad_output.data(), indices.data(), grad_input, true)
+        let (plan, sides) = self.checked_plan(input_shape, grad_output, indices, ("grad_output", "indices"))?;
+        let first_additions = plan.windows.read_input_about_once();
+        kernels::indexed::scatter(sides, grad_output.data(), indices.data(), grad_input, true, first_additions)
     }
 
     /// Double backward from saved indices: `grad_grad_output[o] = grad_grad_input[index[o]]`

@@ -141,7 +141,7 @@ impl MaxUnpool {
             narrow: shape.spatial_volume()?,
         };
         let mut out = zeroed::<T>(&out_shape)?;
-        kernels::indexed::scatter(sides, x.data(), indices.data(), (&mut out).into(), accumulate)?;
+        kernels::indexed::scatter(sides, x.data(), indices.data(), (&mut out).into(), accumulate, false)?;
         Tensor::new(out, out_shape, x.layout())
     }
 
