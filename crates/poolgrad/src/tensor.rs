@@ -199,8 +199,8 @@ pub trait Element: MaxElement {
         Self::zero().add(self)
     }
     /// `self + value` into a cell of a gradient scatter: the bits of [`Element::add`].
-    /// `f16` takes a cell still at `+0` from the bits ([`Element::added_to_zero`]),
-    /// where each addition in `f32` costs three conversions in software.
+    /// `f16` and `bf16` take a cell still at `+0` from the bits
+    /// ([`Element::added_to_zero`]), skipping the conversions around an `f32` addition.
     ///
     /// ```
     /// use half::f16;
@@ -734,6 +734,13 @@ float_element!(half::bf16, "bfloat16", f32, half::bf16::to_f32, f32_to_bf16, {
     fn added_to_zero(self) -> Self {
         half::bf16::from_bits(added_to_zero_bits(self.to_bits(), 0x7f80, 0x0040))
     }
+    #[inline(always)]
+    fn accumulate(self, value: Self) -> Self {
+        match self.to_bits() {
+            0 => value.added_to_zero(),
+            _ => self.add(value),
+        }
+    }
     fn widens_cheaply() -> bool {
         true
     }
@@ -993,6 +1000,10 @@ mod conversion_tests {
             let by_half = half::bf16::from_f32(0.0 + b.to_f32()).to_bits();
             assert_eq!(b.added_to_zero().to_bits(), by_half, "bf16 {bits:#06x}");
             assert_eq!(half::bf16::ZERO.add(b).to_bits(), by_half, "bf16 add {bits:#06x}");
+            assert_eq!(half::bf16::ZERO.accumulate(b).to_bits(), by_half, "bf16 accumulate {bits:#06x}");
+            for cell in [half::bf16::NEG_ZERO, half::bf16::ONE, half::bf16::from_bits(bits)] {
+                assert_eq!(cell.accumulate(b).to_bits(), cell.add(b).to_bits(), "bf16 {cell} + {bits:#06x}");
+            }
         }
         for v in [0.0f32, -0.0, 1.5, -f32::MIN_POSITIVE / 4.0, f32::NEG_INFINITY, f32::NAN] {
             assert_eq!(v.added_to_zero().to_bits(), (0.0 + v).to_bits());
