@@ -589,6 +589,24 @@ pub(crate) fn f32_to_bf16(value: f32) -> half::bf16 {
     half::bf16::from_bits(if nan { ((x >> 16) | 0x0040) as u16 } else { rounded })
 }
 
+/// [`Element::added_to_zero`] and [`Element::accumulate`] of a 16-bit float type whose
+/// infinity has the bits `$infinity` and whose quiet NaNs have `$quiet` set, on its bits.
+macro_rules! zero_cells_from_bits {
+    ($infinity:expr, $quiet:expr) => {
+        #[inline(always)]
+        fn added_to_zero(self) -> Self {
+            Self::from_bits(added_to_zero_bits(self.to_bits(), $infinity, $quiet))
+        }
+        #[inline(always)]
+        fn accumulate(self, value: Self) -> Self {
+            match self.to_bits() {
+                0 => value.added_to_zero(),
+                _ => self.add(value),
+            }
+        }
+    };
+}
+
 /// [`Element::added_to_zero`] on the bits of a 16-bit float whose infinity has the bits
 /// `infinity` and whose quiet NaNs have `quiet` set: a NaN gets `quiet`, `-0` becomes
 /// `+0`, anything else stays as it is (adding `+0` to it is exact).
@@ -652,17 +670,7 @@ macro_rules! float_element {
 float_element!(f32, "float32", f32, |v| v, |v| v);
 float_element!(f64, "float64", f64, |v| v, |v| v);
 float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16, {
-    #[inline(always)]
-    fn added_to_zero(self) -> Self {
-        half::f16::from_bits(added_to_zero_bits(self.to_bits(), 0x7c00, 0x0200))
-    }
-    #[inline(always)]
-    fn accumulate(self, value: Self) -> Self {
-        match self.to_bits() {
-            0 => value.added_to_zero(),
-            _ => self.add(value),
-        }
-    }
+    zero_cells_from_bits!(0x7c00, 0x0200);
     #[inline(always)]
     fn widen_slice(values: &[Self], wide: &mut [f32]) {
         if !crate::convert::widen_f16(values, wide) {
@@ -730,17 +738,7 @@ float_element!(half::f16, "float16", f32, f16_to_f32, f32_to_f16, {
     }
 });
 float_element!(half::bf16, "bfloat16", f32, half::bf16::to_f32, f32_to_bf16, {
-    #[inline(always)]
-    fn added_to_zero(self) -> Self {
-        half::bf16::from_bits(added_to_zero_bits(self.to_bits(), 0x7f80, 0x0040))
-    }
-    #[inline(always)]
-    fn accumulate(self, value: Self) -> Self {
-        match self.to_bits() {
-            0 => value.added_to_zero(),
-            _ => self.add(value),
-        }
-    }
+    zero_cells_from_bits!(0x7f80, 0x0040);
     fn widens_cheaply() -> bool {
         true
     }
@@ -986,25 +984,28 @@ mod conversion_tests {
     fn added_to_zero_and_accumulate_match_adding_for_every_half() {
         use super::Element;
         // Every 16-bit pattern, signalling NaNs and -0 included: the bit operations give
-        // the bits of `add` and of half's own conversions around an `f32` addition.
-        for bits in 0..=u16::MAX {
-            let h = half::f16::from_bits(bits);
-            let by_half = half::f16::from_f32(0.0 + h.to_f32()).to_bits();
-            assert_eq!(h.added_to_zero().to_bits(), by_half, "f16 {bits:#06x}");
-            assert_eq!(half::f16::ZERO.add(h).to_bits(), by_half, "f16 add {bits:#06x}");
-            assert_eq!(half::f16::ZERO.accumulate(h).to_bits(), by_half, "f16 accumulate {bits:#06x}");
-            for cell in [half::f16::NEG_ZERO, half::f16::ONE, half::f16::from_bits(bits)] {
-                assert_eq!(cell.accumulate(h).to_bits(), cell.add(h).to_bits(), "f16 {cell} + {bits:#06x}");
-            }
-            let b = half::bf16::from_bits(bits);
-            let by_half = half::bf16::from_f32(0.0 + b.to_f32()).to_bits();
-            assert_eq!(b.added_to_zero().to_bits(), by_half, "bf16 {bits:#06x}");
-            assert_eq!(half::bf16::ZERO.add(b).to_bits(), by_half, "bf16 add {bits:#06x}");
-            assert_eq!(half::bf16::ZERO.accumulate(b).to_bits(), by_half, "bf16 accumulate {bits:#06x}");
-            for cell in [half::bf16::NEG_ZERO, half::bf16::ONE, half::bf16::from_bits(bits)] {
-                assert_eq!(cell.accumulate(b).to_bits(), cell.add(b).to_bits(), "bf16 {cell} + {bits:#06x}");
+        // the bits of `add` and of half's own conversions around an `f32` addition
+        // (`by_half`), and `accumulate` those of `add` for any cell.
+        fn check<T: Element + std::fmt::Display>(
+            name: &str,
+            from_bits: fn(u16) -> T,
+            to_bits: fn(T) -> u16,
+            by_half: fn(T) -> u16,
+        ) {
+            let (zero, one) = (T::zero(), T::from_f64(1.0));
+            for bits in 0..=u16::MAX {
+                let h = from_bits(bits);
+                let want = by_half(h);
+                assert_eq!(to_bits(h.added_to_zero()), want, "{name} {bits:#06x}");
+                assert_eq!(to_bits(zero.add(h)), want, "{name} add {bits:#06x}");
+                assert_eq!(to_bits(zero.accumulate(h)), want, "{name} accumulate {bits:#06x}");
+                for cell in [from_bits(0x8000), one, h] {
+                    assert_eq!(to_bits(cell.accumulate(h)), to_bits(cell.add(h)), "{name} {cell} + {bits:#06x}");
+                }
             }
         }
+        check("f16", half::f16::from_bits, half::f16::to_bits, |h| half::f16::from_f32(0.0 + h.to_f32()).to_bits());
+        check("bf16", half::bf16::from_bits, half::bf16::to_bits, |h| half::bf16::from_f32(0.0 + h.to_f32()).to_bits());
         for v in [0.0f32, -0.0, 1.5, -f32::MIN_POSITIVE / 4.0, f32::NEG_INFINITY, f32::NAN] {
             assert_eq!(v.added_to_zero().to_bits(), (0.0 + v).to_bits());
             assert_eq!(f64::from(v).added_to_zero().to_bits(), (0.0 + f64::from(v)).to_bits());
