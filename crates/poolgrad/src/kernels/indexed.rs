@@ -209,7 +209,7 @@ fn in_plane_steps<T, S>(
 
 /// [`add_along_indices`] with the addition [`scatter`] picks: a cell still at zero from
 /// the bits where most cells take one addition (`first_additions`; faster there than the
-/// CPU's conversions, W2 `f16` 1.06x), else `f16` with the CPU's conversions where `isa`
+/// CPU's conversions, W2 `f16` 1.12x), else `f16` with the CPU's conversions where `isa`
 /// has them (`f16_in_hardware`), else [`Element::add`].
 #[inline(always)]
 fn add_along_indices_by<T: Element, const G: usize>(
