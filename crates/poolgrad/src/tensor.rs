@@ -289,6 +289,28 @@ pub trait Element: MaxElement {
     fn round_slice(wide: &mut [Self::Acc]) {
         round_each::<Self>(wide);
     }
+    /// `wide[i] = values[i] / divisor`, the division in the accumulation type, rounded to
+    /// `Self` and kept widened, for every `i`: [`Element::widen_slice`], the division,
+    /// then [`Element::round_slice`]. `bf16` does all three in one pass, and multiplies
+    /// by the reciprocal instead of dividing where that rounds to the same `bf16` value,
+    /// which it checks for every 16 values.
+    ///
+    /// # Panics
+    /// If the slices differ in length.
+    ///
+    /// ```
+    /// use half::bf16;
+    /// use poolgrad::tensor::Element;
+    /// let mut wide = [0.0f32; 2];
+    /// bf16::divide_widened(&[bf16::ONE, bf16::from_f32(-7.5)], 3.0, &mut wide);
+    /// assert_eq!(wide, [0.333984375, -2.5]);
+    /// ```
+    #[inline(always)]
+    fn divide_widened(values: &[Self], divisor: Self::Acc, wide: &mut [Self::Acc]) {
+        Self::widen_slice(values, wide);
+        wide.iter_mut().for_each(|w| *w = *w / divisor);
+        Self::round_slice(wide);
+    }
     /// `sums[i] = sums[i] + values[i]`, rounded to `Self` and kept widened, for every `i`:
     /// an addition of `Self` values on their widened form, in bulk (`f16` rounds with the
     /// CPU's conversion instructions where it has them). Plain addition for `f32` and
@@ -632,6 +654,65 @@ fn round_to_bf16(value: f32) -> f32 {
     f32::from_bits(if nan { x | 0x0040_0000 } else { rounded } & 0xffff_0000)
 }
 
+/// How close (in `f32` bit patterns) to a `bf16` rounding midpoint a quotient taken by
+/// the reciprocal may come before [`divide_widened_bf16`] divides instead.
+const MIDPOINT_GUARD: u32 = 16;
+
+/// [`Element::divide_widened`] for `bf16`: `round_to_bf16(widened / divisor)` for every
+/// value, 16 at a time, in one pass. A division costs several multiplications (AVX-512:
+/// one per 10 cycles or so), and dividing by a window's count took a tenth of the
+/// average backward's time in `bf16` (W3, 3x3 windows). So each value is multiplied by
+/// `r = 1 / divisor` (rounded) instead: `w · r` is within 2^-23 of `w / divisor`
+/// relatively (two roundings of 2^-24), so at most a few bit patterns away from the
+/// correctly rounded quotient (subnormals: at most two). Rounding to `bf16` changes its
+/// result only at a midpoint between two `bf16` values (the 16 dropped bits `0x8000`), so
+/// where no product of the 16 lies within [`MIDPOINT_GUARD`] patterns of one, both round
+/// to the same `bf16` value; otherwise those 16 are divided. Zeros, infinities and NaNs
+/// (quieted by either operation) come out the same both ways. Only for divisors from 1
+/// to 2^64, whose reciprocal is a normal number; others are divided.
+#[inline(always)]
+fn divide_widened_bf16(values: &[half::bf16], divisor: f32, wide: &mut [f32]) {
+    const CHUNK: usize = 16;
+    assert_eq!(values.len(), wide.len(), "divide_widened lengths");
+    // The shift alone: the division or multiplication quiets a NaN as `to_f32` would.
+    let widen = |v: half::bf16| f32::from_bits(u32::from(v.to_bits()) << 16);
+    if !(1.0..=2f32.powi(64)).contains(&divisor) {
+        return divide_each_bf16(values, divisor, wide);
+    }
+    let reciprocal = 1.0 / divisor;
+    let mut chunks = values.chunks_exact(CHUNK).zip(wide.chunks_exact_mut(CHUNK));
+    for (values, wide) in chunks.by_ref() {
+        let mut quotients = [0.0f32; CHUNK];
+        let mut near = 0;
+        for (q, &v) in quotients.iter_mut().zip(values) {
+            *q = widen(v) * reciprocal;
+            // The low 16 bits within the guard of 0x8000: `(low + guard - 0x8000) mod
+            // 2^16` below twice the guard.
+            let low_past_guard = q.to_bits().wrapping_add(0x8000 + MIDPOINT_GUARD) & 0xffff;
+            near |= u32::from(low_past_guard < 2 * MIDPOINT_GUARD);
+        }
+        if near != 0 {
+            divide_each_bf16(values, divisor, wide);
+            continue;
+        }
+        for (w, &q) in wide.iter_mut().zip(&quotients) {
+            *w = round_to_bf16(q);
+        }
+    }
+    let done = values.len() - values.len() % CHUNK;
+    divide_each_bf16(&values[done..], divisor, &mut wide[done..]);
+}
+
+/// The division of [`divide_widened_bf16`], for a tail, other divisors, and the rare
+/// chunks that need it.
+#[cold]
+#[inline(never)]
+fn divide_each_bf16(values: &[half::bf16], divisor: f32, wide: &mut [f32]) {
+    for (w, v) in wide.iter_mut().zip(values) {
+        *w = round_to_bf16(v.to_f32() / divisor);
+    }
+}
+
 macro_rules! float_element {
     ($t:ty, $name:literal, $acc:ty, $to:expr, $from:expr $(, { $($bulk:item)* })?) => {
         impl MaxElement for $t {
@@ -763,6 +844,10 @@ float_element!(half::bf16, "bfloat16", f32, half::bf16::to_f32, f32_to_bf16, {
         for (sum, &v) in sums.iter_mut().zip(values) {
             *sum = round_to_bf16(*sum + v);
         }
+    }
+    #[inline(always)]
+    fn divide_widened(values: &[Self], divisor: f32, wide: &mut [f32]) {
+        divide_widened_bf16(values, divisor, wide);
     }
     #[inline(always)]
     fn sum_widened_taps<'t, const W: usize>(count: usize, tap: impl Fn(usize) -> &'t [Self; W]) -> [f32; W] {
@@ -1171,6 +1256,59 @@ mod conversion_tests {
                 .flat_map(move |d| [center.wrapping_add(d), center.wrapping_sub(d)])
         });
         near.chain((0..=u32::MAX).step_by(65_537)).map(f32::from_bits).collect()
+    }
+
+    /// `divide_widened` against dividing and rounding one value at a time with `half`'s
+    /// conversions: every 16-bit value, and an odd-length run of them (16-value chunks and
+    /// a tail), by the counts of windows that are not powers of two, and by divisors
+    /// outside the reciprocal's range.
+    #[test]
+    fn divide_widened_matches_dividing() {
+        use super::Element;
+        use half::{bf16, f16};
+        /// `half`'s own conversions, the oracle.
+        trait Half: Element<Acc = f32> {
+            fn from_bits(bits: u16) -> Self;
+            fn bits(self) -> u16;
+            fn rounded(value: f32) -> f32;
+            fn widened(self) -> f32;
+        }
+        macro_rules! half {
+            ($t:ty) => {
+                impl Half for $t {
+                    fn from_bits(bits: u16) -> Self {
+                        <$t>::from_bits(bits)
+                    }
+                    fn bits(self) -> u16 {
+                        self.to_bits()
+                    }
+                    fn rounded(value: f32) -> f32 {
+                        <$t>::from_f32(value).to_f32()
+                    }
+                    fn widened(self) -> f32 {
+                        self.to_f32()
+                    }
+                }
+            };
+        }
+        half!(f16);
+        half!(bf16);
+        fn check<T: Half>(divisor: f32) {
+            let every: Vec<T> = (0..=u16::MAX).map(T::from_bits).collect();
+            for values in [&every[..], &every[0x3f70..][..29]] {
+                let mut wide = vec![0.0f32; values.len()];
+                T::divide_widened(values, divisor, &mut wide);
+                for (&v, w) in values.iter().zip(&wide) {
+                    let expected = T::rounded(v.widened() / divisor);
+                    assert_eq!(w.to_bits(), expected.to_bits(), "{} {:#06x} / {divisor}", T::NAME, v.bits());
+                }
+            }
+        }
+        let counts = (3..=200u16).filter(|n| !n.is_power_of_two()).map(f32::from);
+        for divisor in counts.chain([1e3, 12_345.0, 16_777_215.0, 2e9, 2f32.powi(64), 2f32.powi(65), 0.75]) {
+            check::<bf16>(divisor);
+            check::<f16>(divisor);
+        }
     }
 
     /// The bulk conversions (AVX-512 or F16C where the CPU has them, any length: 16- and

@@ -68,10 +68,15 @@ impl Divisor {
     #[inline(always)]
     pub fn divide_into<T: Element>(self, values: &[T], out: &mut [T::Acc], valid: usize, axis_counts: &[usize]) {
         if size_of::<T>() < size_of::<T::Acc>() {
-            // 16-bit values: three passes in bulk, with the CPU's conversions.
-            T::widen_slice(values, out);
-            self.apply_all::<T>(out, valid, axis_counts);
-            T::round_slice(out);
+            // 16-bit values: in bulk, with the CPU's conversions.
+            match self.single_scale::<T>(valid, axis_counts) {
+                Some((by, false)) => T::divide_widened(values, by, out),
+                _ => {
+                    T::widen_slice(values, out);
+                    self.apply_all::<T>(out, valid, axis_counts);
+                    T::round_slice(out);
+                }
+            }
             return;
         }
         let pairs = out.iter_mut().zip(values);
