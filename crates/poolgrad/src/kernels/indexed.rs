@@ -32,35 +32,44 @@ fn check(i: i64, wide: usize, position: usize) -> Result<Option<usize>> {
     }
 }
 
-/// `wide[index[p]] (+)= narrow[p]`: adds when `accumulate` (max backward), else assigns,
-/// the last write winning (max unpooling). `wide` must start zero-filled. Where most
-/// cells get at most one addition (`first_additions`: windows that hardly overlap), the
-/// additions go through [`Element::accumulate`], which skips the arithmetic for a cell
-/// still at zero: W2 (2x2 stride 2, 1 thread, 3 rounds) 3.8x faster in `f16` and 2.1x in
-/// `bf16` channels-first, 3.0x and 1.9x channels-last. Where cells take several, its
-/// branch costs more than it saves (16x256x40x40, 5x5 stride 1, `f16`: 0.88x). There
-/// `f16` adds with the CPU's conversions where it has them ([`add_f16_f16c`]) instead of
-/// converting in software: W1 (3x3 stride 2) 2.2x faster channels-first and 2.8x
-/// channels-last, that 5x5 stride-1 pool 2.2x and 3.1x (1 thread, 3 rounds). The same
-/// bits every way.
+/// How [`scatter`] writes each value into its cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScatterWrite {
+    /// `cell = value`, the last write winning (max unpooling).
+    Assign,
+    /// `cell += value` (the max backward, its double backward through unpooling).
+    Add,
+    /// `cell += value` where most cells get at most one addition (windows that hardly
+    /// overlap), through [`Element::accumulate`], which skips the arithmetic for a cell
+    /// still at zero.
+    AddMostlyOnce,
+}
+
+/// `wide[index[p]] (+)= narrow[p]` as `write` says. `wide` must start zero-filled.
+/// [`ScatterWrite::AddMostlyOnce`]: W2 (2x2 stride 2, 1 thread, 3 rounds) 3.8x faster in
+/// `f16` and 2.1x in `bf16` channels-first, 3.0x and 1.9x channels-last, than adding.
+/// Where cells take several additions, its branch costs more than it saves (16x256x40x40,
+/// 5x5 stride 1, `f16`: 0.88x). There `f16` adds with the CPU's conversions where it has
+/// them ([`add_f16_f16c`]) instead of converting in software: W1 (3x3 stride 2) 2.2x
+/// faster channels-first and 2.8x channels-last, that 5x5 stride-1 pool 2.2x and 3.1x
+/// (1 thread, 3 rounds). The same bits every way.
 pub(crate) fn scatter<T: Element>(
     sides: Sides,
     narrow: &[T],
     indices: &[i64],
     wide: Out<'_, T>,
-    accumulate: bool,
-    first_additions: bool,
+    write: ScatterWrite,
 ) -> Result<()> {
     let lanes = sides.blocking.lanes;
     let narrow_block = sides.narrow * lanes;
     let isa = simd::current();
     let f16_in_hardware = converts_f16_in_hardware::<T>(isa);
-    if lanes == 1 && accumulate {
+    if lanes == 1 && write != ScatterWrite::Assign {
         let plane = sides.wide;
         let step = planes_in_step();
         return par_blocks_accumulating(wide, plane * step, |g, block| {
             let first = g * step * narrow_block;
-            let how = (isa, f16_in_hardware, first_additions);
+            let how = (isa, f16_in_hardware, write);
             in_plane_steps(
                 block,
                 plane,
@@ -76,15 +85,15 @@ pub(crate) fn scatter<T: Element>(
         let values = &narrow[b * narrow_block..][..narrow_block];
         let idx = &indices[b * narrow_block..][..narrow_block];
         let first = b * narrow_block;
-        match (lanes, accumulate) {
+        match (lanes, write) {
             // Channels-first unpooling: the same order without a chunk per position (the
             // channels-first max backward took the planes in step above).
             (1, _) => scatter_plane(wide_block, values, idx, first, |cell, v| *cell = v),
-            (_, true) if first_additions => {
+            (_, ScatterWrite::AddMostlyOnce) => {
                 scatter_positions(wide_block, lanes, values, idx, first, |cell, v| *cell = cell.accumulate(v))
             }
             #[cfg(target_arch = "x86_64")]
-            (_, true) if f16_in_hardware => isa.run(
+            (_, ScatterWrite::Add) if f16_in_hardware => isa.run(
                 #[inline(always)]
                 || {
                     // SAFETY: as in `add_along_indices_by`.
@@ -93,8 +102,10 @@ pub(crate) fn scatter<T: Element>(
                     })
                 },
             ),
-            (_, true) => scatter_positions(wide_block, lanes, values, idx, first, |cell, v| *cell = cell.add(v)),
-            (_, false) => scatter_positions(wide_block, lanes, values, idx, first, |cell, v| *cell = v),
+            (_, ScatterWrite::Add) => {
+                scatter_positions(wide_block, lanes, values, idx, first, |cell, v| *cell = cell.add(v))
+            }
+            (_, ScatterWrite::Assign) => scatter_positions(wide_block, lanes, values, idx, first, |cell, v| *cell = v),
         }
     })
 }
@@ -208,12 +219,12 @@ fn in_plane_steps<T, S>(
 }
 
 /// [`add_along_indices`] with the addition [`scatter`] picks: a cell still at zero from
-/// the bits where most cells take one addition (`first_additions`; faster there than the
-/// CPU's conversions, W2 `f16` 1.12x), else `f16` with the CPU's conversions where `isa`
-/// has them (`f16_in_hardware`), else [`Element::add`].
+/// the bits for [`ScatterWrite::AddMostlyOnce`] (faster there than the CPU's conversions,
+/// W2 `f16` 1.12x), else `f16` with the CPU's conversions where `isa` has them
+/// (`f16_in_hardware`), else [`Element::add`].
 #[inline(always)]
 fn add_along_indices_by<T: Element, const G: usize>(
-    (isa, f16_in_hardware, first_additions): (simd::Isa, bool, bool),
+    (isa, f16_in_hardware, write): (simd::Isa, bool, ScatterWrite),
     planes: PlaneStep<'_, T, G>,
     values: &[T],
     indices: &[i64],
@@ -221,10 +232,10 @@ fn add_along_indices_by<T: Element, const G: usize>(
 ) -> Result<()> {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (isa, f16_in_hardware);
-    match first_additions {
-        true => add_along_indices(planes, values, indices, first, T::accumulate),
+    match write {
+        ScatterWrite::AddMostlyOnce => add_along_indices(planes, values, indices, first, T::accumulate),
         #[cfg(target_arch = "x86_64")]
-        false if f16_in_hardware => isa.run(
+        _ if f16_in_hardware => isa.run(
             #[inline(always)]
             || {
                 // SAFETY: `T` is `f16` and the CPU has F16C (`converts_f16_in_hardware`);
@@ -232,7 +243,7 @@ fn add_along_indices_by<T: Element, const G: usize>(
                 add_along_indices(planes, values, indices, first, |a, b| unsafe { add_f16_f16c(a, b) })
             },
         ),
-        false => add_along_indices(planes, values, indices, first, T::add),
+        _ => add_along_indices(planes, values, indices, first, T::add),
     }
 }
 

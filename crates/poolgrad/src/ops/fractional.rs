@@ -5,7 +5,7 @@ use super::{expect_shape, zeroed};
 use crate::error::{PoolError, Result};
 use crate::geometry::{fractional_starts, PerDim};
 use crate::kernels;
-use crate::kernels::indexed::Sides;
+use crate::kernels::indexed::{ScatterWrite, Sides};
 use crate::kernels::window::{AxisWindows, Windows};
 use crate::tensor::{Blocking, Element, Layout, Shape, Tensor, TensorView};
 
@@ -173,7 +173,7 @@ impl FractionalMaxPool {
         expect_shape("grad_output", grad_output, &out_shape, layout)?;
         expect_shape("indices", indices, &out_shape, layout)?;
         let mut grad_in = zeroed::<T>(input_shape)?;
-        kernels::indexed::scatter(sides, grad_output.data(), indices.data(), (&mut grad_in).into(), true, false)?;
+        kernels::indexed::scatter(sides, grad_output.data(), indices.data(), (&mut grad_in).into(), ScatterWrite::Add)?;
         Tensor::new(grad_in, input_shape.clone(), layout)
     }
 

@@ -6,7 +6,7 @@ use crate::error::{PoolError, Result};
 use crate::geometry::{PerDim, PoolGeometry};
 use crate::kernels;
 use crate::kernels::buffer::Out;
-use crate::kernels::indexed::Sides;
+use crate::kernels::indexed::{ScatterWrite, Sides};
 use crate::kernels::max::Argmax;
 use crate::tensor::{Blocking, Element, Layout, MaxElement, Shape, Tensor, TensorView};
 
@@ -300,8 +300,11 @@ impl MaxPool {
         grad_input: Out<'_, T>,
     ) -> Result<()> {
         let (plan, sides) = self.checked_plan(input_shape, grad_output, indices, ("grad_output", "indices"))?;
-        let first_additions = plan.windows.read_input_about_once();
-        kernels::indexed::scatter(sides, grad_output.data(), indices.data(), grad_input, true, first_additions)
+        let write = match plan.windows.read_input_about_once() {
+            true => ScatterWrite::AddMostlyOnce,
+            false => ScatterWrite::Add,
+        };
+        kernels::indexed::scatter(sides, grad_output.data(), indices.data(), grad_input, write)
     }
 
     /// Double backward from saved indices: `grad_grad_output[o] = grad_grad_input[index[o]]`

@@ -4,7 +4,7 @@ use super::{expect_shape, zeroed};
 use crate::error::{PoolError, Result};
 use crate::geometry::PerDim;
 use crate::kernels;
-use crate::kernels::indexed::Sides;
+use crate::kernels::indexed::{ScatterWrite, Sides};
 use crate::tensor::{Blocking, Element, Layout, Shape, Tensor, TensorView};
 
 /// Max unpooling: puts each input value at the position its index names in a
@@ -106,7 +106,7 @@ impl MaxUnpool {
         indices: &TensorView<'_, i64>,
         output_spatial: Option<&[usize]>,
     ) -> Result<Tensor<T>> {
-        self.scatter(x, indices, output_spatial, false)
+        self.scatter(x, indices, output_spatial, ScatterWrite::Assign)
     }
 
     /// Double backward: the adjoint of the backward's gather, a scatter-add of
@@ -118,7 +118,7 @@ impl MaxUnpool {
         indices: &TensorView<'_, i64>,
         output_spatial: Option<&[usize]>,
     ) -> Result<Tensor<T>> {
-        self.scatter(grad_grad_input, indices, output_spatial, true)
+        self.scatter(grad_grad_input, indices, output_spatial, ScatterWrite::Add)
     }
 
     fn scatter<T: Element>(
@@ -126,7 +126,7 @@ impl MaxUnpool {
         x: &TensorView<'_, T>,
         indices: &TensorView<'_, i64>,
         output_spatial: Option<&[usize]>,
-        accumulate: bool,
+        write: ScatterWrite,
     ) -> Result<Tensor<T>> {
         let shape = x.shape();
         expect_shape("indices", indices, shape, x.layout())?;
@@ -141,7 +141,7 @@ impl MaxUnpool {
             narrow: shape.spatial_volume()?,
         };
         let mut out = zeroed::<T>(&out_shape)?;
-        kernels::indexed::scatter(sides, x.data(), indices.data(), (&mut out).into(), accumulate, false)?;
+        kernels::indexed::scatter(sides, x.data(), indices.data(), (&mut out).into(), write)?;
         Tensor::new(out, out_shape, x.layout())
     }
 
