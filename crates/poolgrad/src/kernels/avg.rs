@@ -2,6 +2,7 @@
 
 use super::buffer::{self, Out, Sink};
 use super::separable::{self, Reduction};
+use super::stencil::ShareStencil;
 use super::window::{chunk_starts, split_phases, Covering, LaneTaps, Rows, Window, Windows, RUN_CHUNK};
 use super::{band_outputs, deinterleave_planes, interleave_planes, Path, PLANE_GROUP, TAP_MAJOR_LANES};
 use super::{par_blocks, par_blocks_accumulating, par_blocks_in_order, par_blocks_with, par_blocks_with_in_order};
@@ -935,6 +936,11 @@ pub(crate) fn backward<T: Element>(
     }
     if sums_by_dim(windows) {
         return separable_shares(grad_out, blocking, windows, divisor, grad_in);
+    }
+    if blocking.lanes == 1 {
+        if let Some(stencil) = ShareStencil::<T>::of(windows, divisor)? {
+            return stencil.backward(grad_out, widening_isa::<T>(), grad_in);
+        }
     }
     let Some(covering) = windows.covering()? else {
         return backward_scatter(grad_out, blocking, windows, divisor, grad_in);

@@ -13,6 +13,7 @@ pub(crate) mod lp;
 pub(crate) mod max;
 pub(crate) mod separable;
 pub(crate) mod sparse;
+pub(crate) mod stencil;
 pub(crate) mod window;
 
 use crate::error::Result;
