@@ -839,14 +839,15 @@ fn f16_avg_backward_over_many_channels() {
     }
 }
 
-/// The channels-first average backward of stride-1 windows, which sums a plane of shares
-/// with zero borders as a stencil (`kernels/stencil.rs`): bitwise the reference's in all
-/// four types under every instruction set, with NaN, infinities and -0 in the gradient.
+/// The channels-first average forward and backward of stride-1 windows, which sum a
+/// plane with zero borders as a stencil (`kernels/stencil.rs`; the 16-bit forwards on a
+/// widened copy): bitwise the reference's in all four types under every instruction set,
+/// with NaN, infinities and -0 in the input and the gradient.
 /// 1-D and 2-D, rows shorter than a vector, of a whole vector and longer with a
 /// remainder; square and oblong windows; no, symmetric, one-sided and the largest
 /// padding; ceil mode; both counts and a fixed divisor.
 #[test]
-fn avg_backward_of_stride_1_windows_channels_first() {
+fn avg_of_stride_1_windows_channels_first() {
     let one_sided = |begin: Vec<usize>, end: Vec<usize>| Padding::Explicit { begin, end };
     let cases: Vec<(&[usize], PoolGeometry)> = vec![
         (&[28, 28], PoolGeometry::new(&[3, 3]).padding(Padding::Symmetric(vec![1, 1]))),
@@ -860,7 +861,7 @@ fn avg_backward_of_stride_1_windows_channels_first() {
         let geometry = geometry.stride(&vec![1; spatial.len()]);
         // 19 planes: a batch of 2 with 3 channels ... and odd plane counts per thread.
         let shape = Shape::new(2, 19, spatial);
-        let data = values(shape.numel().unwrap(), 70 + i as u64, false);
+        let data = values(shape.numel().unwrap(), 70 + i as u64, true);
         for (include, divisor) in [(true, None), (false, None), (false, Some(7))] {
             let pool = AvgPool::new(geometry.clone()).count_include_pad(include).divisor_override(divisor);
             let x = Tensor::new(data.clone(), shape.clone(), Layout::ChannelsFirst).unwrap();
@@ -869,25 +870,26 @@ fn avg_backward_of_stride_1_windows_channels_first() {
             let g = Tensor::new(grads.clone(), y_shape.clone(), Layout::ChannelsFirst).unwrap();
             let case = format!("case {i} {include} {divisor:?}");
             assert!(pool.sums_in_window_order(&shape, Layout::ChannelsFirst).unwrap(), "{case}");
-            check_avg_backward_bits(&pool, &geometry, &x, &g, include, divisor, &case);
+            check_avg_bits(&pool, &geometry, &x, &g, include, divisor, &case);
             let wide = |v: &[f32]| v.iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
             let x64 = Tensor::new(wide(&data), shape.clone(), Layout::ChannelsFirst).unwrap();
             let g64 = Tensor::new(wide(&grads), y_shape.clone(), Layout::ChannelsFirst).unwrap();
-            check_avg_backward_bits(&pool, &geometry, &x64, &g64, include, divisor, &format!("f64 {case}"));
+            check_avg_bits(&pool, &geometry, &x64, &g64, include, divisor, &format!("f64 {case}"));
             let half = |v: &[f32]| v.iter().map(|&v| poolgrad::f16::from_f32(v)).collect::<Vec<_>>();
             let x16 = Tensor::new(half(&data), shape.clone(), Layout::ChannelsFirst).unwrap();
             let g16 = Tensor::new(half(&grads), y_shape.clone(), Layout::ChannelsFirst).unwrap();
-            check_avg_backward_bits(&pool, &geometry, &x16, &g16, include, divisor, &format!("f16 {case}"));
+            check_avg_bits(&pool, &geometry, &x16, &g16, include, divisor, &format!("f16 {case}"));
             let brain = |v: &[f32]| v.iter().map(|&v| poolgrad::bf16::from_f32(v)).collect::<Vec<_>>();
             let x_bf16 = Tensor::new(brain(&data), shape.clone(), Layout::ChannelsFirst).unwrap();
             let g_bf16 = Tensor::new(brain(&grads), y_shape, Layout::ChannelsFirst).unwrap();
-            check_avg_backward_bits(&pool, &geometry, &x_bf16, &g_bf16, include, divisor, &format!("bf16 {case}"));
+            check_avg_bits(&pool, &geometry, &x_bf16, &g_bf16, include, divisor, &format!("bf16 {case}"));
         }
     }
 }
 
-/// The average backward under every instruction set, bitwise against the reference's.
-fn check_avg_backward_bits<T: poolgrad::Element>(
+/// The average forward and backward under every instruction set, bitwise against the
+/// reference's.
+fn check_avg_bits<T: poolgrad::Element>(
     pool: &AvgPool,
     geometry: &PoolGeometry,
     x: &Tensor<T>,
@@ -896,10 +898,13 @@ fn check_avg_backward_bits<T: poolgrad::Element>(
     divisor: Option<usize>,
     case: &str,
 ) {
-    let want = reference::avg_pool_backward(&x.view(), &g.view(), geometry, include, divisor).unwrap();
+    let want = reference::avg_pool(&x.view(), geometry, include, divisor).unwrap();
+    let want_grad = reference::avg_pool_backward(&x.view(), &g.view(), geometry, include, divisor).unwrap();
     for isa in available() {
+        let got = with_isa(isa, || pool.forward(&x.view())).unwrap();
+        assert!(same_bits(got.data(), want.data()), "forward {case} {}", isa.name());
         let got = with_isa(isa, || pool.backward(&x.view(), &g.view())).unwrap();
-        assert!(same_bits(got.data(), want.data()), "{case} {}", isa.name());
+        assert!(same_bits(got.data(), want_grad.data()), "backward {case} {}", isa.name());
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::buffer::{self, Out, Sink};
 use super::separable::{self, Reduction};
-use super::stencil::ShareStencil;
+use super::stencil::Stencil;
 use super::window::{chunk_starts, split_phases, Covering, LaneTaps, Rows, Window, Windows, RUN_CHUNK};
 use super::{band_outputs, deinterleave_planes, interleave_planes, Path, PLANE_GROUP, TAP_MAJOR_LANES};
 use super::{par_blocks, par_blocks_accumulating, par_blocks_in_order, par_blocks_with, par_blocks_with_in_order};
@@ -223,6 +223,13 @@ pub(crate) fn forward<T: Element>(
     let isa = if widen_as_read { widening_isa::<T>() } else { window_loop_isa() };
     if sums_by_dim(windows) {
         return separable_means(x, blocking, windows, divisor, out);
+    }
+    // `f32` and `f64` (16-bit types came here through a widened copy, above): sums
+    // without rounding after each addition.
+    if lanes == 1 && size_of::<T>() == size_of::<T::Acc>() {
+        if let Some(stencil) = Stencil::<T>::of(windows, divisor)? {
+            return stencil.forward(x, window_loop_isa(), out);
+        }
     }
     match Path::choose(blocking, windows)? {
         Path::Rows(rows) => par_blocks(out, ov, |b, out| {
@@ -938,7 +945,7 @@ pub(crate) fn backward<T: Element>(
         return separable_shares(grad_out, blocking, windows, divisor, grad_in);
     }
     if blocking.lanes == 1 {
-        if let Some(stencil) = ShareStencil::<T>::of(windows, divisor)? {
+        if let Some(stencil) = Stencil::<T>::of(windows, divisor)? {
             return stencil.backward(grad_out, widening_isa::<T>(), grad_in);
         }
     }

@@ -1,14 +1,17 @@
-//! The channels-first average backward of stride-1 windows as a stencil.
+//! Average pooling of channels-first, stride-1 windows as a stencil.
 //!
-//! With stride 1 (and dilation 1) the windows covering input cell `c` of an axis are the
-//! outputs `c + pad - kernel + 1 ..= c + pad`. Put the shares `grad_output / divisor` in
-//! a plane with `kernel - 1 - pad` zero cells before them (and zeros after), and cell `c`
-//! sums the `kernel` consecutive entries from `c`: every cell of a row has the same taps,
-//! shifted, so a vector of cells sums whole vectors of shares. The sums run in output
-//! order from zero, as the plain loop's do, and a zero entry stands for an output that
-//! does not cover the cell: adding `+0` to a sum that started from `+0` changes no bit
-//! (the sum is never `-0`, and the rounding of a 16-bit sum keeps a value it already
-//! holds). So the bits are the plain loop's.
+//! With stride 1 (and dilation 1) every output of a row reads the same taps, shifted by
+//! one cell. Put the input in a plane with `pad` zero cells before it (and zeros
+//! after), and output `o` sums the `kernel` consecutive entries from `o`, so a vector of
+//! outputs sums whole vectors of entries. The backward is the same stencil the other
+//! way round: the windows covering input cell `c` are the outputs `c + pad - kernel + 1
+//! ..= c + pad`, so with the shares `grad_output / divisor` placed after `kernel - 1 -
+//! pad` zero cells, cell `c` sums the `kernel` consecutive shares from `c`.
+//!
+//! Both sum in window order from zero, as the plain loops do, and a zero entry stands
+//! for a tap (or window) that is not there: adding `+0` to a sum that started from `+0`
+//! changes no bit (the sum is never `-0`, and the rounding of a 16-bit sum keeps a value
+//! it already holds). So the bits are the plain loops'.
 
 use super::avg::Divisor;
 use super::buffer::{self, Out, Sink};
@@ -21,7 +24,7 @@ use crate::tensor::Element;
 /// Lanes of a row the stencil sums at a time (or twice as many).
 const LANES: usize = 16;
 
-/// Output cells per plane up to which [`ShareStencil`] keeps a table of divisors (and so
+/// Output cells per plane up to which [`Stencil`] keeps a table of divisors (and so
 /// takes the plane at all): 1 MiB of `f64`.
 const MAX_OUTPUT_VOLUME: usize = 1 << 17;
 
@@ -29,7 +32,7 @@ const MAX_OUTPUT_VOLUME: usize = 1 << 17;
 /// (`separable`) or, where they do not, gather as before.
 const MAX_KERNEL: usize = 32;
 
-/// One axis of a [`ShareStencil`].
+/// One axis of a [`Stencil`].
 #[derive(Debug, Clone, Copy)]
 struct StencilAxis {
     input: usize,
@@ -64,23 +67,28 @@ impl StencilAxis {
         (windows_as_said && fits).then_some(StencilAxis { input, output, kernel, before })
     }
 
-    /// Entries per line of the share plane: the input, `kernel - 1` more for the last
-    /// cell's taps, and room for the last vector of a row.
-    fn entries(self, round_to: usize) -> usize {
-        self.input.next_multiple_of(round_to) + self.kernel - 1
+    /// Entries per line of a plane from which `cells` cells (a multiple of `round_to`)
+    /// sum `kernel` entries each: `kernel - 1` more for the last cell's taps.
+    fn entries(self, cells: usize, round_to: usize) -> usize {
+        cells.next_multiple_of(round_to) + self.kernel - 1
+    }
+
+    /// Zero entries before the input in the forward's plane: `pad_begin`.
+    fn pad(self) -> usize {
+        self.kernel - 1 - self.before
     }
 }
 
-/// The average backward of channels-first, stride-1 windows over one or two dims (see
-/// the module docs), with every window's divisor worked out once.
-pub(crate) struct ShareStencil<T: Element> {
+/// Average pooling of channels-first, stride-1 windows over one or two dims (see the
+/// module docs), with every window's divisor worked out once.
+pub(crate) struct Stencil<T: Element> {
     rows: StencilAxis,
     cols: StencilAxis,
     /// What each output's gradient is divided by, row-major over the output plane.
     divisors: Vec<T::Acc>,
 }
 
-impl<T: Element> ShareStencil<T> {
+impl<T: Element> Stencil<T> {
     /// The stencil of these windows, or `None` where they are not stride-1 windows (see
     /// [`StencilAxis::of`]), the divisor is per axis, or the plane is large.
     pub fn of(windows: &Windows, divisor: Divisor) -> Result<Option<Self>> {
@@ -114,17 +122,16 @@ impl<T: Element> ShareStencil<T> {
                 divisors.push(T::count(count));
             }
         }
-        Ok(Some(ShareStencil { rows: row_axis, cols: col_axis, divisors }))
+        Ok(Some(Stencil { rows: row_axis, cols: col_axis, divisors }))
     }
 
     /// The backward: `grad_in` of every plane of `grad_out`, under `isa`.
     pub fn backward(&self, grad_out: &[T], isa: Isa, grad_in: Out<'_, T>) -> Result<()> {
         let (rows, cols) = (self.rows, self.cols);
         let (iv, ov) = (rows.input * cols.input, rows.output * cols.output);
-        let line = cols.entries(LANES);
-        let plane = rows.entries(1) * line;
-        // Entry offsets of a cell's taps from its own entry, in output order.
-        let taps: Vec<usize> = (0..rows.kernel).flat_map(|dh| (0..cols.kernel).map(move |dw| dh * line + dw)).collect();
+        let line = cols.entries(cols.input, LANES);
+        let plane = rows.entries(rows.input, 1) * line;
+        let taps = self.taps(line);
         par_blocks_with_in_order(
             grad_in,
             iv,
@@ -161,7 +168,7 @@ impl<T: Element> ShareStencil<T> {
         grad_in: &mut Sink<'_, T>,
     ) {
         let (rows, cols) = (self.rows, self.cols);
-        let line = cols.entries(LANES);
+        let line = cols.entries(cols.input, LANES);
         // The plane's shares in one pass of each step (a row at a time left the rows'
         // ends to the conversions' scalar tails), then copied between the zeros.
         T::widen_slice(g, plane_shares);
@@ -173,26 +180,82 @@ impl<T: Element> ShareStencil<T> {
             shares[(oh + rows.before) * line + cols.before..][..cols.output].copy_from_slice(row_shares);
         }
         for h in 0..rows.input {
-            let first = &shares[h * line..];
-            // Two vectors at a time where the row has more than one left: two chains of
-            // additions in flight (16-bit sums round after each addition, a long chain).
-            let mut c0 = 0;
-            while c0 < cols.input {
-                if cols.input - c0 > LANES {
-                    sum_cells::<T, { 2 * LANES }>(first, taps, c0, row);
-                    c0 += 2 * LANES;
-                } else {
-                    sum_cells::<T, LANES>(first, taps, c0, row);
-                    c0 += LANES;
-                }
-            }
+            sum_row(&shares[h * line..], taps, cols.input, row);
             grad_in.extend(&row[..cols.input]);
+        }
+    }
+
+    /// Entry offsets of a cell's taps from its own entry, in window (and output) order,
+    /// in a plane of `line` entries per line.
+    fn taps(&self, line: usize) -> Vec<usize> {
+        let (rows, cols) = (self.rows, self.cols);
+        (0..rows.kernel).flat_map(|dh| (0..cols.kernel).map(move |dw| dh * line + dw)).collect()
+    }
+
+    /// The forward of `T` = `T::Acc` (`f32`, `f64`; the 16-bit types run it on a widened
+    /// copy, which measured faster than widening each plane into its padded one: W3
+    /// channels-first bf16 1.14x): `out` of every plane of `x`, under `isa`.
+    pub fn forward(&self, x: &[T], isa: Isa, out: Out<'_, T>) -> Result<()> {
+        let (rows, cols) = (self.rows, self.cols);
+        let (iv, ov) = (rows.input * cols.input, rows.output * cols.output);
+        let line = cols.entries(cols.output, LANES);
+        let plane = rows.entries(rows.output, 1) * line;
+        let taps = self.taps(line);
+        par_blocks_with_in_order(
+            out,
+            ov,
+            || {
+                // Zeros around the input, which each plane overwrites in place.
+                let padded = buffer::filled(plane, num_traits::zero::<T::Acc>(), "padded plane")?;
+                Ok((padded, buffer::filled(cols.output.next_multiple_of(LANES), T::zero(), "stencil row")?))
+            },
+            |(padded, row), p, out| {
+                let x = &x[p * iv..][..iv];
+                isa.run(
+                    #[inline(always)]
+                    || self.plane_means(x, &taps, padded, row, out),
+                );
+                Ok(())
+            },
+        )
+    }
+
+    /// One plane of the forward: the input between the zeros of `padded`, then each row
+    /// of outputs summed from it and divided.
+    #[inline(always)]
+    fn plane_means(&self, x: &[T], taps: &[usize], padded: &mut [T::Acc], row: &mut [T], out: &mut Sink<'_, T>) {
+        let (rows, cols) = (self.rows, self.cols);
+        let line = cols.entries(cols.output, LANES);
+        for (x, h) in x.chunks_exact(cols.input).zip(0..) {
+            T::widen_slice(x, &mut padded[(h + rows.pad()) * line + cols.pad()..][..cols.input]);
+        }
+        for (divisors, oh) in self.divisors.chunks_exact(cols.output).zip(0..) {
+            // Plain additions for `T` = `T::Acc`.
+            sum_row(&padded[oh * line..], taps, cols.output, row);
+            out.extend_zip(&row[..cols.output], divisors, |sum, divisor| T::from_acc(sum.to_acc() / divisor));
         }
     }
 }
 
-/// Cells `c0..c0 + W` of a row into `row`, summing the shares at `taps` from each cell's
-/// entry in `first` (the row's first line of shares), in order, from zero.
+/// The first `cells` entries of `row` (a multiple of [`LANES`] long), each the sum of the
+/// entries at `taps` from its own entry in `first` (the row's first line), in order, from
+/// zero; two vectors at a time where the row has more than one left, for two chains of
+/// additions in flight (16-bit sums round after each addition, a long chain).
+#[inline(always)]
+fn sum_row<T: Element>(first: &[T::Acc], taps: &[usize], cells: usize, row: &mut [T]) {
+    let mut c0 = 0;
+    while c0 < cells {
+        if cells - c0 > LANES {
+            sum_cells::<T, { 2 * LANES }>(first, taps, c0, row);
+            c0 += 2 * LANES;
+        } else {
+            sum_cells::<T, LANES>(first, taps, c0, row);
+            c0 += LANES;
+        }
+    }
+}
+
+/// Cells `c0..c0 + W` of a row into `row` (see [`sum_row`]).
 #[inline(always)]
 fn sum_cells<T: Element, const W: usize>(first: &[T::Acc], taps: &[usize], c0: usize, row: &mut [T]) {
     let sums: &mut [T; W] = (&mut row[c0..][..W]).try_into().expect("row chunk");
