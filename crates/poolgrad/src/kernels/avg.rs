@@ -180,7 +180,8 @@ fn exact_reciprocal<T: Element>(n: usize) -> Option<T::Acc> {
 /// Forward: the window sum (taps in row-major order, starting from zero) over the
 /// divisor; 0 for a window with no valid tap.
 ///
-/// Paths ([`Path`]), each covered by the reference tests: channels-first rows
+/// Paths ([`Path`]), each covered by the reference tests: channels-first stride-1
+/// windows sum a zero-padded plane as a stencil ([`Stencil`]); other channels-first rows
 /// ([`plane_rows`]) sum the complete windows of an output row [`RUN_CHUNK`] outputs at a
 /// time; channels-first planes without such runs are interleaved [`PLANE_GROUP`] at a
 /// time and summed as channels-last, which ([`lane_chunks`]) sums [`REGISTER_CHUNK`] or
@@ -929,8 +930,9 @@ fn widening_isa<T: Element>() -> Isa {
 /// Computed as a gather, one write per input cell and no zero-fill pass: each cell sums
 /// the shares of the windows that cover it ([`Covering`]), in output order, so the
 /// additions are the same as the scatter's. Channels-last sums [`WIDE_CHUNK`] channels at
-/// a time; channels-first interleaves [`PLANE_GROUP`] planes to do the same. Windows too
-/// many to tabulate fall back to the scatter.
+/// a time; channels-first interleaves [`PLANE_GROUP`] planes to do the same, except
+/// stride-1 windows, whose shares a stencil sums ([`Stencil`]). Windows too many to
+/// tabulate fall back to the scatter.
 pub(crate) fn backward<T: Element>(
     grad_out: &[T],
     blocking: Blocking,

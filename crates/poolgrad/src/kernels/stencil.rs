@@ -25,7 +25,7 @@ use crate::tensor::Element;
 const LANES: usize = 16;
 
 /// Output cells per plane up to which [`Stencil`] keeps a table of divisors (and so
-/// takes the plane at all): 1 MiB of `f64`.
+/// takes the plane at all): 1 MiB of `f64`. Also the most input cells along one dim.
 const MAX_OUTPUT_VOLUME: usize = 1 << 17;
 
 /// The largest window side the stencil takes; larger windows sum one dim at a time
@@ -67,8 +67,8 @@ impl StencilAxis {
         (windows_as_said && fits).then_some(StencilAxis { input, output, kernel, before })
     }
 
-    /// Entries per line of a plane from which `cells` cells (a multiple of `round_to`)
-    /// sum `kernel` entries each: `kernel - 1` more for the last cell's taps.
+    /// Entries per line of a plane from which `cells` cells, rounded up to a multiple of
+    /// `round_to`, sum `kernel` entries each: `kernel - 1` more for the last cell's taps.
     fn entries(self, cells: usize, round_to: usize) -> usize {
         cells.next_multiple_of(round_to) + self.kernel - 1
     }
