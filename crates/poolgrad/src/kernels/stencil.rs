@@ -129,9 +129,7 @@ impl<T: Element> Stencil<T> {
     pub fn backward(&self, grad_out: &[T], isa: Isa, grad_in: Out<'_, T>) -> Result<()> {
         let (rows, cols) = (self.rows, self.cols);
         let (iv, ov) = (rows.input * cols.input, rows.output * cols.output);
-        let line = cols.entries(cols.input, LANES);
-        let plane = rows.entries(rows.input, 1) * line;
-        let taps = self.taps(line);
+        let layout = self.layout(rows.input, cols.input);
         par_blocks_with_in_order(
             grad_in,
             iv,
@@ -139,18 +137,14 @@ impl<T: Element> Stencil<T> {
                 // Zeros around the shares, which each plane overwrites in place.
                 let zero = num_traits::zero::<T::Acc>();
                 let plane_shares = buffer::filled(ov, zero, "shares")?;
-                let shares = buffer::filled(plane, zero, "share plane")?;
-                Ok((
-                    plane_shares,
-                    shares,
-                    buffer::filled(cols.input.next_multiple_of(LANES), T::zero(), "stencil row")?,
-                ))
+                let shares = buffer::filled(layout.entries, zero, "share plane")?;
+                Ok((plane_shares, shares, buffer::filled(layout.row, T::zero(), "stencil row")?))
             },
             |(plane_shares, shares, row), p, grad_in| {
                 let g = &grad_out[p * ov..][..ov];
                 isa.run(
                     #[inline(always)]
-                    || self.plane(g, &taps, (plane_shares, shares), row, grad_in),
+                    || self.plane(g, &layout, (plane_shares, shares), row, grad_in),
                 );
                 Ok(())
             },
@@ -162,13 +156,13 @@ impl<T: Element> Stencil<T> {
     fn plane(
         &self,
         g: &[T],
-        taps: &[usize],
+        layout: &Layout,
         (plane_shares, shares): (&mut [T::Acc], &mut [T::Acc]),
         row: &mut [T],
         grad_in: &mut Sink<'_, T>,
     ) {
         let (rows, cols) = (self.rows, self.cols);
-        let line = cols.entries(cols.input, LANES);
+        let line = layout.line;
         // The plane's shares in one pass of each step (a row at a time left the rows'
         // ends to the conversions' scalar tails), then copied between the zeros.
         T::widen_slice(g, plane_shares);
@@ -180,16 +174,19 @@ impl<T: Element> Stencil<T> {
             shares[(oh + rows.before) * line + cols.before..][..cols.output].copy_from_slice(row_shares);
         }
         for h in 0..rows.input {
-            sum_row(&shares[h * line..], taps, cols.input, row);
+            sum_row(&shares[h * line..], &layout.taps, cols.input, row);
             grad_in.extend(&row[..cols.input]);
         }
     }
 
-    /// Entry offsets of a cell's taps from its own entry, in window (and output) order,
-    /// in a plane of `line` entries per line.
-    fn taps(&self, line: usize) -> Vec<usize> {
+    /// The padded plane from which `lines` lines of `cells` cells each sum their taps
+    /// (the backward's input cells, the forward's outputs).
+    fn layout(&self, lines: usize, cells: usize) -> Layout {
         let (rows, cols) = (self.rows, self.cols);
-        (0..rows.kernel).flat_map(|dh| (0..cols.kernel).map(move |dw| dh * line + dw)).collect()
+        let line = cols.entries(cells, LANES);
+        // Entry offsets of a cell's taps from its own entry, in window (and output) order.
+        let taps = (0..rows.kernel).flat_map(|dh| (0..cols.kernel).map(move |dw| dh * line + dw)).collect();
+        Layout { line, entries: rows.entries(lines, 1) * line, row: cells.next_multiple_of(LANES), taps }
     }
 
     /// The forward of `T` = `T::Acc` (`f32`, `f64`; the 16-bit types run it on a widened
@@ -198,22 +195,20 @@ impl<T: Element> Stencil<T> {
     pub fn forward(&self, x: &[T], isa: Isa, out: Out<'_, T>) -> Result<()> {
         let (rows, cols) = (self.rows, self.cols);
         let (iv, ov) = (rows.input * cols.input, rows.output * cols.output);
-        let line = cols.entries(cols.output, LANES);
-        let plane = rows.entries(rows.output, 1) * line;
-        let taps = self.taps(line);
+        let layout = self.layout(rows.output, cols.output);
         par_blocks_with_in_order(
             out,
             ov,
             || {
                 // Zeros around the input, which each plane overwrites in place.
-                let padded = buffer::filled(plane, num_traits::zero::<T::Acc>(), "padded plane")?;
-                Ok((padded, buffer::filled(cols.output.next_multiple_of(LANES), T::zero(), "stencil row")?))
+                let padded = buffer::filled(layout.entries, num_traits::zero::<T::Acc>(), "padded plane")?;
+                Ok((padded, buffer::filled(layout.row, T::zero(), "stencil row")?))
             },
             |(padded, row), p, out| {
                 let x = &x[p * iv..][..iv];
                 isa.run(
                     #[inline(always)]
-                    || self.plane_means(x, &taps, padded, row, out),
+                    || self.plane_means(x, &layout, padded, row, out),
                 );
                 Ok(())
             },
@@ -223,18 +218,30 @@ impl<T: Element> Stencil<T> {
     /// One plane of the forward: the input between the zeros of `padded`, then each row
     /// of outputs summed from it and divided.
     #[inline(always)]
-    fn plane_means(&self, x: &[T], taps: &[usize], padded: &mut [T::Acc], row: &mut [T], out: &mut Sink<'_, T>) {
+    fn plane_means(&self, x: &[T], layout: &Layout, padded: &mut [T::Acc], row: &mut [T], out: &mut Sink<'_, T>) {
         let (rows, cols) = (self.rows, self.cols);
-        let line = cols.entries(cols.output, LANES);
+        let line = layout.line;
         for (x, h) in x.chunks_exact(cols.input).zip(0..) {
             T::widen_slice(x, &mut padded[(h + rows.pad()) * line + cols.pad()..][..cols.input]);
         }
         for (divisors, oh) in self.divisors.chunks_exact(cols.output).zip(0..) {
             // Plain additions for `T` = `T::Acc`.
-            sum_row(&padded[oh * line..], taps, cols.output, row);
+            sum_row(&padded[oh * line..], &layout.taps, cols.output, row);
             out.extend_zip(&row[..cols.output], divisors, |sum, divisor| T::from_acc(sum.to_acc() / divisor));
         }
     }
+}
+
+/// A padded plane of a [`Stencil`] pass.
+struct Layout {
+    /// Entries per line.
+    line: usize,
+    /// Entries in the plane.
+    entries: usize,
+    /// Cells of a row buffer: the line's cells, rounded up to a multiple of [`LANES`].
+    row: usize,
+    /// Entry offsets of a cell's taps from its own entry, in window (and output) order.
+    taps: Vec<usize>,
 }
 
 /// The first `cells` entries of `row` (a multiple of [`LANES`] long), each the sum of the
