@@ -159,7 +159,7 @@ pub(crate) fn f16_to_f32(value: half::f16) -> f32 {
 pub trait Element: MaxElement {
     /// The type sums and powers are computed in (itself an element type that accumulates
     /// in itself: `f32` or `f64`).
-    type Acc: Element<Acc = Self::Acc> + num_traits::Float + Debug + Send + Sync + 'static;
+    type Acc: Element<Acc = Self::Acc> + num_traits::Float + bytemuck::Pod + Debug + Send + Sync + 'static;
     /// Whether this CPU widens to the accumulation type cheaply enough for a kernel that
     /// reads each value once to widen it as it reads ([`Element::add_widened_slice`]),
     /// rather than widening its input in bulk first: `bf16` (a shift) everywhere, `f16`

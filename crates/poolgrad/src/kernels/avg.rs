@@ -313,28 +313,25 @@ fn forward_widened<T: Element>(
         per_job -= per_job % PLANE_GROUP;
     }
     let isa = simd::current();
-    par_blocks_with(
-        out,
-        per_job * block_out,
-        || Ok((Vec::new(), Vec::new())),
-        |(wide_x, wide_means), job, out| {
-            let blocks = out.len() / block_out.max(1);
-            let x = &x[job * per_job * block_in..][..blocks * block_in];
-            buffer::resize(wide_x, x.len(), num_traits::zero::<T::Acc>(), "scratch")?;
-            buffer::resize(wide_means, out.len(), num_traits::zero::<T::Acc>(), "scratch")?;
-            isa.run(
-                #[inline(always)]
-                || T::widen_slice(x, wide_x),
-            );
-            let wide_blocking = Blocking { blocks, lanes };
-            forward::<T::Acc>(wide_x, wide_blocking, windows, divisor, Out::from(&mut wide_means[..]))?;
-            isa.run(
-                #[inline(always)]
-                || T::narrow_slice(wide_means, out),
-            );
-            Ok(())
-        },
-    )
+    par_blocks(out, per_job * block_out, |job, out| {
+        let blocks = out.len() / block_out.max(1);
+        let x = &x[job * per_job * block_in..][..blocks * block_in];
+        buffer::with_spare(x.len(), "widened input", |wide_x: &mut [T::Acc]| {
+            buffer::with_spare(out.len(), "widened means", |wide_means: &mut [T::Acc]| {
+                isa.run(
+                    #[inline(always)]
+                    || T::widen_slice(x, wide_x),
+                );
+                let wide_blocking = Blocking { blocks, lanes };
+                forward::<T::Acc>(wide_x, wide_blocking, windows, divisor, Out::from(&mut *wide_means))?;
+                isa.run(
+                    #[inline(always)]
+                    || T::narrow_slice(wide_means, out),
+                );
+                Ok(())
+            })
+        })
+    })
 }
 
 /// Whether the forward sums windows one spatial dim at a time ([`separable::mean_block`]):
