@@ -189,26 +189,32 @@ impl<T: Element> Stencil<T> {
         Layout { line, entries: rows.entries(lines, 1) * line, row: cells.next_multiple_of(LANES), taps }
     }
 
-    /// The forward of `T` = `T::Acc` (`f32`, `f64`; the 16-bit types run it on a widened
-    /// copy, which measured faster than widening each plane into its padded one: W3
-    /// channels-first bf16 1.14x): `out` of every plane of `x`, under `isa`.
+    /// The forward: `out` of every plane of `x`, under `isa`. Sums and divisions are in
+    /// `T::Acc`; a 16-bit plane is widened whole and its means narrowed whole (a row at a
+    /// time would leave each row's end to the conversions' scalar tails).
     pub fn forward(&self, x: &[T], isa: Isa, out: Out<'_, T>) -> Result<()> {
         let (rows, cols) = (self.rows, self.cols);
         let (iv, ov) = (rows.input * cols.input, rows.output * cols.output);
         let layout = self.layout(rows.output, cols.output);
+        let widened = if size_of::<T>() < size_of::<T::Acc>() { 1 } else { 0 };
+        let zero = num_traits::zero::<T::Acc>();
         par_blocks_with_in_order(
             out,
             ov,
             || {
                 // Zeros around the input, which each plane overwrites in place.
-                let padded = buffer::filled(layout.entries, num_traits::zero::<T::Acc>(), "padded plane")?;
-                Ok((padded, buffer::filled(layout.row, T::zero(), "stencil row")?))
+                let padded = buffer::filled(layout.entries, zero, "padded plane")?;
+                let row = buffer::filled(layout.row, zero, "stencil row")?;
+                let wide_plane = buffer::filled(widened * iv, zero, "widened plane")?;
+                let means = buffer::filled(widened * ov, zero, "plane means")?;
+                Ok((padded, row, wide_plane, means, buffer::filled(widened * ov, T::zero(), "narrowed means")?))
             },
-            |(padded, row), p, out| {
+            |(padded, row, wide_plane, means, narrowed), p, out| {
                 let x = &x[p * iv..][..iv];
+                let scratch = PlaneScratch { padded, row, wide_plane, means, narrowed };
                 isa.run(
                     #[inline(always)]
-                    || self.plane_means(x, &layout, padded, row, out),
+                    || self.plane_means(x, &layout, scratch, out),
                 );
                 Ok(())
             },
@@ -218,18 +224,54 @@ impl<T: Element> Stencil<T> {
     /// One plane of the forward: the input between the zeros of `padded`, then each row
     /// of outputs summed from it and divided.
     #[inline(always)]
-    fn plane_means(&self, x: &[T], layout: &Layout, padded: &mut [T::Acc], row: &mut [T], out: &mut Sink<'_, T>) {
-        let (rows, cols) = (self.rows, self.cols);
+    fn plane_means(&self, x: &[T], layout: &Layout, scratch: PlaneScratch<'_, T>, out: &mut Sink<'_, T>) {
+        let cols = self.cols;
+        let PlaneScratch { padded, row, wide_plane, means, narrowed } = scratch;
         let line = layout.line;
-        for (x, h) in x.chunks_exact(cols.input).zip(0..) {
-            T::widen_slice(x, &mut padded[(h + rows.pad()) * line + cols.pad()..][..cols.input]);
+        if means.is_empty() {
+            // `T` = `T::Acc`: the rows copied in, the means stored as they are divided.
+            self.rows_into(x, line, padded, T::widen_slice);
+            for (divisors, oh) in self.divisors.chunks_exact(cols.output).zip(0..) {
+                sum_row::<T::Acc>(&padded[oh * line..], &layout.taps, cols.output, row);
+                out.extend_zip(&row[..cols.output], divisors, |sum, divisor| T::from_acc(sum / divisor));
+            }
+            return;
         }
-        for (divisors, oh) in self.divisors.chunks_exact(cols.output).zip(0..) {
-            // Plain additions for `T` = `T::Acc`.
-            sum_row(&padded[oh * line..], &layout.taps, cols.output, row);
-            out.extend_zip(&row[..cols.output], divisors, |sum, divisor| T::from_acc(sum.to_acc() / divisor));
+        T::widen_slice(x, wide_plane);
+        self.rows_into(wide_plane, line, padded, <T::Acc as Element>::widen_slice);
+        for ((divisors, means), oh) in
+            self.divisors.chunks_exact(cols.output).zip(means.chunks_exact_mut(cols.output)).zip(0..)
+        {
+            sum_row::<T::Acc>(&padded[oh * line..], &layout.taps, cols.output, row);
+            for ((mean, &sum), &divisor) in means.iter_mut().zip(&row[..cols.output]).zip(divisors) {
+                *mean = sum / divisor;
+            }
+        }
+        T::narrow_slice(means, narrowed);
+        out.extend(narrowed);
+    }
+}
+
+impl<T: Element> Stencil<T> {
+    /// A plane's rows between the zeros of `padded` (lines of `line` entries), each
+    /// through `widen`.
+    #[inline(always)]
+    fn rows_into<S>(&self, plane: &[S], line: usize, padded: &mut [T::Acc], widen: impl Fn(&[S], &mut [T::Acc])) {
+        let (rows, cols) = (self.rows, self.cols);
+        for (x, h) in plane.chunks_exact(cols.input).zip(0..) {
+            widen(x, &mut padded[(h + rows.pad()) * line + cols.pad()..][..cols.input]);
         }
     }
+}
+
+/// The forward's scratch for one plane ([`Stencil::plane_means`]): the padded plane, a
+/// row of sums, and for 16-bit types the widened plane, its means and their narrowing.
+struct PlaneScratch<'s, T: Element> {
+    padded: &'s mut [T::Acc],
+    row: &'s mut [T::Acc],
+    wide_plane: &'s mut [T::Acc],
+    means: &'s mut [T::Acc],
+    narrowed: &'s mut [T],
 }
 
 /// A padded plane of a [`Stencil`] pass.
