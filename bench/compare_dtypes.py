@@ -22,9 +22,10 @@ import subprocess
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 BINARY = os.environ.get("POOLGRAD_BIN", os.path.join(ROOT, "target", "release", "poolgrad"))
 
-# name: (shape N,C,spatial..., bench flags)
+# name: (shape N,C,spatial..., bench flags), average pooling unless the flags name an op
 WORKLOADS = {
     "W3": ("32,192,28,28", ["--kernel", "3", "--stride", "1", "--padding", "1", "--count-include-pad", "false"]),
+    "W4": ("32,2048,7,7", ["--op", "global-avg"]),
     "W7": ("32,128,56,56", ["--kernel", "2", "--stride", "2"]),
     "A13": ("16,256,40,40", ["--kernel", "13", "--stride", "1", "--padding", "6"]),
 }
@@ -32,7 +33,8 @@ DTYPES = ["f32", "f16", "bf16"]
 
 
 def bench_ms(shape, flags, layout, threads, pass_, dtype, min_time):
-    args = [BINARY, "bench", "--op", "avg", "--shape", shape, *flags, "--layout", layout, "--threads", str(threads),
+    op = [] if "--op" in flags else ["--op", "avg"]
+    args = [BINARY, "bench", *op, "--shape", shape, *flags, "--layout", layout, "--threads", str(threads),
             "--pass", pass_, "--dtype", dtype, "--min-time", str(min_time), "--json", "--reuse-outputs"]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])["median_s"] * 1e3

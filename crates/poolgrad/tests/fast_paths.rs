@@ -620,6 +620,56 @@ proptest! {
     }
 }
 
+/// Global average pooling of channels-first f16 and bf16 planes (summed with partial
+/// sums, as f32 planes are): the same bits under every instruction set and thread count,
+/// and the f32 means of the widened values, rounded once; the backward's shares bitwise.
+/// Planes with and without a partial chunk of 16, NaN and infinities (a 16-bit NaN mean
+/// is the canonical NaN).
+#[test]
+fn whole_plane_means_in_16_bit_types() {
+    fn check<T: poolgrad::Element>(from_f32: fn(f32) -> T, to_f32: fn(T) -> f32) {
+        for (i, spatial) in
+            [&[7usize, 7][..], &[1, 1], &[3, 5], &[4, 4], &[40, 40], &[300], &[17]].into_iter().enumerate()
+        {
+            let shape = Shape::new(3, 19, spatial);
+            let data: Vec<T> = values(shape.numel().unwrap(), 90 + i as u64, true).into_iter().map(from_f32).collect();
+            let wide: Vec<f32> = data.iter().map(|&v| to_f32(v)).collect();
+            let x = Tensor::new(data, shape.clone(), Layout::ChannelsFirst).unwrap();
+            let x32 = Tensor::new(wide, shape.clone(), Layout::ChannelsFirst).unwrap();
+            let pool = AvgPool::global();
+            let means32 = with_isa(poolgrad::simd::Isa::Portable, || pool.forward(&x32.view())).unwrap();
+            // The f32 path keeps whichever NaN its additions keep; 16-bit means the
+            // canonical one.
+            let want: Vec<T> =
+                means32.data().iter().map(|&m| from_f32(if m.is_nan() { f32::NAN } else { m })).collect();
+            // The backward: every cell of a plane `0 + g / h / w` (global pooling divides
+            // one dim at a time), rounded to `T` once, -0 turned +0.
+            let grads: Vec<T> = values(3 * 19, 95 + i as u64, true).into_iter().map(from_f32).collect();
+            let g = Tensor::new(grads.clone(), means32.shape().clone(), Layout::ChannelsFirst).unwrap();
+            let n: usize = spatial.iter().product();
+            let want_grad: Vec<T> = grads
+                .iter()
+                .flat_map(|&gv| {
+                    let share = from_f32(spatial.iter().fold(to_f32(gv), |s, &d| s / d as f32));
+                    std::iter::repeat_n(if to_f32(share) == 0.0 { from_f32(0.0) } else { share }, n)
+                })
+                .collect();
+            let bits = |v: &[T]| v.iter().map(|&v| to_f32(v).to_bits()).collect::<Vec<_>>();
+            for isa in available() {
+                for threads in [1, 2] {
+                    let threads = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    let got = threads.install(|| with_isa(isa, || pool.forward(&x.view()))).unwrap();
+                    assert_eq!(bits(got.data()), bits(&want), "{} {spatial:?} {}", T::NAME, isa.name());
+                    let got = threads.install(|| with_isa(isa, || pool.backward(&x.view(), &g.view()))).unwrap();
+                    assert_eq!(bits(got.data()), bits(&want_grad), "backward {} {spatial:?} {}", T::NAME, isa.name());
+                }
+            }
+        }
+    }
+    check(poolgrad::f16::from_f32, poolgrad::f16::to_f32);
+    check(poolgrad::bf16::from_f32, poolgrad::bf16::to_f32);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 60, max_shrink_iters: 256, ..ProptestConfig::default() })]
 

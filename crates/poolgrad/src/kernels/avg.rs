@@ -513,28 +513,39 @@ fn plane_sum<T: Element>(values: &[T]) -> T::Acc {
 }
 
 /// [`plane_sum`] of every `volume`-long plane of `x` into `sums`, with explicit AVX2 code
-/// where `T` is `f32` and `isa` has AVX2 (else `false`, nothing written): the same
-/// additions in the same order, so the same bits. LLVM compiles the generic tail and
-/// pairwise steps into a scalar add and a branch per lane (W4, 49-cell planes: 0.8x
-/// PyTorch's time).
+/// where `T` is `f32`, `f16` or `bf16` (summed in `f32`) and `isa` has AVX2 (else
+/// `false`, nothing written): the same additions in the same order, so the same bits.
+/// LLVM compiles the generic tail and pairwise steps into a scalar add and a branch per
+/// lane (W4, 49-cell planes: 0.8x PyTorch's time), and widens 16-bit values one at a
+/// time (W4 channels-first forward with the 16-bit values widened in registers: f16
+/// 2.3x, bf16 1.8x on 1 thread).
 #[inline(always)]
 fn plane_sums_f32<T: Element>(isa: Isa, x: &[T], volume: usize, sums: &mut [T::Acc]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if isa >= Isa::Avx2
-        && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-        && std::any::TypeId::of::<T::Acc>() == std::any::TypeId::of::<f32>()
-    {
-        // SAFETY: `T` and `T::Acc` are both `f32` (their type ids say so), so the casts
-        // reinterpret each slice as the type it already is, same length and lifetime.
-        let (x, sums) = unsafe {
-            (
-                std::slice::from_raw_parts(x.as_ptr().cast::<f32>(), x.len()),
-                std::slice::from_raw_parts_mut(sums.as_mut_ptr().cast::<f32>(), sums.len()),
-            )
-        };
-        // SAFETY: the kernels' `isa` comes from `simd::current()`, which never exceeds
-        // what the CPU has, and it includes AVX2 here.
-        unsafe { avx2_sums::plane_sums(x, volume, sums) };
+    if isa >= Isa::Avx2 && std::any::TypeId::of::<T::Acc>() == std::any::TypeId::of::<f32>() {
+        use std::any::TypeId;
+        // SAFETY: `T::Acc` is `f32` (its type id says so): the cast reinterprets the
+        // slice as the type it already is, same length and lifetime.
+        let sums = unsafe { std::slice::from_raw_parts_mut(sums.as_mut_ptr().cast::<f32>(), sums.len()) };
+        let (ptr, len) = (x.as_ptr(), x.len());
+        // SAFETY (each arm): `T` is the type its id says, so the cast reinterprets `x` as
+        // that type (`f16` and `bf16` as their 16-bit patterns), same length and lifetime;
+        // the kernels' `isa` comes from `simd::current()`, which never exceeds what the
+        // CPU has, and it includes AVX2 (with F16C) here.
+        unsafe {
+            match TypeId::of::<T>() {
+                t if t == TypeId::of::<f32>() => {
+                    avx2_sums::plane_sums(std::slice::from_raw_parts(ptr.cast::<f32>(), len), volume, sums)
+                }
+                t if t == TypeId::of::<half::f16>() => {
+                    avx2_sums::plane_sums_16::<false>(std::slice::from_raw_parts(ptr.cast::<u16>(), len), volume, sums)
+                }
+                t if t == TypeId::of::<half::bf16>() => {
+                    avx2_sums::plane_sums_16::<true>(std::slice::from_raw_parts(ptr.cast::<u16>(), len), volume, sums)
+                }
+                _ => return false,
+            }
+        }
         return true;
     }
     let _ = (isa, x, volume, sums);
@@ -573,11 +584,102 @@ mod avx2_sums {
                 lo = _mm256_add_ps(lo, _mm256_maskload_ps(t, mask_lo));
                 hi = _mm256_add_ps(hi, _mm256_maskload_ps(t.wrapping_add(8), mask_hi));
             }
+            // SAFETY: compiled for AVX2, which the caller guarantees.
+            *sum = unsafe { reduce(lo, hi) };
+        }
+    }
+
+    /// [`plane_sums`] of `f16` values (`BF16` false) or `bf16` values, given as their
+    /// bit patterns, each widened to `f32` in registers (F16C's conversion, or a shift
+    /// for bf16) and added in `f32` as there. AVX2 has no 16-bit masked loads: the tail
+    /// reads the 16 values from its start (the next plane's first ones past it) and
+    /// clears the lanes past the plane to +0, or, where those 16 would run past `x`,
+    /// reads a copy padded with zero patterns (+0 in both types).
+    #[target_feature(enable = "avx2,f16c")]
+    pub(super) unsafe fn plane_sums_16<const BF16: bool>(x: &[u16], volume: usize, sums: &mut [f32]) {
+        let chunks = volume / PLANE_SUM_LANES;
+        let tail = volume % PLANE_SUM_LANES;
+        let lane = |i: i32| if (i as usize) < tail { -1 } else { 0 };
+        let mask_lo = _mm256_castsi256_ps(_mm256_setr_epi32(
+            lane(0),
+            lane(1),
+            lane(2),
+            lane(3),
+            lane(4),
+            lane(5),
+            lane(6),
+            lane(7),
+        ));
+        let mask_hi = _mm256_castsi256_ps(_mm256_setr_epi32(
+            lane(8),
+            lane(9),
+            lane(10),
+            lane(11),
+            lane(12),
+            lane(13),
+            lane(14),
+            lane(15),
+        ));
+        for (k, (sum, plane)) in sums.iter_mut().zip(x.chunks_exact(volume.max(1))).enumerate() {
+            let p = plane.as_ptr();
+            let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            for c in 0..chunks {
+                // SAFETY: chunk `c` is 16 values of `plane` (c < volume / 16).
+                unsafe {
+                    lo = _mm256_add_ps(lo, widen::<BF16>(p.add(c * PLANE_SUM_LANES)));
+                    hi = _mm256_add_ps(hi, widen::<BF16>(p.add(c * PLANE_SUM_LANES + 8)));
+                }
+            }
+            let tail_start = k * volume + chunks * PLANE_SUM_LANES;
+            let mut rest = [0u16; PLANE_SUM_LANES];
+            let t = if tail_start + PLANE_SUM_LANES <= x.len() {
+                // SAFETY: the 16 values from `tail_start` lie inside `x` (checked).
+                unsafe { x.as_ptr().add(tail_start) }
+            } else {
+                rest[..tail].copy_from_slice(&plane[chunks * PLANE_SUM_LANES..]);
+                rest.as_ptr()
+            };
+            // SAFETY: `t` points to 16 readable values (above).
+            unsafe {
+                lo = _mm256_add_ps(lo, _mm256_and_ps(widen::<BF16>(t), mask_lo));
+                hi = _mm256_add_ps(hi, _mm256_and_ps(widen::<BF16>(t.add(8)), mask_hi));
+                *sum = reduce(lo, hi);
+            }
+        }
+    }
+
+    /// The 8 values at `p` widened to `f32`: `bf16` by a shift into the high half of
+    /// each lane, `f16` by F16C's conversion (exact).
+    ///
+    /// # Safety
+    /// `p` must point to 8 readable values; the CPU must support AVX2 and F16C (always
+    /// inlined into [`plane_sums_16`], which is compiled for them).
+    #[inline(always)]
+    unsafe fn widen<const BF16: bool>(p: *const u16) -> __m256 {
+        // SAFETY: the caller guarantees the 16 bytes and the features.
+        unsafe {
+            let halves = _mm_loadu_si128(p.cast::<__m128i>());
+            match BF16 {
+                true => _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(halves))),
+                false => _mm256_cvtph_ps(halves),
+            }
+        }
+    }
+
+    /// `plane_sum`'s pairwise steps over its 16 partial sums, lanes 0-7 in `lo` and 8-15
+    /// in `hi`: 16 → 8 → 4 → 2 → 1, adding lane `i + width` to lane `i`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX (always inlined into the AVX2 functions above).
+    #[inline(always)]
+    unsafe fn reduce(lo: __m256, hi: __m256) -> f32 {
+        // SAFETY: the caller guarantees AVX.
+        unsafe {
             let eight = _mm256_add_ps(lo, hi);
             let four = _mm_add_ps(_mm256_castps256_ps128(eight), _mm256_extractf128_ps::<1>(eight));
             let two = _mm_add_ps(four, _mm_movehl_ps(four, four));
             let one = _mm_add_ss(two, _mm_movehdup_ps(two));
-            *sum = _mm_cvtss_f32(one);
+            _mm_cvtss_f32(one)
         }
     }
 }
@@ -621,11 +723,19 @@ fn whole_plane_means<T: Element>(x: &[T], windows: &Windows, divisor: Divisor, o
                             *sum = plane_sum(plane);
                         }
                     }
-                    // All planes' divisions at once (the same bits as one by one).
-                    divisor.apply_all::<T>(sums, valid, &axis_counts);
-                    for (mean, &sum) in out.iter_mut().zip(sums.iter()) {
-                        *mean = T::from_acc(sum);
+                    // Which NaN an addition of two keeps depends on the operand order the
+                    // compiler picks for each path (an infinity minus itself gives the
+                    // negative default NaN, an input NaN is positive): a 16-bit NaN sum
+                    // is the canonical quiet NaN, the same bits on every path.
+                    if size_of::<T>() < size_of::<T::Acc>() {
+                        for sum in sums.iter_mut().filter(|sum| num_traits::Float::is_nan(**sum)) {
+                            *sum = num_traits::Float::nan();
+                        }
                     }
+                    // All planes' divisions at once, and their rounding (the same bits
+                    // as one by one).
+                    divisor.apply_all::<T>(sums, valid, &axis_counts);
+                    T::narrow_slice(sums, out);
                     Ok(())
                 },
             )
@@ -683,14 +793,37 @@ fn whole_plane_shares<T: Element>(
     let iv = windows.input_volume;
     let (valid, axis_counts) = whole_plane_counts(windows)?;
     let planes = planes_per_job(iv);
-    par_blocks_in_order(grad_in, planes * iv, |b, grad_in| {
-        let g = &grad_out[b * planes..][..grad_in.len() / iv];
-        for &gv in g {
-            let share = T::from_acc(divisor.apply_counts::<T>(gv.to_acc(), valid, &axis_counts));
-            grad_in.repeat(T::zero().add(share), iv);
-        }
-        Ok(())
-    })
+    if size_of::<T>() == size_of::<T::Acc>() {
+        return par_blocks_in_order(grad_in, planes * iv, |b, grad_in| {
+            for &gv in &grad_out[b * planes..][..grad_in.len() / iv] {
+                let share = T::from_acc(divisor.apply_counts::<T>(gv.to_acc(), valid, &axis_counts));
+                grad_in.repeat(T::zero().add(share), iv);
+            }
+            Ok(())
+        });
+    }
+    let zero = num_traits::zero::<T::Acc>();
+    par_blocks_with_in_order(
+        grad_in,
+        planes * iv,
+        || Ok((buffer::filled(planes, zero, "shares")?, buffer::filled(planes, T::zero(), "shares")?)),
+        |(wide, shares), b, grad_in| {
+            let g = &grad_out[b * planes..][..grad_in.len() / iv];
+            let (wide, shares) = (&mut wide[..g.len()], &mut shares[..g.len()]);
+            // 16-bit shares widened and rounded in bulk, with the CPU's conversions where
+            // it has them (one at a time in software, W4's f16 backward took 1.4x the
+            // f32 time).
+            T::widen_slice(g, wide);
+            for share in wide.iter_mut() {
+                *share = divisor.apply_counts::<T>(*share, valid, &axis_counts);
+            }
+            T::narrow_slice(wide, shares);
+            for &share in shares.iter() {
+                grad_in.repeat(share.added_to_zero(), iv);
+            }
+            Ok(())
+        },
+    )
 }
 
 /// The sum of `taps` in order, from zero.
