@@ -642,11 +642,37 @@ fn whole_plane_means_in_16_bit_types() {
             // canonical one.
             let want: Vec<T> =
                 means32.data().iter().map(|&m| from_f32(if m.is_nan() { f32::NAN } else { m })).collect();
+            // Channels-last: each channel's cells added in order, as f32 does (a NaN mean
+            // may be another NaN there).
+            let n: usize = spatial.iter().product();
+            // Channels 19 at a time: `nxc[(b * n + cell) * 19 + c] = ncx[(b * 19 + c) * n + cell]`.
+            let nxc_of = |k: usize| (k / 19 / n) * 19 * n + (k % 19) * n + (k / 19) % n;
+            let x_nxc = Tensor::new(
+                (0..x.data().len()).map(|k| x.data()[nxc_of(k)]).collect(),
+                shape.clone(),
+                Layout::ChannelsLast,
+            )
+            .unwrap();
+            let x32_nxc = Tensor::new(
+                (0..x32.data().len()).map(|k| x32.data()[nxc_of(k)]).collect(),
+                shape.clone(),
+                Layout::ChannelsLast,
+            )
+            .unwrap();
+            let means_nxc: Vec<T> =
+                pool.forward(&x32_nxc.view()).unwrap().data().iter().map(|&m| from_f32(m)).collect();
+            for isa in available() {
+                let got = with_isa(isa, || pool.forward(&x_nxc.view())).unwrap();
+                let same = got.data().iter().zip(&means_nxc).all(|(&a, &b)| {
+                    let (a, b) = (to_f32(a), to_f32(b));
+                    a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan()
+                });
+                assert!(same, "channels-last {} {spatial:?} {}", T::NAME, isa.name());
+            }
             // The backward: every cell of a plane `0 + g / h / w` (global pooling divides
             // one dim at a time), rounded to `T` once, -0 turned +0.
             let grads: Vec<T> = values(3 * 19, 95 + i as u64, true).into_iter().map(from_f32).collect();
             let g = Tensor::new(grads.clone(), means32.shape().clone(), Layout::ChannelsFirst).unwrap();
-            let n: usize = spatial.iter().product();
             let want_grad: Vec<T> = grads
                 .iter()
                 .flat_map(|&gv| {
