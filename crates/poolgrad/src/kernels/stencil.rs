@@ -228,8 +228,9 @@ impl<T: Element> Stencil<T> {
         let cols = self.cols;
         let PlaneScratch { padded, row, wide_plane, means, narrowed } = scratch;
         let line = layout.line;
-        if means.is_empty() {
-            // `T` = `T::Acc`: the rows copied in, the means stored as they are divided.
+        if size_of::<T>() == size_of::<T::Acc>() {
+            // `T` = `T::Acc` (its widened scratch is empty): the rows copied in, the
+            // means stored as they are divided.
             self.rows_into(x, line, padded, T::widen_slice);
             for (divisors, oh) in self.divisors.chunks_exact(cols.output).zip(0..) {
                 sum_row::<T::Acc>(&padded[oh * line..], &layout.taps, cols.output, row);
@@ -250,9 +251,7 @@ impl<T: Element> Stencil<T> {
         T::narrow_slice(means, narrowed);
         out.extend(narrowed);
     }
-}
 
-impl<T: Element> Stencil<T> {
     /// A plane's rows between the zeros of `padded` (lines of `line` entries), each
     /// through `widen`.
     #[inline(always)]
