@@ -2,8 +2,10 @@
 
 use crate::args::PoolArgs;
 use anyhow::{bail, Context, Result};
+use bytemuck::Pod;
 use clap::{Args, ValueEnum};
-use poolgrad::{Element, Layout, Shape, Tensor};
+use poolgrad::aligned::AlignedBuffer;
+use poolgrad::{Element, Layout, Shape, TensorView};
 use poolgrad::{Operator, Pooling};
 use std::time::{Duration, Instant};
 
@@ -83,7 +85,8 @@ pub struct BenchArgs {
     /// Time the library's `*_into` variants, writing into output buffers allocated once
     /// and reused by every run, as a training loop does (extension; JSON lines then
     /// carry "outputs": "reused"). Max, average and LP pooling (for LP with p = ±inf, the
-    /// magnitudes still go through scratch buffers).
+    /// magnitudes still go through scratch buffers). These buffers, like the inputs,
+    /// start on a 64-byte boundary, as PyTorch's do.
     #[arg(long)]
     pub reuse_outputs: bool,
     /// Vector instruction set to run (extension, for comparing builds): narrower than
@@ -192,21 +195,23 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Uniform values in [-1, 1) that are never zero (an error, not an abort, when they do
-/// not fit in memory).
-fn random<T: Element>(len: usize, mut state: u64) -> Result<Vec<T>> {
-    let values = (0..len).map(|_| {
+/// Uniform values in [-1, 1) that are never zero, in a buffer aligned as PyTorch's are
+/// (an error, not an abort, when they do not fit in memory).
+fn random<T: Element + Pod>(len: usize, mut state: u64) -> Result<AlignedBuffer<T>> {
+    let mut values = AlignedBuffer::zeroed(len).context("the random input")?;
+    for v in values.iter_mut() {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let u = ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0;
-        T::from_f64(if u == 0.0 { 0.5 } else { u })
-    });
-    crate::memory::collect(values, "the random input")
+        *v = T::from_f64(if u == 0.0 { 0.5 } else { u });
+    }
+    Ok(values)
 }
 
-/// `len` copies of `value` (an error, not an abort, when they do not fit in memory).
-fn filled<T: Clone>(len: u64, value: T) -> Result<Vec<T>> {
+/// `len` zeros on a 64-byte boundary, as PyTorch allocates (an error, not an abort,
+/// when they do not fit in memory).
+fn zeros<T: Pod>(len: u64) -> Result<AlignedBuffer<T>> {
     let len = usize::try_from(len).context("an output buffer's size")?;
-    crate::memory::collect(std::iter::repeat_n(value, len), "an output buffer")
+    AlignedBuffer::zeroed(len).context("an output buffer")
 }
 
 /// Runs `f` after a warm-up until `min_time` has passed (and at least 5 times).
@@ -223,52 +228,52 @@ fn time(min_time: f64, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64, u
     Ok((samples[samples.len() / 2], samples[0], samples.len()))
 }
 
-fn measure<T: Element>(args: &BenchArgs, op: &Operator, shape: &Shape, layout: Layout) -> Result<Vec<Measured>> {
+fn measure<T: Element + Pod>(args: &BenchArgs, op: &Operator, shape: &Shape, layout: Layout) -> Result<Vec<Measured>> {
     let out_shape = op.output_shape(shape)?;
-    let x = Tensor::new(random::<T>(shape.numel()?, 1)?, shape.clone(), layout)?;
-    let g = Tensor::new(random::<T>(out_shape.numel()?, 2)?, out_shape.clone(), layout)?;
+    let (x, g) = (random::<T>(shape.numel()?, 1)?, random::<T>(out_shape.numel()?, 2)?);
+    let (x, g) = (TensorView::new(&x, shape.clone(), layout)?, TensorView::new(&g, out_shape.clone(), layout)?);
     let elem = std::mem::size_of::<T>() as u64;
     let (n_in, n_out) = (shape.numel()? as u64, out_shape.numel()? as u64);
     let mut results = Vec::new();
     let want = |p: Pass| args.pass == p || args.pass == Pass::Both;
     let reuse = args.reuse_outputs;
     // Buffers for --reuse-outputs, allocated once (the allocating calls ignore them).
-    let mut out_buf = filled(if reuse { n_out } else { 0 }, T::from_f64(0.0))?;
-    let mut grad_buf = filled(if reuse { n_in } else { 0 }, T::from_f64(0.0))?;
+    let mut out_buf = zeros::<T>(if reuse { n_out } else { 0 })?;
+    let mut grad_buf = zeros::<T>(if reuse { n_in } else { 0 })?;
     let timed = |f: &mut dyn FnMut() -> poolgrad::Result<()>| time(args.min_time, || Ok(f()?));
     match op {
         Operator::Max(pool) if args.argmax == Argmax::Compact => {
-            let saved = pool.forward_compact(&x.view())?;
+            let saved = pool.forward_compact(&x)?;
             if want(Pass::Forward) {
-                let mut taps = filled(if reuse { n_out } else { 0 }, 0u8)?;
+                let mut taps = zeros::<u8>(if reuse { n_out } else { 0 })?;
                 let (median, min, runs) = timed(&mut || match reuse {
-                    true => pool.forward_compact_into(&x.view(), &mut out_buf, &mut taps).map(drop),
-                    false => pool.forward_compact(&x.view()).map(drop),
+                    true => pool.forward_compact_into(&x, &mut out_buf, &mut taps).map(drop),
+                    false => pool.forward_compact(&x).map(drop),
                 })?;
                 results.push(Measured { pass: "forward", median, min, runs, bytes: n_in * elem + n_out * (elem + 1) });
             }
             if want(Pass::Backward) {
                 let (median, min, runs) = timed(&mut || match reuse {
-                    true => pool.backward_compact_into(shape, &g.view(), &saved.taps.view(), &mut grad_buf),
-                    false => pool.backward_compact(shape, &g.view(), &saved.taps.view()).map(drop),
+                    true => pool.backward_compact_into(shape, &g, &saved.taps.view(), &mut grad_buf),
+                    false => pool.backward_compact(shape, &g, &saved.taps.view()).map(drop),
                 })?;
                 results.push(Measured { pass: "backward", median, min, runs, bytes: n_out * (elem + 1) + n_in * elem });
             }
         }
         Operator::Max(pool) => {
-            let saved = pool.forward_with_indices(&x.view())?;
+            let saved = pool.forward_with_indices(&x)?;
             if want(Pass::Forward) {
-                let mut indices = filled(if reuse { n_out } else { 0 }, 0i64)?;
+                let mut indices = zeros::<i64>(if reuse { n_out } else { 0 })?;
                 let (median, min, runs) = timed(&mut || match reuse {
-                    true => pool.forward_with_indices_into(&x.view(), &mut out_buf, &mut indices).map(drop),
-                    false => pool.forward_with_indices(&x.view()).map(drop),
+                    true => pool.forward_with_indices_into(&x, &mut out_buf, &mut indices).map(drop),
+                    false => pool.forward_with_indices(&x).map(drop),
                 })?;
                 results.push(Measured { pass: "forward", median, min, runs, bytes: n_in * elem + n_out * (elem + 8) });
             }
             if want(Pass::Backward) {
                 let (median, min, runs) = timed(&mut || match reuse {
-                    true => pool.backward_with_indices_into(shape, &g.view(), &saved.indices.view(), &mut grad_buf),
-                    false => pool.backward_with_indices(shape, &g.view(), &saved.indices.view()).map(drop),
+                    true => pool.backward_with_indices_into(shape, &g, &saved.indices.view(), &mut grad_buf),
+                    false => pool.backward_with_indices(shape, &g, &saved.indices.view()).map(drop),
                 })?;
                 results.push(Measured { pass: "backward", median, min, runs, bytes: n_out * (elem + 8) + n_in * elem });
             }
@@ -277,16 +282,16 @@ fn measure<T: Element>(args: &BenchArgs, op: &Operator, shape: &Shape, layout: L
             use poolgrad::Pooling;
             if want(Pass::Forward) {
                 let (median, min, runs) = timed(&mut || match reuse {
-                    true => pool.forward_into(&x.view(), &mut out_buf).map(drop),
-                    false => pool.forward(&x.view()).map(drop),
+                    true => pool.forward_into(&x, &mut out_buf).map(drop),
+                    false => pool.forward(&x).map(drop),
                 })?;
                 results.push(Measured { pass: "forward", median, min, runs, bytes: (n_in + n_out) * elem });
             }
             if want(Pass::Backward) {
                 // The LP backward reads the input as well as the grad-output.
                 let (median, min, runs) = timed(&mut || match reuse {
-                    true => pool.backward_into(&x.view(), &g.view(), &mut grad_buf),
-                    false => pool.backward(&x.view(), &g.view()).map(drop),
+                    true => pool.backward_into(&x, &g, &mut grad_buf),
+                    false => pool.backward(&x, &g).map(drop),
                 })?;
                 results.push(Measured { pass: "backward", median, min, runs, bytes: (2 * n_in + n_out) * elem });
             }
@@ -294,15 +299,15 @@ fn measure<T: Element>(args: &BenchArgs, op: &Operator, shape: &Shape, layout: L
         Operator::Avg(pool) => {
             if want(Pass::Forward) {
                 let (median, min, runs) = timed(&mut || match reuse {
-                    true => pool.forward_into(&x.view(), &mut out_buf).map(drop),
-                    false => pool.forward_values(&x.view()).map(drop),
+                    true => pool.forward_into(&x, &mut out_buf).map(drop),
+                    false => pool.forward_values(&x).map(drop),
                 })?;
                 results.push(Measured { pass: "forward", median, min, runs, bytes: (n_in + n_out) * elem });
             }
             if want(Pass::Backward) {
                 let (median, min, runs) = timed(&mut || match reuse {
-                    true => pool.backward_into(shape, &g.view(), &mut grad_buf),
-                    false => pool.backward_from_shape(shape, &g.view()).map(drop),
+                    true => pool.backward_into(shape, &g, &mut grad_buf),
+                    false => pool.backward_from_shape(shape, &g).map(drop),
                 })?;
                 results.push(Measured { pass: "backward", median, min, runs, bytes: (n_in + n_out) * elem });
             }

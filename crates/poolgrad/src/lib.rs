@@ -11,6 +11,7 @@
 //! - [`tensor`]: shapes, layouts and element types;
 //! - [`ops`]: what each operator computes, forward and backward;
 //! - `kernels`: how it is computed (vectorised per-block loops, in parallel with rayon);
+//! - [`aligned`]: 64-byte-aligned buffers for the `*_into` calls;
 //! - [`simd`]: which vector instruction set the kernels run (chosen at run time);
 //! - [`mod@gradcheck`] and [`mod@reference`]: finite-difference checks and a plain reference.
 //!
@@ -34,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+pub mod aligned;
 mod convert;
 pub mod error;
 pub mod geometry;
