@@ -1259,3 +1259,74 @@ fn max_backward_in_16_bit_types() {
     check(poolgrad::f16::from_f32, "f16");
     check(poolgrad::bf16::from_f32, "bf16");
 }
+
+/// The channels-last max backward from indices in `f32` and `f64` (AVX-512 gathers and
+/// scatters of 8 lanes, four vectors at a time, on full-width CPUs) under every
+/// instruction set, bitwise against the reference and against a plain scatter written
+/// here: channel counts of one vector, of groups with a vector or single lanes after
+/// them, overlapping (stride-1) and tiling windows, `-1` indices skipped, and a bad
+/// index inside a group reported at its own position.
+#[test]
+fn channels_last_max_backward_along_indices() {
+    /// `grad[n][index][c] += g[n][o][c]` output by output, channel by channel, for 2
+    /// images of 90 cells.
+    fn plain_scatter<T: poolgrad::Element>(channels: usize, g: &[T], indices: &[i64]) -> Vec<T> {
+        let per_image = g.len() / 2;
+        let mut grad = vec![T::zero(); 2 * 90 * channels];
+        for (p, (&v, &i)) in g.iter().zip(indices).enumerate() {
+            let (n, c) = (p / per_image, p % channels);
+            if i >= 0 {
+                let cell = &mut grad[(n * 90 + i as usize) * channels + c];
+                *cell = cell.add(v);
+            }
+        }
+        grad
+    }
+    fn check<T: poolgrad::Element>(from_f32: fn(f32) -> T, name: &str) {
+        let geometries = [
+            PoolGeometry::new(&[5, 5]).stride(&[1, 1]).padding(Padding::Symmetric(vec![2, 2])),
+            PoolGeometry::new(&[2, 2]).stride(&[2, 2]),
+        ];
+        for (gi, geometry) in geometries.into_iter().enumerate() {
+            let pool = MaxPool::new(geometry.clone());
+            for channels in [8, 37, 40, 96] {
+                let case = format!("{name} geometry {gi} {channels} channels");
+                let shape = Shape::new(2, channels, &[9, 10]);
+                let x: Vec<T> =
+                    values(shape.numel().unwrap(), channels as u64, true).into_iter().map(from_f32).collect();
+                let x = Tensor::new(x, shape.clone(), Layout::ChannelsLast).unwrap();
+                let (y, indices) = reference::max_pool(&x.view(), &geometry).unwrap();
+                let g: Vec<T> = values(y.data().len(), 3, false).into_iter().map(from_f32).collect();
+                let g = Tensor::new(g, y.shape().clone(), Layout::ChannelsLast).unwrap();
+                let want = reference::max_pool_backward(&x.view(), &g.view(), &geometry).unwrap();
+                let plain = plain_scatter(channels, g.data(), indices.data());
+                assert!(same_bits(&plain, want.data()), "{case}: the plain scatter");
+                // Some windows' indices -1 (as an unpooled or empty window has): skipped.
+                let mut skipping = indices.data().to_vec();
+                for i in (3..skipping.len()).step_by(11) {
+                    skipping[i] = -1;
+                }
+                let want_skipping = plain_scatter(channels, g.data(), &skipping);
+                let skipping = Tensor::new(skipping, indices.shape().clone(), Layout::ChannelsLast).unwrap();
+                // A bad index in the middle of the second output's lanes, another after it.
+                let mut bad = indices.data().to_vec();
+                let position = channels + channels / 2 + 1;
+                bad[position] = 90;
+                bad[position + 2 * channels] = -7;
+                let bad = Tensor::new(bad, indices.shape().clone(), Layout::ChannelsLast).unwrap();
+                let want_error = poolgrad::PoolError::InvalidIndex { index: 90, position, plane_size: 90 };
+                for isa in available() {
+                    let run = |indices: &Tensor<i64>| {
+                        with_isa(isa, || pool.backward_with_indices(&shape, &g.view(), &indices.view()))
+                    };
+                    let isa = isa.name();
+                    assert!(same_bits(run(&indices).unwrap().data(), want.data()), "{case} {isa}");
+                    assert!(same_bits(run(&skipping).unwrap().data(), &want_skipping), "{case} {isa}: -1 skipped");
+                    assert_eq!(run(&bad).unwrap_err().to_string(), want_error.to_string(), "{case} {isa}");
+                }
+            }
+        }
+    }
+    check(|v| v, "f32");
+    check(f64::from, "f64");
+}
