@@ -1260,12 +1260,12 @@ fn max_backward_in_16_bit_types() {
     check(poolgrad::bf16::from_f32, "bf16");
 }
 
-/// The channels-last max backward from indices in `f32` and `f64` (AVX-512 gathers and
-/// scatters of 8 lanes, four vectors at a time, on full-width CPUs) under every
-/// instruction set, bitwise against the reference and against a plain scatter written
-/// here: channel counts of one vector, of groups with a vector or single lanes after
-/// them, overlapping (stride-1) and tiling windows, `-1` indices skipped, and a bad
-/// index inside a group reported at its own position.
+/// The channels-last max backward from indices and from compact taps in `f32` and `f64`
+/// (AVX-512 gathers and scatters of 8 lanes, four vectors at a time, on full-width
+/// CPUs) under every instruction set, bitwise against the reference and against a plain
+/// scatter written here: channel counts of one vector, of groups with a vector or
+/// single lanes after them, overlapping (stride-1) and tiling windows, `-1` indices
+/// skipped, and a bad index inside a group reported at its own position.
 #[test]
 fn channels_last_max_backward_along_indices() {
     /// `grad[n][index][c] += g[n][o][c]` output by output, channel by channel, for 2
@@ -1319,7 +1319,10 @@ fn channels_last_max_backward_along_indices() {
                     let run = |indices: &Tensor<i64>| {
                         with_isa(isa, || pool.backward_with_indices(&shape, &g.view(), &indices.view()))
                     };
+                    let compact = pool.forward_compact(&x.view()).unwrap();
+                    let from_taps = with_isa(isa, || pool.backward_compact(&shape, &g.view(), &compact.taps.view()));
                     let isa = isa.name();
+                    assert!(same_bits(from_taps.unwrap().data(), want.data()), "{case} {isa}: from taps");
                     assert!(same_bits(run(&indices).unwrap().data(), want.data()), "{case} {isa}");
                     assert!(same_bits(run(&skipping).unwrap().data(), &want_skipping), "{case} {isa}: -1 skipped");
                     assert_eq!(run(&bad).unwrap_err().to_string(), want_error.to_string(), "{case} {isa}");

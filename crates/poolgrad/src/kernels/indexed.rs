@@ -410,8 +410,9 @@ unsafe fn add_f16_f16c<T: Copy>(a: T, b: T) -> T {
 /// loop's read-add-write of a cell that the prefetcher had not brought in stalled,
 /// four gathers wait together: channels-last max backward 1.29–1.32x faster on SPPF's
 /// 9x9 stride-1 windows (16x256x40x40 f32, 1 thread, medians of 5 alternating rounds)
-/// and 1.15–1.21x on W1 (3x3 stride 2). The same additions in the same order per cell.
-/// Only on CPUs with full-width AVX-512 ([`simd::full_width_avx512`]): Zen 4 splits
+/// and 1.15–1.21x on W1 (3x3 stride 2). From compact taps of windows of up to 16 taps
+/// (their cells looked up in two registers): W2 1.07x, 3x3 stride-1 windows 1.16–1.21x.
+/// The same additions in the same order per cell. Only on CPUs with full-width AVX-512 ([`simd::full_width_avx512`]): Zen 4 splits
 /// scatters into many operations, and the older Intel cores' gathers are slowed by the
 /// microcode against Gather Data Sampling.
 #[cfg(target_arch = "x86_64")]
@@ -425,8 +426,16 @@ mod gather_scatter {
     /// Vectors of 8 lanes gathered before their scatters.
     const GROUP: usize = 4;
 
-    /// `Some(result)` where `T` is `f32` or `f64`, `isa` is AVX-512 on a full-width CPU
-    /// and the block's cells are fewer than 2^32; `None` (nothing done) otherwise.
+    /// Whether [`add`] and [`add_by_table`] run for `T` under `isa` on a block of
+    /// `cells`: `T` is `f32` or `f64`, `isa` is AVX-512 on a full-width CPU, and the
+    /// cells are fewer than 2^32.
+    #[inline(always)]
+    pub(super) fn applies<T: 'static>(isa: Isa, cells: usize) -> bool {
+        let float = TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>();
+        float && isa >= Isa::Avx512 && simd::full_width_avx512() && u32::try_from(cells).is_ok()
+    }
+
+    /// `Some(result)` where [`applies`]; `None` (nothing done) otherwise.
     #[inline(always)]
     pub(super) fn add<T: 'static>(
         isa: Isa,
@@ -436,26 +445,78 @@ mod gather_scatter {
         indices: &[i64],
         first: usize,
     ) -> Option<Result<()>> {
-        if isa < Isa::Avx512 || !simd::full_width_avx512() || lanes == 0 || u32::try_from(cells.len()).is_err() {
+        if lanes == 0 || !applies::<T>(isa, cells.len()) {
             return None;
         }
+        // SAFETY: `applies` (AVX-512 F on this CPU, and `T` one of the two types).
+        unsafe {
+            Some(with_floats(
+                cells,
+                values,
+                |c, v| add_lanes(c, lanes, v, indices, first),
+                |c, v| add_lanes(c, lanes, v, indices, first),
+            ))
+        }
+    }
+
+    /// Taps a window may have for [`add_by_table`]: its lookup is two registers of
+    /// cells. (Gathering from a table of 256 entries instead, for SPPF's 9x9 and 13x13
+    /// windows, took 1.03–1.04x the time of the scalar loop.)
+    pub(super) const TABLE_TAPS: usize = 16;
+
+    /// One channels-last position of the compact backward: `cells[first_lanes[tap] +
+    /// lane] += value` for each lane's tap and value, 8 lanes at a time, four vectors
+    /// in flight, the rest one by one.
+    ///
+    /// # Safety
+    /// [`applies`] for `T`, `isa` and `cells.len()`; every tap is below
+    /// [`TABLE_TAPS`] and indexes an entry of `first_lanes` that is a cell's first lane
+    /// (a cell of the plane times the lanes), and `values` and `taps` have one entry per
+    /// lane, fewer than the lanes of a cell.
+    #[inline(always)]
+    pub(super) unsafe fn add_by_table<T: 'static>(
+        cells: &mut [T],
+        first_lanes: &[usize; TABLE_TAPS],
+        values: &[T],
+        taps: &[u8],
+    ) {
+        // SAFETY: the caller's guarantees.
+        unsafe {
+            with_floats(
+                cells,
+                values,
+                |c, v| by_table(c, first_lanes, v, taps),
+                |c, v| by_table(c, first_lanes, v, taps),
+            )
+        }
+    }
+
+    /// `f32(cells, values)` or `f64(cells, values)`, whichever `T` is.
+    ///
+    /// # Safety
+    /// `T` is `f32` or `f64`.
+    #[inline(always)]
+    unsafe fn with_floats<T: 'static, R>(
+        cells: &mut [T],
+        values: &[T],
+        f32: impl FnOnce(&mut [f32], &[f32]) -> R,
+        f64: impl FnOnce(&mut [f64], &[f64]) -> R,
+    ) -> R {
         let (cells_ptr, cells_len, values_ptr, values_len) =
             (cells.as_mut_ptr(), cells.len(), values.as_ptr(), values.len());
-        // SAFETY (each arm): `T` is the type its id says, so the casts reinterpret the
-        // slices as the types they are, same lengths and lifetimes; `isa` comes from
-        // `simd::current()`, which never exceeds what the CPU has, and is AVX-512 here.
+        // SAFETY: `T` is the type its id says, so the casts reinterpret the slices as the
+        // types they are, same lengths and lifetimes.
         unsafe {
-            let id = TypeId::of::<T>();
-            if id == TypeId::of::<f32>() {
-                let cells = std::slice::from_raw_parts_mut(cells_ptr.cast::<f32>(), cells_len);
-                let values = std::slice::from_raw_parts(values_ptr.cast::<f32>(), values_len);
-                Some(add_lanes(cells, lanes, values, indices, first))
-            } else if id == TypeId::of::<f64>() {
-                let cells = std::slice::from_raw_parts_mut(cells_ptr.cast::<f64>(), cells_len);
-                let values = std::slice::from_raw_parts(values_ptr.cast::<f64>(), values_len);
-                Some(add_lanes(cells, lanes, values, indices, first))
+            if TypeId::of::<T>() == TypeId::of::<f32>() {
+                f32(
+                    std::slice::from_raw_parts_mut(cells_ptr.cast(), cells_len),
+                    std::slice::from_raw_parts(values_ptr.cast(), values_len),
+                )
             } else {
-                None
+                f64(
+                    std::slice::from_raw_parts_mut(cells_ptr.cast(), cells_len),
+                    std::slice::from_raw_parts(values_ptr.cast(), values_len),
+                )
             }
         }
     }
@@ -560,31 +621,88 @@ mod gather_scatter {
         let (values, indices) = (&values[lane..][..8 * G], &indices[lane..][..8 * G]);
         // SAFETY (the intrinsics): the caller, compiled for AVX-512 F, inlines this; the
         // loads read 8 of the `8 * G` indices each.
-        let at: [__m512i; G] = std::array::from_fn(|k| unsafe { _mm512_loadu_si512(indices[8 * k..].as_ptr().cast()) });
+        let index: [__m512i; G] =
+            std::array::from_fn(|k| unsafe { _mm512_loadu_si512(indices[8 * k..].as_ptr().cast()) });
         let plane_v = unsafe { _mm512_set1_epi64(plane as i64) };
-        let inside = at.iter().fold(0xff, |m, &i| m & unsafe { _mm512_cmplt_epu64_mask(i, plane_v) });
+        let inside = index.iter().fold(0xff, |m, &i| m & unsafe { _mm512_cmplt_epu64_mask(i, plane_v) });
         if inside != 0xff {
             return add_each(cells, lanes, plane, values, indices, lane, position);
         }
         // Cell numbers `index * lanes + lane`: every index is below `plane` < 2^32, so
         // its low half, multiplied as unsigned 32-bit numbers, is exact.
-        let at: [__m512i; G] = std::array::from_fn(|k| unsafe {
-            let first_lane =
-                _mm512_add_epi64(_mm512_set1_epi64((lane + 8 * k) as i64), _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
-            _mm512_add_epi64(_mm512_mul_epu32(at[k], _mm512_set1_epi64(lanes as i64)), first_lane)
+        let at = std::array::from_fn(|k| unsafe {
+            _mm512_add_epi64(_mm512_mul_epu32(index[k], _mm512_set1_epi64(lanes as i64)), lanes_from(lane + 8 * k))
         });
-        let base = cells.as_mut_ptr();
         // SAFETY: each cell number is `index * lanes + l` with `index < plane` and
-        // `l < lanes`, so inside `cells`; the `8 * G` cells are distinct (one per lane),
-        // so no gather reads a cell a scatter of this group writes; 8 values per vector
-        // lie inside `values`.
+        // `l < lanes`, so inside `cells`, and one per lane.
+        unsafe { gather_add_scatter::<T, G>(cells, at, values) };
+        Ok(())
+    }
+
+    /// The 8 lanes from `lane`, as 64-bit numbers.
+    ///
+    /// # Safety
+    /// AVX-512 F (inlined into code compiled for it).
+    #[inline(always)]
+    unsafe fn lanes_from(lane: usize) -> __m512i {
+        // SAFETY: the caller's guarantee.
+        unsafe { _mm512_add_epi64(_mm512_set1_epi64(lane as i64), _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7)) }
+    }
+
+    /// `cells[at[k][l]] += values[8 * k + l]` for the `8 * G` lanes: every cell gathered
+    /// before any is scattered.
+    ///
+    /// # Safety
+    /// AVX-512 F (inlined into code compiled for it); the cell numbers lie inside
+    /// `cells` and are distinct; `values` has `8 * G` values.
+    #[inline(always)]
+    unsafe fn gather_add_scatter<T: Lanes8, const G: usize>(cells: &mut [T], at: [__m512i; G], values: &[T]) {
+        let base = cells.as_mut_ptr();
+        // SAFETY: the caller's guarantees: no gather reads a cell a scatter of this group
+        // writes, and 8 values per vector lie inside `values`.
         unsafe {
             let sums = at.map(|a| T::gather(a, base.cast_const()));
             for k in 0..G {
                 T::scatter(base, at[k], T::add(sums[k], values[8 * k..].as_ptr()));
             }
         }
-        Ok(())
+    }
+
+    /// See [`add_by_table`].
+    #[target_feature(enable = "avx512f")]
+    unsafe fn by_table<T: Lanes8>(cells: &mut [T], first_lanes: &[usize; TABLE_TAPS], values: &[T], taps: &[u8]) {
+        let lanes = values.len().min(taps.len());
+        // The table's 16 entries in two registers, looked up by a permutation.
+        // SAFETY: 8 entries per load.
+        let (low, high) = unsafe {
+            (_mm512_loadu_si512(first_lanes.as_ptr().cast()), _mm512_loadu_si512(first_lanes[8..].as_ptr().cast()))
+        };
+        let cells_of = |lane: usize| {
+            // SAFETY: 8 taps lie inside `taps` (`lane + 8 <= lanes` below); each is below
+            // 16, so the permutation picks its entry (bit 3 chooses the register).
+            unsafe {
+                let tap = _mm512_cvtepu8_epi64(_mm_loadl_epi64(taps[lane..][..8].as_ptr().cast()));
+                _mm512_add_epi64(_mm512_permutex2var_epi64(low, tap, high), lanes_from(lane))
+            }
+        };
+        let mut lane = 0;
+        // SAFETY (each group): each tap's entry is a cell's first lane, so the cell
+        // numbers (plus lanes below the lane count) lie inside `cells`, one per lane, and
+        // 8 values per vector lie inside `values` (the caller's guarantees).
+        unsafe {
+            while lane + 8 * GROUP <= lanes {
+                let at = std::array::from_fn(|k| cells_of(lane + 8 * k));
+                gather_add_scatter::<T, GROUP>(cells, at, &values[lane..]);
+                lane += 8 * GROUP;
+            }
+            while lane + 8 <= lanes {
+                gather_add_scatter::<T, 1>(cells, [cells_of(lane)], &values[lane..]);
+                lane += 8;
+            }
+        }
+        for l in lane..lanes {
+            cells[first_lanes[usize::from(taps[l])] + l] += values[l];
+        }
     }
 
     /// `cells[index * lanes + lane] += value` lane by lane from `lane`, skipping -1, with
@@ -846,9 +964,13 @@ fn scatter_taps_by<T: Element>(
             });
         }
     }
+    #[cfg(target_arch = "x86_64")]
+    let isa = simd::current();
     par_blocks_accumulating(wide, sides.wide * lanes, |b, wide_block| {
         let values = &narrow[b * narrow_block..][..narrow_block];
         let taps = &taps[b * narrow_block..][..narrow_block];
+        #[cfg(target_arch = "x86_64")]
+        let gathers = gather_scatter::applies::<T>(isa, wide_block.len());
         let mut add = |cell: usize, lane: usize, p: usize| {
             let cell = &mut wide_block[cell * lanes + lane];
             *cell = cell.add(values[p]);
@@ -899,6 +1021,15 @@ fn scatter_taps_by<T: Element>(
                 }
                 for (first_lane, &cell) in first_lanes.iter_mut().zip(window) {
                     *first_lane = cell * lanes;
+                }
+                #[cfg(target_arch = "x86_64")]
+                if gathers && window.len() <= gather_scatter::TABLE_TAPS {
+                    let table = first_lanes[..gather_scatter::TABLE_TAPS].try_into().expect("16 entries");
+                    // SAFETY: `applies` said so; every tap is below the window's length
+                    // (checked above), at most 16, so it names an entry just set to a
+                    // cell's first lane; `values` and `taps` hold one entry per lane.
+                    unsafe { gather_scatter::add_by_table(wide_block, table, values, taps) };
+                    continue;
                 }
                 for (lane, (&v, &tap)) in values.iter().zip(taps).enumerate() {
                     let cell = &mut wide_block[first_lanes[usize::from(tap)] + lane];
