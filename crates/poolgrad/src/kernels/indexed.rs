@@ -345,19 +345,9 @@ fn scatter_positions<T: Copy>(
     put: impl Fn(&mut T, T),
 ) -> Result<()> {
     let plane = (cells.len() / lanes) as u64;
-    // Elements of `values` and `indices` whose cache lines were asked for, 16 at a time:
-    // two lines of indices, then those of the values (one for 4-byte values).
-    let values_per_line = (64 / std::mem::size_of::<T>().max(1)).max(1);
     let mut fetched = 0;
     for (o, (values_o, idx)) in values.chunks_exact(lanes).zip(indices.chunks_exact(lanes)).enumerate() {
-        while fetched < (o + 1) * lanes + PREFETCH_AHEAD {
-            simd::prefetch(indices.as_ptr().wrapping_add(fetched));
-            simd::prefetch(indices.as_ptr().wrapping_add(fetched + 8));
-            for k in (0..16).step_by(values_per_line) {
-                simd::prefetch(values.as_ptr().wrapping_add(fetched + k));
-            }
-            fetched += 16;
-        }
+        prefetch_ahead(values, indices, &mut fetched, (o + 1) * lanes);
         for (lane, (&v, &i)) in values_o.iter().zip(idx).enumerate() {
             // One unsigned comparison sends -1 and every index outside the plane to the
             // rare branch.
@@ -417,11 +407,11 @@ unsafe fn add_f16_f16c<T: Copy>(a: T, b: T) -> T {
 /// microcode against Gather Data Sampling.
 #[cfg(target_arch = "x86_64")]
 mod gather_scatter {
-    use super::PREFETCH_AHEAD;
     use crate::error::{PoolError, Result};
     use crate::simd::{self, Isa};
     use std::any::TypeId;
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
     /// Vectors of 8 lanes gathered before their scatters.
     const GROUP: usize = 4;
@@ -537,71 +527,61 @@ mod gather_scatter {
         unsafe fn scatter(base: *mut Self, at: __m512i, sums: Self::Vector);
     }
 
-    impl Lanes8 for f32 {
-        type Vector = __m256;
-        #[inline(always)]
-        unsafe fn gather(at: __m512i, base: *const f32) -> __m256 {
-            // SAFETY: the caller's guarantees.
-            unsafe { _mm512_i64gather_ps::<4>(at, base.cast()) }
-        }
-        #[inline(always)]
-        unsafe fn add(sums: __m256, values: *const f32) -> __m256 {
-            // SAFETY: the caller's guarantees (AVX-512 F includes AVX).
-            unsafe { _mm256_add_ps(sums, _mm256_loadu_ps(values)) }
-        }
-        #[inline(always)]
-        unsafe fn scatter(base: *mut f32, at: __m512i, sums: __m256) {
-            // SAFETY: the caller's guarantees.
-            unsafe { _mm512_i64scatter_ps::<4>(base.cast(), at, sums) }
-        }
+    /// [`Lanes8`] for `$float` with its vector type, its gather and scatter along 64-bit
+    /// cell numbers (scale: the float's bytes), and its addition and unaligned load.
+    macro_rules! lanes8 {
+        ($float:ty, $vector:ty, $bytes:literal, $gather:ident, $scatter:ident, $add:ident, $load:ident) => {
+            impl Lanes8 for $float {
+                type Vector = $vector;
+                #[inline(always)]
+                unsafe fn gather(at: __m512i, base: *const $float) -> $vector {
+                    // SAFETY: the caller's guarantees.
+                    unsafe { $gather::<$bytes>(at, base.cast()) }
+                }
+                #[inline(always)]
+                unsafe fn add(sums: $vector, values: *const $float) -> $vector {
+                    // SAFETY: the caller's guarantees (AVX-512 F includes AVX).
+                    unsafe { $add(sums, $load(values)) }
+                }
+                #[inline(always)]
+                unsafe fn scatter(base: *mut $float, at: __m512i, sums: $vector) {
+                    // SAFETY: the caller's guarantees.
+                    unsafe { $scatter::<$bytes>(base.cast(), at, sums) }
+                }
+            }
+        };
     }
+    lanes8!(f32, __m256, 4, _mm512_i64gather_ps, _mm512_i64scatter_ps, _mm256_add_ps, _mm256_loadu_ps);
+    lanes8!(f64, __m512d, 8, _mm512_i64gather_pd, _mm512_i64scatter_pd, _mm512_add_pd, _mm512_loadu_pd);
 
-    impl Lanes8 for f64 {
-        type Vector = __m512d;
-        #[inline(always)]
-        unsafe fn gather(at: __m512i, base: *const f64) -> __m512d {
-            // SAFETY: the caller's guarantees.
-            unsafe { _mm512_i64gather_pd::<8>(at, base.cast()) }
-        }
-        #[inline(always)]
-        unsafe fn add(sums: __m512d, values: *const f64) -> __m512d {
-            // SAFETY: the caller's guarantees.
-            unsafe { _mm512_add_pd(sums, _mm512_loadu_pd(values)) }
-        }
-        #[inline(always)]
-        unsafe fn scatter(base: *mut f64, at: __m512i, sums: __m512d) {
-            // SAFETY: the caller's guarantees.
-            unsafe { _mm512_i64scatter_pd::<8>(base.cast(), at, sums) }
-        }
+    /// One position's gradients and indices, a value and an index per lane.
+    struct Position<'a, T> {
+        values: &'a [T],
+        indices: &'a [i64],
+        /// Cells in the plane (the indices' bound).
+        plane: u64,
+        /// The position's first element in the whole gradient (for errors).
+        first: usize,
     }
 
     /// See [`add`]; `cells` has fewer than 2^32 elements and `lanes` > 0.
     #[target_feature(enable = "avx512f")]
     fn add_lanes<T: Lanes8>(cells: &mut [T], lanes: usize, values: &[T], indices: &[i64], first: usize) -> Result<()> {
         let plane = (cells.len() / lanes) as u64;
-        let values_per_line = 64 / size_of::<T>();
         let mut fetched = 0;
         for (o, (values_o, idx)) in values.chunks_exact(lanes).zip(indices.chunks_exact(lanes)).enumerate() {
-            // As in `scatter_positions`.
-            while fetched < (o + 1) * lanes + PREFETCH_AHEAD {
-                simd::prefetch(indices.as_ptr().wrapping_add(fetched));
-                simd::prefetch(indices.as_ptr().wrapping_add(fetched + 8));
-                for k in (0..16).step_by(values_per_line) {
-                    simd::prefetch(values.as_ptr().wrapping_add(fetched + k));
-                }
-                fetched += 16;
-            }
-            let position = first + o * lanes;
+            super::prefetch_ahead(values, indices, &mut fetched, (o + 1) * lanes);
+            let position = Position { values: values_o, indices: idx, plane, first: first + o * lanes };
             let mut lane = 0;
             while lane + 8 * GROUP <= lanes {
-                add_group::<T, GROUP>(cells, lanes, plane, values_o, idx, lane, position)?;
+                add_group::<T, GROUP>(cells, &position, lane)?;
                 lane += 8 * GROUP;
             }
             while lane + 8 <= lanes {
-                add_group::<T, 1>(cells, lanes, plane, values_o, idx, lane, position)?;
+                add_group::<T, 1>(cells, &position, lane)?;
                 lane += 8;
             }
-            add_each(cells, lanes, plane, &values_o[lane..], &idx[lane..], lane, position)?;
+            add_each(cells, &position, lane..lanes)?;
         }
         Ok(())
     }
@@ -609,24 +589,17 @@ mod gather_scatter {
     /// Lanes `lane..lane + 8 * G` of one position: gathered, added to and scattered
     /// where every index names a cell of the plane, else one at a time.
     #[inline(always)]
-    fn add_group<T: Lanes8, const G: usize>(
-        cells: &mut [T],
-        lanes: usize,
-        plane: u64,
-        values: &[T],
-        indices: &[i64],
-        lane: usize,
-        position: usize,
-    ) -> Result<()> {
-        let (values, indices) = (&values[lane..][..8 * G], &indices[lane..][..8 * G]);
+    fn add_group<T: Lanes8, const G: usize>(cells: &mut [T], position: &Position<'_, T>, lane: usize) -> Result<()> {
+        let lanes = position.values.len();
+        let indices = &position.indices[lane..][..8 * G];
         // SAFETY (the intrinsics): the caller, compiled for AVX-512 F, inlines this; the
         // loads read 8 of the `8 * G` indices each.
         let index: [__m512i; G] =
             std::array::from_fn(|k| unsafe { _mm512_loadu_si512(indices[8 * k..].as_ptr().cast()) });
-        let plane_v = unsafe { _mm512_set1_epi64(plane as i64) };
-        let inside = index.iter().fold(0xff, |m, &i| m & unsafe { _mm512_cmplt_epu64_mask(i, plane_v) });
+        let plane = unsafe { _mm512_set1_epi64(position.plane as i64) };
+        let inside = index.iter().fold(0xff, |m, &i| m & unsafe { _mm512_cmplt_epu64_mask(i, plane) });
         if inside != 0xff {
-            return add_each(cells, lanes, plane, values, indices, lane, position);
+            return add_each(cells, position, lane..lane + 8 * G);
         }
         // Cell numbers `index * lanes + lane`: every index is below `plane` < 2^32, so
         // its low half, multiplied as unsigned 32-bit numbers, is exact.
@@ -634,8 +607,8 @@ mod gather_scatter {
             _mm512_add_epi64(_mm512_mul_epu32(index[k], _mm512_set1_epi64(lanes as i64)), lanes_from(lane + 8 * k))
         });
         // SAFETY: each cell number is `index * lanes + l` with `index < plane` and
-        // `l < lanes`, so inside `cells`, and one per lane.
-        unsafe { gather_add_scatter::<T, G>(cells, at, values) };
+        // `l < lanes`, so inside `cells`, and one per lane; `8 * G` values follow `lane`.
+        unsafe { gather_add_scatter::<T, G>(cells, at, &position.values[lane..][..8 * G]) };
         Ok(())
     }
 
@@ -705,26 +678,41 @@ mod gather_scatter {
         }
     }
 
-    /// `cells[index * lanes + lane] += value` lane by lane from `lane`, skipping -1, with
-    /// the error of [`super::scatter_positions`] for any other index outside the plane.
+    /// `cells[index * lanes + lane] += value` for the position's lanes in `lanes`, one by
+    /// one, skipping -1, with the error of [`super::scatter_positions`] for any other
+    /// index outside the plane.
     #[inline(always)]
-    fn add_each<T: Lanes8>(
-        cells: &mut [T],
-        lanes: usize,
-        plane: u64,
-        values: &[T],
-        indices: &[i64],
-        lane: usize,
-        position: usize,
-    ) -> Result<()> {
-        for (l, (&v, &i)) in (lane..).zip(values.iter().zip(indices)) {
+    fn add_each<T: Lanes8>(cells: &mut [T], position: &Position<'_, T>, lanes: Range<usize>) -> Result<()> {
+        let (plane, all_lanes) = (position.plane, position.values.len());
+        for l in lanes {
+            let (v, i) = (position.values[l], position.indices[l]);
             if (i as u64) < plane {
-                cells[i as usize * lanes + l] += v;
+                cells[i as usize * all_lanes + l] += v;
             } else if i != -1 {
-                return Err(PoolError::InvalidIndex { index: i, position: position + l, plane_size: plane as usize });
+                return Err(PoolError::InvalidIndex {
+                    index: i,
+                    position: position.first + l,
+                    plane_size: plane as usize,
+                });
             }
         }
         Ok(())
+    }
+}
+
+/// Asks for the cache lines of `values` and `indices` up to [`PREFETCH_AHEAD`] elements
+/// past `read` (elements read so far), 16 at a time from `fetched` (those asked for
+/// already): two lines of indices, then those of the values (one for 4-byte values).
+#[inline(always)]
+fn prefetch_ahead<T>(values: &[T], indices: &[i64], fetched: &mut usize, read: usize) {
+    let values_per_line = (64 / std::mem::size_of::<T>().max(1)).max(1);
+    while *fetched < read + PREFETCH_AHEAD {
+        simd::prefetch(indices.as_ptr().wrapping_add(*fetched));
+        simd::prefetch(indices.as_ptr().wrapping_add(*fetched + 8));
+        for k in (0..16).step_by(values_per_line) {
+            simd::prefetch(values.as_ptr().wrapping_add(*fetched + k));
+        }
+        *fetched += 16;
     }
 }
 
