@@ -402,9 +402,9 @@ unsafe fn add_f16_f16c<T: Copy>(a: T, b: T) -> T {
 /// 9x9 stride-1 windows (16x256x40x40 f32, 1 thread, medians of 5 alternating rounds)
 /// and 1.15–1.21x on W1 (3x3 stride 2). From compact taps of windows of up to 16 taps
 /// (their cells looked up in two registers): W2 1.07x, 3x3 stride-1 windows 1.16–1.21x.
-/// The same additions in the same order per cell. Only on CPUs with full-width AVX-512 ([`simd::full_width_avx512`]): Zen 4 splits
-/// scatters into many operations, and the older Intel cores' gathers are slowed by the
-/// microcode against Gather Data Sampling.
+/// The same additions in the same order per cell. Only on CPUs with full-width AVX-512
+/// ([`simd::full_width_avx512`]): Zen 4 splits scatters into many operations, and the
+/// older Intel cores' gathers are slowed by the microcode against Gather Data Sampling.
 #[cfg(target_arch = "x86_64")]
 mod gather_scatter {
     use crate::error::{PoolError, Result};
@@ -459,10 +459,10 @@ mod gather_scatter {
     /// in flight, the rest one by one.
     ///
     /// # Safety
-    /// [`applies`] for `T`, `isa` and `cells.len()`; every tap is below
-    /// [`TABLE_TAPS`] and indexes an entry of `first_lanes` that is a cell's first lane
-    /// (a cell of the plane times the lanes), and `values` and `taps` have one entry per
-    /// lane, fewer than the lanes of a cell.
+    /// [`applies`] for `T`, `isa` and `cells.len()`; `values` and `taps` have one entry
+    /// per lane of the block (`lanes`); every tap is below [`TABLE_TAPS`] and names an
+    /// entry of `first_lanes` that is a cell's first lane (a cell of the plane times
+    /// `lanes`).
     #[inline(always)]
     pub(super) unsafe fn add_by_table<T: 'static>(
         cells: &mut [T],
