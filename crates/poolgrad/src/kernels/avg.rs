@@ -562,10 +562,8 @@ mod avx2_sums {
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn plane_sums(x: &[f32], volume: usize, sums: &mut [f32]) {
         let chunks = volume / PLANE_SUM_LANES;
-        let tail = volume % PLANE_SUM_LANES;
-        let lane = |i: i32| if (i as usize) < tail { -1 } else { 0 };
-        let mask_lo = _mm256_setr_epi32(lane(0), lane(1), lane(2), lane(3), lane(4), lane(5), lane(6), lane(7));
-        let mask_hi = _mm256_setr_epi32(lane(8), lane(9), lane(10), lane(11), lane(12), lane(13), lane(14), lane(15));
+        // SAFETY: compiled for AVX2, which the caller guarantees.
+        let (mask_lo, mask_hi) = unsafe { tail_masks(volume % PLANE_SUM_LANES) };
         for (sum, plane) in sums.iter_mut().zip(x.chunks_exact(volume.max(1))) {
             let p = plane.as_ptr();
             let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
@@ -599,27 +597,9 @@ mod avx2_sums {
     pub(super) unsafe fn plane_sums_16<const BF16: bool>(x: &[u16], volume: usize, sums: &mut [f32]) {
         let chunks = volume / PLANE_SUM_LANES;
         let tail = volume % PLANE_SUM_LANES;
-        let lane = |i: i32| if (i as usize) < tail { -1 } else { 0 };
-        let mask_lo = _mm256_castsi256_ps(_mm256_setr_epi32(
-            lane(0),
-            lane(1),
-            lane(2),
-            lane(3),
-            lane(4),
-            lane(5),
-            lane(6),
-            lane(7),
-        ));
-        let mask_hi = _mm256_castsi256_ps(_mm256_setr_epi32(
-            lane(8),
-            lane(9),
-            lane(10),
-            lane(11),
-            lane(12),
-            lane(13),
-            lane(14),
-            lane(15),
-        ));
+        // SAFETY: compiled for AVX2, which the caller guarantees.
+        let (mask_lo, mask_hi) = unsafe { tail_masks(tail) };
+        let (mask_lo, mask_hi) = (_mm256_castsi256_ps(mask_lo), _mm256_castsi256_ps(mask_hi));
         for (k, (sum, plane)) in sums.iter_mut().zip(x.chunks_exact(volume.max(1))).enumerate() {
             let p = plane.as_ptr();
             let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
@@ -645,6 +625,23 @@ mod avx2_sums {
                 hi = _mm256_add_ps(hi, _mm256_and_ps(widen::<BF16>(t.add(8)), mask_hi));
                 *sum = reduce(lo, hi);
             }
+        }
+    }
+
+    /// Masks of a plane's last `tail` values (fewer than 16) among 16 lanes: all ones in
+    /// lanes 0-7 (first) and 8-15 (second) below `tail`, zero above.
+    ///
+    /// # Safety
+    /// The CPU must support AVX (always inlined into the AVX2 functions above).
+    #[inline(always)]
+    unsafe fn tail_masks(tail: usize) -> (__m256i, __m256i) {
+        let lane = |i: usize| if i < tail { -1 } else { 0 };
+        // SAFETY: the caller guarantees AVX.
+        unsafe {
+            (
+                _mm256_setr_epi32(lane(0), lane(1), lane(2), lane(3), lane(4), lane(5), lane(6), lane(7)),
+                _mm256_setr_epi32(lane(8), lane(9), lane(10), lane(11), lane(12), lane(13), lane(14), lane(15)),
+            )
         }
     }
 
