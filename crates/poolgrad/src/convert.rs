@@ -260,6 +260,64 @@ pub(crate) fn sum_rows_f16_natively<'r, const W: usize>(
     false
 }
 
+/// Taps up to which [`in_bf16_split_range`] vouches for a run of sums: the most a
+/// window of the stencil has (32 by 32).
+pub(crate) const MAX_SPLIT_TAPS: usize = 1024;
+
+/// Whether runs of up to [`MAX_SPLIT_TAPS`] rounded `bf16` additions from zero over
+/// values like this one (`bf16` values, widened) may round by Veltkamp's split
+/// ([`sum_rounded_rows_bf16_split`]): it is zero or of magnitude between 2^-118 and
+/// 2^100 (no infinity, no NaN). Also true of a value that rounds to such a `bf16` value
+/// (rounding is monotonic, and both ends are `bf16` values).
+///
+/// Why that suffices: such values are multiples of 2^-125 (their last bit), and so is
+/// every sum of them and every rounding of such a sum, so a sum that is not zero is at
+/// least 2^-125, a normal number; and no sum exceeds `1024 * 2^100 = 2^110`. The split
+/// rounds every normal `f32` below 2^111 as the integer rounding does (checked on every
+/// bit pattern, outside the tests, and on every significand at the range's ends by
+/// `split_rounding_matches_bf16_on_every_significand`).
+#[inline(always)]
+pub(crate) fn in_bf16_split_range<F: num_traits::Float>(value: F) -> bool {
+    let magnitude = value.abs();
+    let (least, greatest) = (F::from(2f64.powi(-118)), F::from(2f64.powi(100)));
+    let inside = match (least, greatest) {
+        (Some(least), Some(greatest)) => (magnitude >= least) & (magnitude <= greatest),
+        _ => false,
+    };
+    (magnitude == F::zero()) | inside
+}
+
+/// [`sum_rounded_rows_bf16`] for rows whose values [`in_bf16_split_range`] vouches for,
+/// `count` at most [`MAX_SPLIT_TAPS`]: each sum rounds by Veltkamp's split, `c = s *
+/// 65537; s' = c + (s - c)`, three floating-point operations in place of four integer
+/// ones. `false` (nothing written) where the CPU lacks AVX-512 or `W` is not a multiple
+/// of 16 up to 192.
+#[inline(always)]
+pub(crate) fn sum_rounded_rows_bf16_split<'r, const W: usize>(
+    count: usize,
+    row: &impl Fn(usize) -> &'r [f32; W],
+    sums: &mut [u16],
+) -> bool {
+    assert!(sums.len() == W && count <= MAX_SPLIT_TAPS, "sum_rounded_rows_bf16_split width or count");
+    #[cfg(target_arch = "x86_64")]
+    if W.is_multiple_of(16) && W <= 16 * x86::MAX_VECTORS && is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports the features `x86::sum_rounded_rows_16` is compiled
+        // for (checked just above), and `W` is a multiple of 16 up to its limit.
+        unsafe { x86::sum_rounded_rows_16::<W, true, false, true>(count, row, sums) };
+        return true;
+    }
+    let _ = (count, row);
+    false
+}
+
+/// `bf16` rounding by Veltkamp's split, as [`sum_rounded_rows_bf16_split`] rounds (see
+/// there for where it is exact): for the tests, which check it against `half`.
+#[cfg(test)]
+fn round_bf16_by_split(value: f32) -> f32 {
+    let c = value * 65537.0;
+    c + (value - c)
+}
+
 /// [`sum_rounded_rows_f16`] (`BF16` false) or [`sum_rounded_rows_bf16`] (true).
 #[inline(always)]
 fn sum_rounded_rows<'r, const W: usize, const BF16: bool>(
@@ -282,14 +340,14 @@ fn sum_rounded_rows<'r, const W: usize, const BF16: bool>(
     {
         // SAFETY: the CPU supports AVX-512 F and FP16 (checked just above), and `W` is a
         // multiple of 16 up to the limit.
-        unsafe { x86::sum_rounded_rows_16::<W, false, true>(count, row, sums) };
+        unsafe { x86::sum_rounded_rows_16::<W, false, true, false>(count, row, sums) };
         return true;
     }
     #[cfg(target_arch = "x86_64")]
     if W.is_multiple_of(16) && W <= 16 * x86::MAX_VECTORS && is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU supports the features `x86::sum_rounded_rows_16` is compiled
         // for (checked just above), and `W` is a multiple of 16 up to its limit.
-        unsafe { x86::sum_rounded_rows_16::<W, BF16, false>(count, row, sums) };
+        unsafe { x86::sum_rounded_rows_16::<W, BF16, false, false>(count, row, sums) };
         return true;
     }
     let _ = (count, row);
@@ -492,7 +550,13 @@ mod x86 {
     /// # Safety
     /// The CPU must support AVX-512 F, and AVX-512 FP16 where `NATIVE`.
     #[inline(always)]
-    pub(super) unsafe fn sum_rounded_rows_16<'r, const W: usize, const BF16: bool, const NATIVE: bool>(
+    pub(super) unsafe fn sum_rounded_rows_16<
+        'r,
+        const W: usize,
+        const BF16: bool,
+        const NATIVE: bool,
+        const SPLIT: bool,
+    >(
         count: usize,
         row: &impl Fn(usize) -> &'r [f32; W],
         sums: &mut [u16],
@@ -526,6 +590,8 @@ mod x86 {
                 // `0 + value` is exact: the first addition needs no rounding.
                 *acc = match (o, BF16) {
                     (0, _) => added,
+                    // SAFETY: AVX-512 F, as above.
+                    (_, true) if SPLIT => unsafe { round_bf16_16_by_split(added) },
                     // SAFETY: AVX-512 F, as above.
                     (_, true) => unsafe { round_bf16_16(added) },
                     (_, false) => unsafe { round_f16_16(added) },
@@ -891,6 +957,21 @@ mod x86 {
         }
     }
 
+    /// 16 values rounded to `bf16` by Veltkamp's split, kept widened: exact for normal
+    /// values below 2^111 in magnitude and zero (see [`super::in_bf16_split_range`]).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F (inlined like [`sum_rounded_rows_16`]).
+    #[inline(always)]
+    unsafe fn round_bf16_16_by_split(values: __m512) -> __m512 {
+        use std::arch::x86_64::{_mm512_add_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_sub_ps};
+        // SAFETY: the caller guarantees AVX-512 F.
+        unsafe {
+            let c = _mm512_mul_ps(values, _mm512_set1_ps(65537.0));
+            _mm512_add_ps(c, _mm512_sub_ps(values, c))
+        }
+    }
+
     /// See [`super::narrow_f16`]; the last `len % 8` values in software.
     #[target_feature(enable = "avx,f16c")]
     #[inline]
@@ -909,6 +990,44 @@ mod x86 {
         let done = wide.len() - wide.len() % LANES;
         for (v, &w) in values[done..].iter_mut().zip(&wide[done..]) {
             *v = f32_to_f16(w);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use half::bf16;
+
+    /// Veltkamp's split rounds as `half` does on every significand, both signs, at the
+    /// ends of the range [`super::in_bf16_split_range`] vouches for and at 1: its
+    /// three operations stay among normal numbers there, so the rounding is the same at
+    /// every exponent between.
+    #[test]
+    fn split_rounding_matches_bf16_on_every_significand() {
+        for exponent in [-126i32, -125, 0, 110] {
+            let biased = u32::try_from(exponent + 127).expect("normal exponent") << 23;
+            for bits in (0..1u32 << 23).flat_map(|m| [biased | m, 0x8000_0000 | biased | m]) {
+                let value = f32::from_bits(bits);
+                let want = bf16::from_f32(value).to_f32();
+                let got = super::round_bf16_by_split(value);
+                assert_eq!(got.to_bits(), want.to_bits(), "{value:e} ({bits:#010x})");
+            }
+        }
+        assert_eq!(super::round_bf16_by_split(0.0).to_bits(), 0);
+    }
+
+    #[test]
+    fn split_rounding_is_vouched_for_inside_its_range_only() {
+        let least = 2f32.powi(-118);
+        let greatest = 2f32.powi(100);
+        let vouched = super::in_bf16_split_range::<f32>;
+        for v in [0.0, -0.0, least, -least, greatest, -greatest, 1.0, 3.0e-30] {
+            assert!(vouched(v), "{v:e}");
+        }
+        let below = f32::from_bits(least.to_bits() - (1 << 16));
+        let above = f32::from_bits(greatest.to_bits() + (1 << 16));
+        for v in [below, -above, above, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1.0e-40, f32::MAX] {
+            assert!(!vouched(v), "{v:e}");
         }
     }
 }

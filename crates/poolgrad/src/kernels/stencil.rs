@@ -8,21 +8,33 @@
 //! ..= c + pad`, so with the shares `grad_output / divisor` placed after `kernel - 1 -
 //! pad` zero cells, cell `c` sums the `kernel` consecutive shares from `c`.
 //!
+//! Each pass sums a whole plane as one run of entries, line after line: a line holds its
+//! cells and then the `kernel - 1` zero entries that pad both its end and the next
+//! line's start, so an entry past a line's cells sums a few of the next line's entries
+//! and is dropped. Summing runs of [`RUN`] entries keeps eight vectors of sums in flight:
+//! a 16-bit sum rounds after each addition, a long chain, and with the two vectors of a
+//! 28-cell row in flight (a row at a time) the chains' latency set the pace.
+//!
 //! Both sum in window order from zero, as the plain loops do, and a zero entry stands
 //! for a tap (or window) that is not there: adding `+0` to a sum that started from `+0`
 //! changes no bit (the sum is never `-0`, and the rounding of a 16-bit sum keeps a value
 //! it already holds). So the bits are the plain loops'.
 
+use std::any::{Any, TypeId};
+
+use half::bf16;
+
 use super::avg::Divisor;
 use super::buffer::{self, Out, Sink};
 use super::par_blocks_with_in_order;
 use super::window::{AxisWindows, Windows};
+use crate::convert;
 use crate::error::Result;
 use crate::simd::Isa;
 use crate::tensor::Element;
 
-/// Lanes of a row the stencil sums at a time (or twice as many).
-const LANES: usize = 16;
+/// Entries of a plane the stencil sums at a time (see the module docs).
+const RUN: usize = 128;
 
 /// Output cells per plane up to which [`Stencil`] keeps a table of divisors (and so
 /// takes the plane at all): 1 MiB of `f64`. Also the most input cells along one dim.
@@ -67,10 +79,10 @@ impl StencilAxis {
         (windows_as_said && fits).then_some(StencilAxis { input, output, kernel, before })
     }
 
-    /// Entries per line of a plane from which `cells` cells, rounded up to a multiple of
-    /// `round_to`, sum `kernel` entries each: `kernel - 1` more for the last cell's taps.
-    fn entries(self, cells: usize, round_to: usize) -> usize {
-        cells.next_multiple_of(round_to) + self.kernel - 1
+    /// Entries per line of a plane from which `cells` cells sum `kernel` entries each:
+    /// `kernel - 1` more for the last cell's taps.
+    fn entries(self, cells: usize) -> usize {
+        cells + self.kernel - 1
     }
 
     /// Zero entries before the input in the forward's plane: `pad_begin`.
@@ -129,7 +141,7 @@ impl<T: Element> Stencil<T> {
     pub fn backward(&self, grad_out: &[T], isa: Isa, grad_in: Out<'_, T>) -> Result<()> {
         let (rows, cols) = (self.rows, self.cols);
         let (iv, ov) = (rows.input * cols.input, rows.output * cols.output);
-        let layout = self.layout(rows.input, cols.input);
+        let layout = self.layout(rows.input, cols.input, (rows.before + rows.output, cols.before + cols.output));
         par_blocks_with_in_order(
             grad_in,
             iv,
@@ -138,27 +150,27 @@ impl<T: Element> Stencil<T> {
                 let zero = num_traits::zero::<T::Acc>();
                 let plane_shares = buffer::filled(ov, zero, "shares")?;
                 let shares = buffer::filled(layout.entries, zero, "share plane")?;
-                Ok((plane_shares, shares, buffer::filled(layout.row, T::zero(), "stencil row")?))
+                Ok((plane_shares, shares, buffer::filled(layout.run, T::zero(), "stencil sums")?))
             },
-            |(plane_shares, shares, row), p, grad_in| {
+            |(plane_shares, shares, sums), p, grad_in| {
                 let g = &grad_out[p * ov..][..ov];
                 isa.run(
                     #[inline(always)]
-                    || self.plane(g, &layout, (plane_shares, shares), row, grad_in),
+                    || self.plane(g, &layout, (plane_shares, shares), sums, grad_in),
                 );
                 Ok(())
             },
         )
     }
 
-    /// One plane: its shares into `shares`, then each row of cells from them.
+    /// One plane: its shares into `shares`, then every cell's sum from them.
     #[inline(always)]
     fn plane(
         &self,
         g: &[T],
         layout: &Layout,
         (plane_shares, shares): (&mut [T::Acc], &mut [T::Acc]),
-        row: &mut [T],
+        sums: &mut [T],
         grad_in: &mut Sink<'_, T>,
     ) {
         let (rows, cols) = (self.rows, self.cols);
@@ -166,27 +178,39 @@ impl<T: Element> Stencil<T> {
         // The plane's shares in one pass of each step (a row at a time left the rows'
         // ends to the conversions' scalar tails), then copied between the zeros.
         T::widen_slice(g, plane_shares);
+        // bf16's sums may round by Veltkamp's split where the shares allow it, checked
+        // as they are divided (the division's pace leaves room for it; a pass of its own
+        // took 14% of W3's time).
+        let check_split = TypeId::of::<T>() == TypeId::of::<bf16>() && layout.taps.len() <= convert::MAX_SPLIT_TAPS;
+        let mut split = check_split;
         for (s, &d) in plane_shares.iter_mut().zip(&self.divisors) {
             *s = *s / d;
+            if check_split {
+                split &= convert::in_bf16_split_range(*s);
+            }
         }
         T::round_slice(plane_shares);
         for (row_shares, oh) in plane_shares.chunks_exact(cols.output).zip(0..) {
             shares[(oh + rows.before) * line + cols.before..][..cols.output].copy_from_slice(row_shares);
         }
+        sum_run(shares, &layout.taps, sums, split);
         for h in 0..rows.input {
-            sum_row(&shares[h * line..], &layout.taps, cols.input, row);
-            grad_in.extend(&row[..cols.input]);
+            grad_in.extend(&sums[h * line..][..cols.input]);
         }
     }
 
     /// The padded plane from which `lines` lines of `cells` cells each sum their taps
-    /// (the backward's input cells, the forward's outputs).
-    fn layout(&self, lines: usize, cells: usize) -> Layout {
+    /// (the backward's input cells, the forward's outputs). The lines also hold the `held` entries placed in them (shares or inputs after
+    /// their zeros), and the plane that many lines of them.
+    fn layout(&self, lines: usize, cells: usize, held: (usize, usize)) -> Layout {
         let (rows, cols) = (self.rows, self.cols);
-        let line = cols.entries(cells, LANES);
+        let line = cols.entries(cells).max(held.1);
         // Entry offsets of a cell's taps from its own entry, in window (and output) order.
         let taps = (0..rows.kernel).flat_map(|dh| (0..cols.kernel).map(move |dw| dh * line + dw)).collect();
-        Layout { line, entries: rows.entries(lines, 1) * line, row: cells.next_multiple_of(LANES), taps }
+        let run = (lines * line).next_multiple_of(RUN);
+        // The last sum's last tap lies `kernel - 1` lines and entries past it.
+        let last_tap = (rows.kernel - 1) * line + cols.kernel - 1;
+        Layout { line, entries: (run + last_tap).max(held.0 * line), run, taps }
     }
 
     /// The forward: `out` of every plane of `x`, under `isa`. Sums and divisions are in
@@ -195,7 +219,7 @@ impl<T: Element> Stencil<T> {
     pub fn forward(&self, x: &[T], isa: Isa, out: Out<'_, T>) -> Result<()> {
         let (rows, cols) = (self.rows, self.cols);
         let (iv, ov) = (rows.input * cols.input, rows.output * cols.output);
-        let layout = self.layout(rows.output, cols.output);
+        let layout = self.layout(rows.output, cols.output, (rows.pad() + rows.input, cols.pad() + cols.input));
         let widened = if size_of::<T>() < size_of::<T::Acc>() { 1 } else { 0 };
         let zero = num_traits::zero::<T::Acc>();
         par_blocks_with_in_order(
@@ -204,14 +228,14 @@ impl<T: Element> Stencil<T> {
             || {
                 // Zeros around the input, which each plane overwrites in place.
                 let padded = buffer::filled(layout.entries, zero, "padded plane")?;
-                let row = buffer::filled(layout.row, zero, "stencil row")?;
+                let sums = buffer::filled(layout.run, zero, "stencil sums")?;
                 let wide_plane = buffer::filled(widened * iv, zero, "widened plane")?;
                 let means = buffer::filled(widened * ov, zero, "plane means")?;
-                Ok((padded, row, wide_plane, means, buffer::filled(widened * ov, T::zero(), "narrowed means")?))
+                Ok((padded, sums, wide_plane, means, buffer::filled(widened * ov, T::zero(), "narrowed means")?))
             },
-            |(padded, row, wide_plane, means, narrowed), p, out| {
+            |(padded, sums, wide_plane, means, narrowed), p, out| {
                 let x = &x[p * iv..][..iv];
-                let scratch = PlaneScratch { padded, row, wide_plane, means, narrowed };
+                let scratch = PlaneScratch { padded, sums, wide_plane, means, narrowed };
                 isa.run(
                     #[inline(always)]
                     || self.plane_means(x, &layout, scratch, out),
@@ -221,30 +245,32 @@ impl<T: Element> Stencil<T> {
         )
     }
 
-    /// One plane of the forward: the input between the zeros of `padded`, then each row
-    /// of outputs summed from it and divided.
+    /// One plane of the forward: the input between the zeros of `padded`, then every
+    /// output summed from it, and divided a row at a time.
     #[inline(always)]
     fn plane_means(&self, x: &[T], layout: &Layout, scratch: PlaneScratch<'_, T>, out: &mut Sink<'_, T>) {
         let cols = self.cols;
-        let PlaneScratch { padded, row, wide_plane, means, narrowed } = scratch;
+        let PlaneScratch { padded, sums, wide_plane, means, narrowed } = scratch;
         let line = layout.line;
         if size_of::<T>() == size_of::<T::Acc>() {
             // `T` = `T::Acc` (its widened scratch is empty): the rows copied in, the
             // means stored as they are divided.
             self.rows_into(x, line, padded, T::widen_slice);
+            sum_run::<T::Acc>(padded, &layout.taps, sums, false);
             for (divisors, oh) in self.divisors.chunks_exact(cols.output).zip(0..) {
-                sum_row::<T::Acc>(&padded[oh * line..], &layout.taps, cols.output, row);
-                out.extend_zip(&row[..cols.output], divisors, |sum, divisor| T::from_acc(sum / divisor));
+                out.extend_zip(&sums[oh * line..][..cols.output], divisors, |sum, divisor| {
+                    T::from_acc(sum / divisor)
+                });
             }
             return;
         }
         T::widen_slice(x, wide_plane);
         self.rows_into(wide_plane, line, padded, <T::Acc as Element>::widen_slice);
+        sum_run::<T::Acc>(padded, &layout.taps, sums, false);
         for ((divisors, means), oh) in
             self.divisors.chunks_exact(cols.output).zip(means.chunks_exact_mut(cols.output)).zip(0..)
         {
-            sum_row::<T::Acc>(&padded[oh * line..], &layout.taps, cols.output, row);
-            for ((mean, &sum), &divisor) in means.iter_mut().zip(&row[..cols.output]).zip(divisors) {
+            for ((mean, &sum), &divisor) in means.iter_mut().zip(&sums[oh * line..][..cols.output]).zip(divisors) {
                 *mean = sum / divisor;
             }
         }
@@ -263,11 +289,11 @@ impl<T: Element> Stencil<T> {
     }
 }
 
-/// The forward's scratch for one plane ([`Stencil::plane_means`]): the padded plane, a
-/// row of sums, and for 16-bit types the widened plane, its means and their narrowing.
+/// The forward's scratch for one plane ([`Stencil::plane_means`]): the padded plane, its
+/// sums, and for 16-bit types the widened plane, its means and their narrowing.
 struct PlaneScratch<'s, T: Element> {
     padded: &'s mut [T::Acc],
-    row: &'s mut [T::Acc],
+    sums: &'s mut [T::Acc],
     wide_plane: &'s mut [T::Acc],
     means: &'s mut [T::Acc],
     narrowed: &'s mut [T],
@@ -277,36 +303,35 @@ struct PlaneScratch<'s, T: Element> {
 struct Layout {
     /// Entries per line.
     line: usize,
-    /// Entries in the plane.
+    /// Entries in the plane: the run of sums and the last one's taps.
     entries: usize,
-    /// Cells of a row buffer: the line's cells, rounded up to a multiple of [`LANES`].
-    row: usize,
+    /// Sums of a pass over the plane: its lines' entries, rounded up to a multiple of
+    /// [`RUN`].
+    run: usize,
     /// Entry offsets of a cell's taps from its own entry, in window (and output) order.
     taps: Vec<usize>,
 }
 
-/// The first `cells` entries of `row` (a multiple of [`LANES`] long), each the sum of the
-/// entries at `taps` from its own entry in `first` (the row's first line), in order, from
-/// zero; two vectors at a time where the row has more than one left, for two chains of
-/// additions in flight (16-bit sums round after each addition, a long chain).
+/// Every entry of `sums` (a multiple of [`RUN`] long) the sum of the entries at `taps`
+/// from its own entry in `entries`, in order, from zero; [`RUN`] at a time, for as many
+/// chains of additions in flight (16-bit sums round after each addition, a long chain).
+/// `split`: `T` is `bf16` and its sums may round by Veltkamp's split (the shares are in
+/// [`convert::in_bf16_split_range`]).
 #[inline(always)]
-fn sum_row<T: Element>(first: &[T::Acc], taps: &[usize], cells: usize, row: &mut [T]) {
-    let mut c0 = 0;
-    while c0 < cells {
-        if cells - c0 > LANES {
-            sum_cells::<T, { 2 * LANES }>(first, taps, c0, row);
-            c0 += 2 * LANES;
-        } else {
-            sum_cells::<T, LANES>(first, taps, c0, row);
-            c0 += LANES;
+fn sum_run<T: Element>(entries: &[T::Acc], taps: &[usize], sums: &mut [T], split: bool) {
+    for (run, c0) in sums.chunks_exact_mut(RUN).zip((0..).step_by(RUN)) {
+        let run: &mut [T; RUN] = run.try_into().expect("run of sums");
+        if split {
+            if let Some(run) = (run as &mut dyn Any).downcast_mut::<[bf16; RUN]>() {
+                // `T::Acc` is `f32` for `bf16`, so the cast keeps every value.
+                let entries: &[f32] = bytemuck::cast_slice(entries);
+                let tap = |i: usize| -> &[f32; RUN] { entries[taps[i] + c0..][..RUN].try_into().expect("tap run") };
+                if convert::sum_rounded_rows_bf16_split::<RUN>(taps.len(), &tap, bytemuck::cast_slice_mut(run)) {
+                    continue;
+                }
+            }
         }
+        let tap = |i: usize| -> &[T::Acc; RUN] { entries[taps[i] + c0..][..RUN].try_into().expect("tap run") };
+        T::sum_rounded_rows::<RUN>(taps.len(), tap, run);
     }
-}
-
-/// Cells `c0..c0 + W` of a row into `row` (see [`sum_row`]).
-#[inline(always)]
-fn sum_cells<T: Element, const W: usize>(first: &[T::Acc], taps: &[usize], c0: usize, row: &mut [T]) {
-    let sums: &mut [T; W] = (&mut row[c0..][..W]).try_into().expect("row chunk");
-    let tap = |i: usize| -> &[T::Acc; W] { first[taps[i] + c0..][..W].try_into().expect("tap chunk") };
-    T::sum_rounded_rows::<W>(taps.len(), tap, sums);
 }
