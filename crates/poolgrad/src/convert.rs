@@ -227,6 +227,32 @@ pub(crate) fn sum_widened_taps_bf16<'t, const W: usize>(
     None
 }
 
+/// The `W` means of [`sum_widened_taps_bf16`]'s sums, each divided by `divisor` (or
+/// multiplied by it, where `multiply`) and rounded to `bf16` into `means`, as
+/// [`mean_widened_taps_f16`] does for `f16`; `false` (nothing written) where the CPU
+/// lacks AVX-512 or `W` is not a multiple of 32. The even and odd lanes' sums are divided
+/// and rounded apart and their halves put back together in one `or`, with no
+/// permutation back into lane order and no array of sums on the stack: W3
+/// channels-last bf16 forward 1.21x on 1 thread and on 2 (3 rounds).
+#[inline(always)]
+pub(crate) fn mean_widened_taps_bf16<'t, const W: usize>(
+    count: usize,
+    tap: &impl Fn(usize) -> &'t [bf16; W],
+    divisor: f32,
+    multiply: bool,
+    means: &mut [bf16; W],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if W.is_multiple_of(32) && is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports the features `x86::mean_widened_taps_bf16_32` is
+        // compiled for (checked just above), and `W` is a multiple of 32.
+        unsafe { x86::mean_widened_taps_bf16_32::<W>(count, tap, divisor, multiply, means) };
+        return true;
+    }
+    let _ = (count, tap, divisor, multiply, means);
+    false
+}
+
 /// Whether the kernels take the path of [`sum_rows_f16_natively`]: AVX-512 FP16, under
 /// AVX-512 ([`crate::simd::current`], so that a test forcing another instruction set
 /// runs the other path). Asked once per block: it looks up a thread-local.
@@ -781,9 +807,71 @@ mod x86 {
         sums
     }
 
-    /// Lanes `first..first + 32 * L` of [`sum_widened_taps_bf16_32`]: `L` loads of 16
-    /// words per tap, each adding its even lanes to one vector of sums and its odd lanes
-    /// to another.
+    /// See [`super::mean_widened_taps_bf16`]; `W` a multiple of 32. Inlined like
+    /// [`sum_rounded_rows_16`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    #[inline(always)]
+    pub(super) unsafe fn mean_widened_taps_bf16_32<'t, const W: usize>(
+        count: usize,
+        tap: &impl Fn(usize) -> &'t [bf16; W],
+        divisor: f32,
+        multiply: bool,
+        means: &mut [bf16; W],
+    ) {
+        assert!(W.is_multiple_of(32), "mean_widened_taps_bf16_32 width");
+        let whole = W - W % 64;
+        // SAFETY (each call): the caller guarantees AVX-512 F; every group lies inside `W`.
+        for first in (0..whole).step_by(64) {
+            unsafe { mean_group_bf16::<W, 2>(count, tap, first, (divisor, multiply), means) };
+        }
+        if whole < W {
+            unsafe { mean_group_bf16::<W, 1>(count, tap, whole, (divisor, multiply), means) };
+        }
+    }
+
+    /// Lanes `first..first + 32 * L` of [`mean_widened_taps_bf16_32`]: the sums of
+    /// [`widened_pairs_bf16`], each divided (or multiplied) by `by`, rounded to `bf16`
+    /// (in place, in its lane's high half) and the even lanes shifted down beside the odd
+    /// ones, which puts every word back as the lanes lay in the taps.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    #[inline(always)]
+    unsafe fn mean_group_bf16<'t, const W: usize, const L: usize>(
+        count: usize,
+        tap: &impl Fn(usize) -> &'t [bf16; W],
+        first: usize,
+        (by, multiply): (f32, bool),
+        means: &mut [bf16; W],
+    ) {
+        use std::arch::x86_64::{
+            __m512i, _mm512_castps_si512, _mm512_div_ps, _mm512_mul_ps, _mm512_or_si512, _mm512_set1_ps,
+            _mm512_srli_epi32, _mm512_storeu_si512,
+        };
+        assert!(first + 32 * L <= W, "mean_group_bf16 lanes");
+        // SAFETY (all the intrinsics below): the caller guarantees AVX-512 F.
+        unsafe {
+            let (even, odd) = widened_pairs_bf16::<W, L>(count, tap, first);
+            let by = _mm512_set1_ps(by);
+            let mean = |sum| if multiply { _mm512_mul_ps(sum, by) } else { _mm512_div_ps(sum, by) };
+            for l in 0..L {
+                // Each rounded lane has its low half clear.
+                let even = _mm512_srli_epi32::<16>(_mm512_castps_si512(round_bf16_16(mean(even[l]))));
+                let odd = _mm512_castps_si512(round_bf16_16(mean(odd[l])));
+                // SAFETY: lanes `first + 32 * l..` (32 of them, 64 bytes) lie inside
+                // `means` (checked above).
+                _mm512_storeu_si512(
+                    means.as_mut_ptr().add(first + 32 * l).cast::<__m512i>(),
+                    _mm512_or_si512(even, odd),
+                );
+            }
+        }
+    }
+
+    /// Lanes `first..first + 32 * L` of [`sum_widened_taps_bf16_32`]: the sums of
+    /// [`widened_pairs_bf16`], put back in lane order.
     ///
     /// # Safety
     /// The CPU must support AVX-512 F.
@@ -794,11 +882,44 @@ mod x86 {
         first: usize,
         sums: &mut [f32; W],
     ) {
-        use std::arch::x86_64::{
-            __m512i, _mm512_add_ps, _mm512_and_si512, _mm512_castsi512_ps, _mm512_loadu_si512, _mm512_permutex2var_ps,
-            _mm512_set1_epi32, _mm512_setr_epi32, _mm512_setzero_ps, _mm512_slli_epi32, _mm512_storeu_ps,
-        };
+        use std::arch::x86_64::{_mm512_permutex2var_ps, _mm512_setr_epi32, _mm512_storeu_ps};
         assert!(first + 32 * L <= W, "sum_widened_group_bf16 lanes");
+        // SAFETY: the caller guarantees AVX-512 F.
+        let (even, odd) = unsafe { widened_pairs_bf16::<W, L>(count, tap, first) };
+        // SAFETY: AVX-512 F, as above.
+        let (low_lanes, high_lanes) = unsafe {
+            (
+                _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
+                _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31),
+            )
+        };
+        for l in 0..L {
+            // SAFETY: AVX-512 F; lanes `first + 32 * l..` (32 of them) lie inside `sums`.
+            unsafe {
+                let at = sums.as_mut_ptr().add(first + 32 * l);
+                _mm512_storeu_ps(at, _mm512_permutex2var_ps(even[l], low_lanes, odd[l]));
+                _mm512_storeu_ps(at.add(16), _mm512_permutex2var_ps(even[l], high_lanes, odd[l]));
+            }
+        }
+    }
+
+    /// The widened sums of lanes `first..first + 32 * L` of `count` taps: `L` loads of
+    /// 16 words per tap, each adding its even lanes to one vector of sums and its odd
+    /// lanes to another, returned as (even, odd).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    #[inline(always)]
+    unsafe fn widened_pairs_bf16<'t, const W: usize, const L: usize>(
+        count: usize,
+        tap: &impl Fn(usize) -> &'t [bf16; W],
+        first: usize,
+    ) -> ([__m512; L], [__m512; L]) {
+        use std::arch::x86_64::{
+            __m512i, _mm512_add_ps, _mm512_and_si512, _mm512_castsi512_ps, _mm512_loadu_si512, _mm512_set1_epi32,
+            _mm512_setzero_ps, _mm512_slli_epi32,
+        };
+        assert!(first + 32 * L <= W, "widened_pairs_bf16 lanes");
         // SAFETY (all the intrinsics below): the caller guarantees AVX-512 F.
         let (mut even, mut odd) = unsafe { ([_mm512_setzero_ps(); L], [_mm512_setzero_ps(); L]) };
         let high = unsafe { _mm512_set1_epi32(0xffff_0000_u32 as i32) };
@@ -816,21 +937,7 @@ mod x86 {
                 }
             }
         }
-        // SAFETY: AVX-512 F, as above.
-        let (low_lanes, high_lanes) = unsafe {
-            (
-                _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
-                _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31),
-            )
-        };
-        for l in 0..L {
-            // SAFETY: AVX-512 F; lanes `first + 32 * l..` (32 of them) lie inside `sums`.
-            unsafe {
-                let at = sums.as_mut_ptr().add(first + 32 * l);
-                _mm512_storeu_ps(at, _mm512_permutex2var_ps(even[l], low_lanes, odd[l]));
-                _mm512_storeu_ps(at.add(16), _mm512_permutex2var_ps(even[l], high_lanes, odd[l]));
-            }
-        }
+        (even, odd)
     }
 
     /// See [`super::sum_rows_f16_natively`]; `W` a multiple of 32, summed up to 6

@@ -368,7 +368,7 @@ pub trait Element: MaxElement {
     }
     /// The means of [`Element::sum_widened_taps`]'s sums, each divided by `divisor` (or
     /// multiplied by it, where `multiply`) and rounded to `Self`, into `means`, the sums
-    /// kept in registers throughout (`f16` with AVX-512); `false`, with `means` untouched,
+    /// kept in registers throughout (`f16` and `bf16` with AVX-512); `false`, with `means` untouched,
     /// where this type or CPU has no such path. The bits are those of the sums, divided
     /// and rounded one by one.
     ///
@@ -864,6 +864,16 @@ float_element!(half::bf16, "bfloat16", f32, half::bf16::to_f32, f32_to_bf16, {
         sums
     }
     #[inline(always)]
+    fn mean_widened_taps<'t, const W: usize>(
+        count: usize,
+        tap: impl Fn(usize) -> &'t [Self; W],
+        divisor: f32,
+        multiply: bool,
+        means: &mut [Self; W],
+    ) -> bool {
+        crate::convert::mean_widened_taps_bf16(count, &tap, divisor, multiply, means)
+    }
+    #[inline(always)]
     fn sum_rounded_rows<'r, const W: usize>(count: usize, row: impl Fn(usize) -> &'r [f32; W], sums: &mut [Self; W]) {
         if !crate::convert::sum_rounded_rows_bf16(count, &row, bytemuck::cast_slice_mut(sums)) {
             sum_rounded_rows_each(count, row, sums);
@@ -1153,6 +1163,47 @@ mod conversion_tests {
         check::<half::bf16, 32>(half::bf16::from_bits);
         check::<half::bf16, 64>(half::bf16::from_bits);
         check::<half::bf16, 96>(half::bf16::from_bits);
+    }
+
+    #[test]
+    fn mean_widened_taps_matches_dividing_each_sum_and_rounding() {
+        // Taps cut from every 16-bit pattern as in `sum_widened_taps`'s test; each mean
+        // against its lane summed from zero, divided (or multiplied) in f32 and rounded
+        // by `half`. Small divisors and patterns near the range's ends give subnormal,
+        // tied, overflowing and NaN means.
+        fn check<T: super::Element<Acc = f32>, const W: usize>(from_bits: impl Fn(u16) -> T, round: fn(f32) -> T) {
+            const SHIFTS: [usize; 3] = [0, 1, 7919];
+            let patterns: Vec<T> = (0..=u16::MAX).map(&from_bits).collect();
+            for (by, multiply) in [(3.0f32, false), (9.0, false), (0.25, true), (1.0, true)] {
+                for block in (0..patterns.len()).step_by(W) {
+                    let taps: Vec<[T; W]> = SHIFTS
+                        .iter()
+                        .map(|shift| std::array::from_fn(|i| patterns[(block + i + shift) % patterns.len()]))
+                        .collect();
+                    let mut means = [T::zero(); W];
+                    if !T::mean_widened_taps(taps.len(), |t| &taps[t], by, multiply, &mut means) {
+                        return;
+                    }
+                    for (lane, got) in means.iter().enumerate() {
+                        let sum = taps.iter().fold(0.0f32, |sum, tap| sum + tap[lane].to_acc());
+                        let want = round(if multiply { sum * by } else { sum / by });
+                        assert_eq!(got.is_nan(), want.is_nan(), "by {by} block {block} lane {lane}");
+                        if !want.is_nan() {
+                            assert_eq!(
+                                got.to_f64().to_bits(),
+                                want.to_f64().to_bits(),
+                                "by {by} block {block} lane {lane}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        check::<half::f16, 16>(half::f16::from_bits, half::f16::from_f32);
+        check::<half::f16, 48>(half::f16::from_bits, half::f16::from_f32);
+        check::<half::bf16, 32>(half::bf16::from_bits, half::bf16::from_f32);
+        check::<half::bf16, 64>(half::bf16::from_bits, half::bf16::from_f32);
+        check::<half::bf16, 96>(half::bf16::from_bits, half::bf16::from_f32);
     }
 
     #[test]

@@ -963,6 +963,36 @@ fn avg_of_stride_1_windows_channels_first() {
     }
 }
 
+/// The bf16 stencil backward rounds its sums by Veltkamp's split where a plane's shares
+/// allow it (`convert::in_bf16_split_range`) and by integer arithmetic elsewhere: planes
+/// of ordinary gradients (the split), of gradients near the least normal `bf16` (shares
+/// and sums subnormal), near the largest (sums that overflow), and of ordinary ones with
+/// a single tiny or huge value, each bitwise the reference's under every instruction set.
+#[test]
+fn bf16_stride_1_backward_at_the_range_ends() {
+    let geometry = PoolGeometry::new(&[3, 3]).stride(&[1, 1]).padding(Padding::Symmetric(vec![1, 1]));
+    let shape = Shape::new(1, 6, &[20, 21]);
+    let plane = 20 * 21;
+    let x = Tensor::new(vec![poolgrad::bf16::ZERO; 6 * plane], shape.clone(), Layout::ChannelsFirst).unwrap();
+    let ordinary = values(6 * plane, 7, false);
+    let scales = [1.0, 2f32.powi(-124), 2f32.powi(125), 1.0, 1.0, 2f32.powi(-100)];
+    let mut grads: Vec<f32> = ordinary.iter().enumerate().map(|(i, &v)| v * scales[i / plane]).collect();
+    grads[3 * plane + 17] = 3.0e-39;
+    grads[4 * plane + 200] = 3.0e38;
+    let grads: Vec<poolgrad::bf16> = grads.iter().map(|&v| poolgrad::bf16::from_f32(v)).collect();
+    let g = Tensor::new(grads, shape.clone(), Layout::ChannelsFirst).unwrap();
+    for include in [true, false] {
+        let pool = AvgPool::new(geometry.clone()).count_include_pad(include);
+        let want = reference::avg_pool_backward(&x.view(), &g.view(), &geometry, include, None).unwrap();
+        for isa in available() {
+            let got = with_isa(isa, || pool.backward(&x.view(), &g.view())).unwrap();
+            for (p, (got, want)) in got.data().chunks(plane).zip(want.data().chunks(plane)).enumerate() {
+                assert!(same_bits(got, want), "plane {p}, count_include_pad {include}, {}", isa.name());
+            }
+        }
+    }
+}
+
 /// The average forward and backward under every instruction set, bitwise against the
 /// reference's.
 fn check_avg_bits<T: poolgrad::Element>(

@@ -258,9 +258,7 @@ impl<T: Element> Stencil<T> {
             self.rows_into(x, line, padded, T::widen_slice);
             sum_run::<T::Acc>(padded, &layout.taps, sums, false);
             for (divisors, oh) in self.divisors.chunks_exact(cols.output).zip(0..) {
-                out.extend_zip(&sums[oh * line..][..cols.output], divisors, |sum, divisor| {
-                    T::from_acc(sum / divisor)
-                });
+                out.extend_zip(&sums[oh * line..][..cols.output], divisors, |sum, divisor| T::from_acc(sum / divisor));
             }
             return;
         }
