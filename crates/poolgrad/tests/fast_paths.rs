@@ -993,6 +993,39 @@ fn bf16_stride_1_backward_at_the_range_ends() {
     }
 }
 
+/// The `f32` channels-last average forward over an input that starts on a cache line,
+/// with whole cache lines of channels per pixel (16, 48 and 192 channels), which runs
+/// under AVX-512 where the CPU has it at full width: bitwise the reference's under every
+/// instruction set, and the same with the input one value off the line (AVX2 loops).
+#[test]
+fn avg_channels_last_forward_over_whole_cache_lines() {
+    let geometries = [
+        PoolGeometry::new(&[3, 3]).stride(&[1, 1]).padding(Padding::Symmetric(vec![1, 1])),
+        PoolGeometry::new(&[2, 2]).stride(&[2, 2]),
+        PoolGeometry::new(&[3, 3]).stride(&[2, 2]).padding(Padding::Symmetric(vec![1, 1])).ceil_mode(true),
+    ];
+    for (channels, geometry) in [16usize, 48, 192].into_iter().zip(geometries) {
+        let shape = Shape::new(2, channels, &[9, 10]);
+        let data = values(shape.numel().unwrap(), channels as u64, true);
+        let mut aligned = poolgrad::aligned::AlignedBuffer::<f32>::zeroed(data.len() + 1).unwrap();
+        for include in [true, false] {
+            let pool = AvgPool::new(geometry.clone()).count_include_pad(include);
+            for offset in [0, 1] {
+                aligned[offset..][..data.len()].copy_from_slice(&data);
+                let x =
+                    poolgrad::TensorView::new(&aligned[offset..][..data.len()], shape.clone(), Layout::ChannelsLast)
+                        .unwrap();
+                let want = reference::avg_pool(&x, &geometry, include, None).unwrap();
+                for isa in available() {
+                    let got = with_isa(isa, || pool.forward(&x)).unwrap();
+                    let case = format!("{channels} channels, offset {offset}, {include}, {}", isa.name());
+                    assert!(same_bits(got.data(), want.data()), "{case}");
+                }
+            }
+        }
+    }
+}
+
 /// The average forward and backward under every instruction set, bitwise against the
 /// reference's.
 fn check_avg_bits<T: poolgrad::Element>(
