@@ -793,17 +793,9 @@ mod x86 {
         count: usize,
         tap: &impl Fn(usize) -> &'t [bf16; W],
     ) -> [f32; W] {
-        assert!(W.is_multiple_of(32), "sum_widened_taps_bf16_32 width");
         let mut sums = [0.0f32; W];
-        // 64 lanes at a time (four chains of additions), then 32.
-        let whole = W - W % 64;
-        // SAFETY (each call): the caller guarantees AVX-512 F; every group lies inside `W`.
-        for first in (0..whole).step_by(64) {
-            unsafe { sum_widened_group_bf16::<W, 2>(count, tap, first, &mut sums) };
-        }
-        if whole < W {
-            unsafe { sum_widened_group_bf16::<W, 1>(count, tap, whole, &mut sums) };
-        }
+        // SAFETY: the caller guarantees AVX-512 F.
+        unsafe { widened_pair_groups(count, tap, &mut StorePairSums(&mut sums)) };
         sums
     }
 
@@ -820,85 +812,105 @@ mod x86 {
         multiply: bool,
         means: &mut [bf16; W],
     ) {
-        assert!(W.is_multiple_of(32), "mean_widened_taps_bf16_32 width");
-        let whole = W - W % 64;
-        // SAFETY (each call): the caller guarantees AVX-512 F; every group lies inside `W`.
-        for first in (0..whole).step_by(64) {
-            unsafe { mean_group_bf16::<W, 2>(count, tap, first, (divisor, multiply), means) };
-        }
-        if whole < W {
-            unsafe { mean_group_bf16::<W, 1>(count, tap, whole, (divisor, multiply), means) };
-        }
+        // SAFETY: the caller guarantees AVX-512 F.
+        unsafe { widened_pair_groups(count, tap, &mut StorePairMeans { means, by: divisor, multiply }) };
     }
 
-    /// Lanes `first..first + 32 * L` of [`mean_widened_taps_bf16_32`]: the sums of
-    /// [`widened_pairs_bf16`], each divided (or multiplied) by `by`, rounded to `bf16`
-    /// (in place, in its lane's high half) and the even lanes shifted down beside the odd
-    /// ones, which puts every word back as the lanes lay in the taps.
+    /// The widened sums of `count` taps of `W` `bf16` lanes (`W` a multiple of 32): 64
+    /// lanes at a time (four chains of additions), then 32, each group handed to `out`
+    /// as its even and odd lanes' sums ([`widened_pairs_bf16`]) as it is done.
     ///
     /// # Safety
     /// The CPU must support AVX-512 F.
     #[inline(always)]
-    unsafe fn mean_group_bf16<'t, const W: usize, const L: usize>(
+    unsafe fn widened_pair_groups<'t, const W: usize>(
         count: usize,
         tap: &impl Fn(usize) -> &'t [bf16; W],
-        first: usize,
-        (by, multiply): (f32, bool),
-        means: &mut [bf16; W],
+        out: &mut impl WidenedPairs,
     ) {
-        use std::arch::x86_64::{
-            __m512i, _mm512_castps_si512, _mm512_div_ps, _mm512_mul_ps, _mm512_or_si512, _mm512_set1_ps,
-            _mm512_srli_epi32, _mm512_storeu_si512,
-        };
-        assert!(first + 32 * L <= W, "mean_group_bf16 lanes");
-        // SAFETY (all the intrinsics below): the caller guarantees AVX-512 F.
+        assert!(W.is_multiple_of(32), "widened_pair_groups width");
+        let whole = W - W % 64;
+        // SAFETY (each call): the caller guarantees AVX-512 F; every group lies inside `W`.
         unsafe {
-            let (even, odd) = widened_pairs_bf16::<W, L>(count, tap, first);
-            let by = _mm512_set1_ps(by);
-            let mean = |sum| if multiply { _mm512_mul_ps(sum, by) } else { _mm512_div_ps(sum, by) };
-            for l in 0..L {
-                // Each rounded lane has its low half clear.
-                let even = _mm512_srli_epi32::<16>(_mm512_castps_si512(round_bf16_16(mean(even[l]))));
-                let odd = _mm512_castps_si512(round_bf16_16(mean(odd[l])));
-                // SAFETY: lanes `first + 32 * l..` (32 of them, 64 bytes) lie inside
-                // `means` (checked above).
-                _mm512_storeu_si512(
-                    means.as_mut_ptr().add(first + 32 * l).cast::<__m512i>(),
-                    _mm512_or_si512(even, odd),
-                );
+            for first in (0..whole).step_by(64) {
+                let (even, odd) = widened_pairs_bf16::<W, 2>(count, tap, first);
+                out.put::<2>(first, even, odd);
+            }
+            if whole < W {
+                let (even, odd) = widened_pairs_bf16::<W, 1>(count, tap, whole);
+                out.put::<1>(whole, even, odd);
             }
         }
     }
 
-    /// Lanes `first..first + 32 * L` of [`sum_widened_taps_bf16_32`]: the sums of
-    /// [`widened_pairs_bf16`], put back in lane order.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512 F.
-    #[inline(always)]
-    unsafe fn sum_widened_group_bf16<'t, const W: usize, const L: usize>(
-        count: usize,
-        tap: &impl Fn(usize) -> &'t [bf16; W],
-        first: usize,
-        sums: &mut [f32; W],
-    ) {
-        use std::arch::x86_64::{_mm512_permutex2var_ps, _mm512_setr_epi32, _mm512_storeu_ps};
-        assert!(first + 32 * L <= W, "sum_widened_group_bf16 lanes");
-        // SAFETY: the caller guarantees AVX-512 F.
-        let (even, odd) = unsafe { widened_pairs_bf16::<W, L>(count, tap, first) };
-        // SAFETY: AVX-512 F, as above.
-        let (low_lanes, high_lanes) = unsafe {
-            (
-                _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
-                _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31),
-            )
-        };
-        for l in 0..L {
-            // SAFETY: AVX-512 F; lanes `first + 32 * l..` (32 of them) lie inside `sums`.
+    /// Where [`widened_pair_groups`] puts its sums.
+    trait WidenedPairs {
+        /// The sums of lanes `first..first + 32 * L`: the even lanes' in `even`, the odd
+        /// lanes' in `odd`, 16 of each per vector.
+        ///
+        /// # Safety
+        /// The CPU must support AVX-512 F; the lanes lie inside the output's `W`.
+        unsafe fn put<const L: usize>(&mut self, first: usize, even: [__m512; L], odd: [__m512; L]);
+    }
+
+    /// The sums put back in lane order ([`sum_widened_taps_bf16_32`]).
+    struct StorePairSums<'a, const W: usize>(&'a mut [f32; W]);
+
+    impl<const W: usize> WidenedPairs for StorePairSums<'_, W> {
+        #[inline(always)]
+        unsafe fn put<const L: usize>(&mut self, first: usize, even: [__m512; L], odd: [__m512; L]) {
+            use std::arch::x86_64::{_mm512_permutex2var_ps, _mm512_setr_epi32, _mm512_storeu_ps};
+            assert!(first + 32 * L <= W, "StorePairSums lanes");
+            // SAFETY: the caller guarantees AVX-512 F.
+            let (low_lanes, high_lanes) = unsafe {
+                (
+                    _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
+                    _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31),
+                )
+            };
+            for l in 0..L {
+                // SAFETY: AVX-512 F; lanes `first + 32 * l..` (32 of them) lie inside the
+                // sums (checked above).
+                unsafe {
+                    let at = self.0.as_mut_ptr().add(first + 32 * l);
+                    _mm512_storeu_ps(at, _mm512_permutex2var_ps(even[l], low_lanes, odd[l]));
+                    _mm512_storeu_ps(at.add(16), _mm512_permutex2var_ps(even[l], high_lanes, odd[l]));
+                }
+            }
+        }
+    }
+
+    /// The means ([`mean_widened_taps_bf16_32`]): each sum divided (or multiplied) by
+    /// `by` and rounded to `bf16` in its lane's high half, then the even lanes shifted
+    /// down beside the odd ones, which puts every word back as the lanes lay in the
+    /// taps.
+    struct StorePairMeans<'a, const W: usize> {
+        means: &'a mut [bf16; W],
+        by: f32,
+        multiply: bool,
+    }
+
+    impl<const W: usize> WidenedPairs for StorePairMeans<'_, W> {
+        #[inline(always)]
+        unsafe fn put<const L: usize>(&mut self, first: usize, even: [__m512; L], odd: [__m512; L]) {
+            use std::arch::x86_64::{
+                __m512i, _mm512_castps_si512, _mm512_div_ps, _mm512_mul_ps, _mm512_or_si512, _mm512_set1_ps,
+                _mm512_srli_epi32, _mm512_storeu_si512,
+            };
+            assert!(first + 32 * L <= W, "StorePairMeans lanes");
+            // SAFETY (all the intrinsics below): the caller guarantees AVX-512 F.
             unsafe {
-                let at = sums.as_mut_ptr().add(first + 32 * l);
-                _mm512_storeu_ps(at, _mm512_permutex2var_ps(even[l], low_lanes, odd[l]));
-                _mm512_storeu_ps(at.add(16), _mm512_permutex2var_ps(even[l], high_lanes, odd[l]));
+                let by = _mm512_set1_ps(self.by);
+                let mean = |sum| if self.multiply { _mm512_mul_ps(sum, by) } else { _mm512_div_ps(sum, by) };
+                for l in 0..L {
+                    // Each rounded lane has its low half clear.
+                    let even = _mm512_srli_epi32::<16>(_mm512_castps_si512(round_bf16_16(mean(even[l]))));
+                    let odd = _mm512_castps_si512(round_bf16_16(mean(odd[l])));
+                    // SAFETY: lanes `first + 32 * l..` (32 of them, 64 bytes) lie inside
+                    // the means (checked above).
+                    let at = self.means.as_mut_ptr().add(first + 32 * l).cast::<__m512i>();
+                    _mm512_storeu_si512(at, _mm512_or_si512(even, odd));
+                }
             }
         }
     }
