@@ -200,8 +200,9 @@ impl<T: Element> Stencil<T> {
     }
 
     /// The padded plane from which `lines` lines of `cells` cells each sum their taps
-    /// (the backward's input cells, the forward's outputs). The lines also hold the `held` entries placed in them (shares or inputs after
-    /// their zeros), and the plane that many lines of them.
+    /// (the backward's input cells, the forward's outputs). `held` is what the plane
+    /// must also hold: that many lines, each with that many entries (the shares or the
+    /// input after their leading zeros).
     fn layout(&self, lines: usize, cells: usize, held: (usize, usize)) -> Layout {
         let (rows, cols) = (self.rows, self.cols);
         let line = cols.entries(cells).max(held.1);
