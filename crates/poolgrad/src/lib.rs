@@ -40,6 +40,9 @@ mod convert;
 pub mod error;
 pub mod geometry;
 pub mod gradcheck;
+#[cfg(all(debug_assertions, not(test)))]
+#[doc(hidden)]
+pub mod instances;
 mod kernels;
 pub mod ops;
 pub mod reference;
