@@ -238,13 +238,23 @@ pub(crate) fn forward<T: Element>(
         return separable_means(x, blocking, windows, divisor, out);
     }
     match Path::choose(blocking, windows)? {
-        Path::Rows(rows) => par_blocks(out, ov, |b, out| {
-            let x = &x[b * iv..][..iv];
-            isa.run(
-                #[inline(always)]
-                || plane_rows(x, &rows, divisor, out),
-            )
-        }),
+        Path::Rows(rows) => par_blocks_with(
+            out,
+            ov,
+            || Ok(Vec::new()),
+            |phases, b, out| {
+                let x = &x[b * iv..][..iv];
+                isa.run(
+                    #[inline(always)]
+                    || {
+                        if rows.phased {
+                            split_phases(x, rows.width, 2, phases)?;
+                        }
+                        plane_rows(x, phases, &rows, divisor, out)
+                    },
+                )
+            },
+        ),
         Path::PlaneGroups => par_blocks_with_in_order(
             out,
             PLANE_GROUP * ov,
@@ -834,12 +844,8 @@ fn window_sum<T: Element>(taps: impl Iterator<Item = T>) -> T::Acc {
 
 /// One channels-first plane, row by row of the output.
 #[inline(always)]
-fn plane_rows<T: Element>(x: &[T], rows: &Rows, divisor: Divisor, out: &mut [T]) -> Result<()> {
+fn plane_rows<T: Element>(x: &[T], phases: &[T], rows: &Rows, divisor: Divisor, out: &mut [T]) -> Result<()> {
     let (ow, width) = (rows.out_cols, rows.width);
-    let mut phases = Vec::new();
-    if rows.phased {
-        split_phases(x, width, 2, &mut phases)?;
-    }
     let mut counts = Vec::new();
     rows.outer.for_each(
         #[inline(always)]
@@ -869,7 +875,7 @@ fn plane_rows<T: Element>(x: &[T], rows: &Rows, divisor: Divisor, out: &mut [T])
             let divide = (divisor, taps.len(), &counts[..]);
             match run.stride {
                 1 => run_chunks::<T, 1>(x, taps, 1, divide, out),
-                2 => run_chunks::<T, 1>(&phases, taps, 1, divide, out),
+                2 => run_chunks::<T, 1>(phases, taps, 1, divide, out),
                 s => run_chunks::<T, 0>(x, taps, s, divide, out),
             }
             Ok(())

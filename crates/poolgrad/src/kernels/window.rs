@@ -236,13 +236,17 @@ pub(crate) fn chunk_starts(n: usize, chunk: usize) -> impl Iterator<Item = usize
 /// contiguous. Phase rows are `ceil(width / phases)` long.
 #[inline(always)]
 pub(crate) fn split_phases<T: Copy>(plane: &[T], width: usize, phases: usize, out: &mut Vec<T>) -> Result<()> {
-    out.clear();
     if width == 0 || phases == 0 {
+        out.clear();
         return Ok(());
     }
     let phase_width = width.div_ceil(phases);
     let rows = plane.len() / width;
-    buffer::resize(out, rows * phases * phase_width, plane[0], "phase-split plane")?;
+    // Every cell that is read is written below, so a scratch reused from an earlier plane
+    // keeps its old values and only new cells are filled (one pass less per plane).
+    let len = rows * phases * phase_width;
+    out.truncate(len);
+    buffer::resize(out, len, plane[0], "phase-split plane")?;
     let phase_len = rows * phase_width;
     for (r, row) in plane.chunks_exact(width).enumerate() {
         if phases == 2 {
