@@ -963,6 +963,55 @@ fn avg_of_stride_1_windows_channels_first() {
     }
 }
 
+/// The channels-first average backward of windows that cover each cell at most once
+/// (`kernels::window::Tiling`: 2x2 stride 2 and the like), which writes each cell's one
+/// share, or 0, row by row: bitwise the reference's in all four types under every
+/// instruction set, with NaN, infinities and -0 in the gradient (a -0 share gives +0, as
+/// the reference's sum from zero does). Windows that tile the row evenly, with gaps
+/// between them (stride above the kernel), dilated; partial border windows (padding, ceil
+/// mode); rows no window covers; 1-D to 3-D; both counts and a fixed divisor. Rows of 16
+/// cells or more (narrower ones take the gather).
+#[test]
+fn avg_backward_of_tiling_windows_channels_first() {
+    let cases: Vec<(&[usize], PoolGeometry)> = vec![
+        (&[28, 28], PoolGeometry::new(&[2, 2]).stride(&[2, 2])),
+        (&[7, 19], PoolGeometry::new(&[2, 2]).stride(&[2, 2]).ceil_mode(true)),
+        (&[9, 37], PoolGeometry::new(&[2, 2]).stride(&[2, 2]).padding(Padding::Symmetric(vec![1, 1]))),
+        (&[10, 35], PoolGeometry::new(&[3, 3]).stride(&[3, 3]).ceil_mode(true)),
+        (&[9, 40], PoolGeometry::new(&[2, 3]).stride(&[3, 4])),
+        (&[8, 41], PoolGeometry::new(&[2, 2]).stride(&[4, 4]).dilation(&[2, 2])),
+        (&[64], PoolGeometry::new(&[4]).stride(&[4]).padding(Padding::Symmetric(vec![2]))),
+        (&[4, 6, 34], PoolGeometry::new(&[2, 3, 2]).stride(&[2, 3, 2])),
+        (&[5, 33], PoolGeometry::new(&[1, 2]).stride(&[2, 2])),
+    ];
+    for (i, (spatial, geometry)) in cases.into_iter().enumerate() {
+        // 19 planes: odd plane counts per thread.
+        let shape = Shape::new(1, 19, spatial);
+        let data = values(shape.numel().unwrap(), 90 + i as u64, true);
+        for (include, divisor) in [(true, None), (false, None), (false, Some(7))] {
+            let pool = AvgPool::new(geometry.clone()).count_include_pad(include).divisor_override(divisor);
+            let x = Tensor::new(data.clone(), shape.clone(), Layout::ChannelsFirst).unwrap();
+            let y_shape = pool.forward(&x.view()).unwrap().shape().clone();
+            let grads = values(y_shape.numel().unwrap(), 100 + i as u64, true);
+            let g = Tensor::new(grads.clone(), y_shape.clone(), Layout::ChannelsFirst).unwrap();
+            let case = format!("case {i} {include} {divisor:?}");
+            check_avg_bits(&pool, &geometry, &x, &g, include, divisor, &case);
+            let wide = |v: &[f32]| v.iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
+            let x64 = Tensor::new(wide(&data), shape.clone(), Layout::ChannelsFirst).unwrap();
+            let g64 = Tensor::new(wide(&grads), y_shape.clone(), Layout::ChannelsFirst).unwrap();
+            check_avg_bits(&pool, &geometry, &x64, &g64, include, divisor, &format!("f64 {case}"));
+            let half = |v: &[f32]| v.iter().map(|&v| poolgrad::f16::from_f32(v)).collect::<Vec<_>>();
+            let x16 = Tensor::new(half(&data), shape.clone(), Layout::ChannelsFirst).unwrap();
+            let g16 = Tensor::new(half(&grads), y_shape.clone(), Layout::ChannelsFirst).unwrap();
+            check_avg_bits(&pool, &geometry, &x16, &g16, include, divisor, &format!("f16 {case}"));
+            let brain = |v: &[f32]| v.iter().map(|&v| poolgrad::bf16::from_f32(v)).collect::<Vec<_>>();
+            let x_bf16 = Tensor::new(brain(&data), shape.clone(), Layout::ChannelsFirst).unwrap();
+            let g_bf16 = Tensor::new(brain(&grads), y_shape, Layout::ChannelsFirst).unwrap();
+            check_avg_bits(&pool, &geometry, &x_bf16, &g_bf16, include, divisor, &format!("bf16 {case}"));
+        }
+    }
+}
+
 /// The bf16 stencil backward rounds its sums by Veltkamp's split where a plane's shares
 /// allow it (`convert::in_bf16_split_range`) and by integer arithmetic elsewhere: planes
 /// of ordinary gradients (the split), of gradients near the least normal `bf16` (shares

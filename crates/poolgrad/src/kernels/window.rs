@@ -220,6 +220,70 @@ impl Rows {
     }
 }
 
+/// Windows that cover each input cell at most once (non-overlapping windows such as 2x2
+/// stride 2, adaptive windows that tile the plane), channels-first, seen as rows as in
+/// [`Rows`]: each row of the plane belongs to at most one output row, each column to at
+/// most one window along the row. A backward then writes each cell once, from its one
+/// window, with no sums.
+#[derive(Debug, Clone)]
+pub(crate) struct Tiling {
+    /// Windows over the outer dims; their cells are row numbers.
+    pub outer: Windows,
+    /// Windows along the row.
+    pub cols: AxisWindows,
+    /// For each row of the plane, the output row whose windows cover it, or
+    /// [`Tiling::NONE`].
+    pub row_owner: Vec<u32>,
+    /// For each column, the window along the row that covers it, or [`Tiling::NONE`].
+    pub col_owner: Vec<u32>,
+}
+
+impl Tiling {
+    /// No window covers this row or column.
+    pub const NONE: u32 = u32::MAX;
+
+    /// The tiling of `windows`, or `None` where a cell is covered twice, the windows
+    /// have no spatial dim, or their counts do not fit the owner tables.
+    pub fn of(windows: &Windows) -> Result<Option<Tiling>> {
+        let Some((cols, outer)) = windows.axes.split_last() else { return Ok(None) };
+        if u32::try_from(windows.input_volume).is_err() || u32::try_from(windows.output_volume).is_err() {
+            return Ok(None);
+        }
+        let Some(col_owner) = owners(cols.input, cols.output(), |o| cols.window(o).0)? else { return Ok(None) };
+        let outer = Windows::new(outer.to_vec())?;
+        let rows = windows.input_volume / cols.input.max(1);
+        let mut row_owner = buffer::filled(rows, Self::NONE, "tiling table")?;
+        let mut overlap = false;
+        outer.for_each(|o, window| {
+            for &r in window.cells {
+                match row_owner.get_mut(r) {
+                    // `o < output_volume`, which fits a `u32` (checked above).
+                    Some(owner) if *owner == Self::NONE => *owner = o as u32,
+                    _ => overlap = true,
+                }
+            }
+            Ok(())
+        })?;
+        Ok((!overlap).then_some(Tiling { outer, cols: cols.clone(), row_owner, col_owner }))
+    }
+}
+
+/// For each of `cells` coordinates, the one of `outputs` windows (`taps(o)`: window `o`'s
+/// coordinates) that covers it, or [`Tiling::NONE`]; `None` where one is covered twice.
+fn owners<'w>(cells: usize, outputs: usize, taps: impl Fn(usize) -> &'w [usize]) -> Result<Option<Vec<u32>>> {
+    let mut owner = buffer::filled(cells, Tiling::NONE, "tiling table")?;
+    for o in 0..outputs {
+        let Some(o32) = u32::try_from(o).ok().filter(|&o| o != Tiling::NONE) else { return Ok(None) };
+        for &c in taps(o) {
+            match owner.get_mut(c) {
+                Some(cell) if *cell == Tiling::NONE => *cell = o32,
+                _ => return Ok(None),
+            }
+        }
+    }
+    Ok(Some(owner))
+}
+
 /// Outputs per chunk of the channels-first vectorised paths: the running state of a
 /// chunk stays in registers while all its taps are folded in.
 pub(crate) const RUN_CHUNK: usize = 16;
@@ -248,17 +312,17 @@ const PREFETCH_BYTES_AHEAD: usize = 4096;
 /// for [`PREFETCH_BYTES_AHEAD`] bytes ahead.
 #[inline(always)]
 pub(crate) fn split_phases<T: Copy>(plane: &[T], width: usize, phases: usize, out: &mut Vec<T>) -> Result<()> {
-    if width == 0 || phases == 0 {
+    let Some(&fill) = plane.first().filter(|_| width > 0 && phases > 0) else {
         out.clear();
         return Ok(());
-    }
+    };
     let phase_width = width.div_ceil(phases);
     let rows = plane.len() / width;
     // Every cell that is read is written below, so a scratch reused from an earlier plane
     // keeps its old values and only new cells are filled (one pass less per plane).
     let len = rows * phases * phase_width;
     out.truncate(len);
-    buffer::resize(out, len, plane[0], "phase-split plane")?;
+    buffer::resize(out, len, fill, "phase-split plane")?;
     let phase_len = rows * phase_width;
     let row_bytes = (width * size_of::<T>()).max(1);
     let ahead = PREFETCH_BYTES_AHEAD.div_ceil(row_bytes) * width;
