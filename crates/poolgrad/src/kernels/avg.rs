@@ -1103,6 +1103,8 @@ pub(crate) fn backward<T: Element>(
         if let Some(stencil) = Stencil::<T>::of(windows, divisor)? {
             return stencil.backward(grad_out, widening_isa::<T>(), grad_in);
         }
+        // After the stencil: 1x1 windows tile the plane too, but the stencil was 2.3x
+        // faster on them (Zen 4).
         if let Some(tiling) = Tiling::of(windows)?.filter(|t| t.cols.input() >= TILED_MIN_WIDTH) {
             return tiled_shares(grad_out, windows, &tiling, divisor, grad_in);
         }
@@ -1185,7 +1187,7 @@ pub(crate) fn backward<T: Element>(
 }
 
 /// The narrowest rows [`tiled_shares`] takes: below, the work per row outweighs the row
-/// (14-wide rows, 7x7 outputs, 0.77x the interleaved gather; 20-wide 1.27x).
+/// (Zen 4: 14-wide rows, 7x7 outputs, 0.77x the interleaved gather; 20-wide 1.27x).
 const TILED_MIN_WIDTH: usize = 16;
 
 /// The channels-first backward of windows that cover each cell at most once
@@ -1193,9 +1195,10 @@ const TILED_MIN_WIDTH: usize = 16;
 /// share, so the same bits), or 0. A plane's shares are worked out at once
 /// ([`plane_shares`]); each output row's are spread along a row once ([`spread_row`]),
 /// and each input row under those windows copies it; the plane is written front to back.
-/// 2x2 stride 2 against the interleaved gather of [`gather_block`] (1 / 2 threads, 3
-/// rounds): W7 (32x128x56x56) f32 3.23 / 2.92x, f64 1.91 / 1.80x, f16 2.93 / 2.79x,
-/// bf16 2.77 / 2.77x; 40- and 28-wide rows 3.11x and 2.30x (1 thread).
+/// 2x2 stride 2 against the interleaved gather of [`gather_block`] (AMD Zen 4, 1 / 2
+/// threads, 3 rounds): W7 (32x128x56x56) f32 3.23 / 2.92x, f64 1.91 / 1.80x, f16
+/// 2.93 / 2.79x, bf16 2.77 / 2.77x; 40- and 28-wide rows 3.11x and 2.30x, adaptive
+/// 56 -> 28 3.76x (1 thread).
 fn tiled_shares<T: Element>(
     grad_out: &[T],
     windows: &Windows,
