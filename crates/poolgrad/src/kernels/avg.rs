@@ -3,7 +3,9 @@
 use super::buffer::{self, Out, Sink};
 use super::separable::{self, Reduction};
 use super::stencil::Stencil;
-use super::window::{chunk_starts, split_phases, Covering, LaneTaps, Rows, Tiling, Window, Windows, RUN_CHUNK};
+use super::window::{
+    chunk_starts, prefetch_cell, split_phases, Covering, LaneTaps, Rows, Tiling, Window, Windows, RUN_CHUNK,
+};
 use super::{band_outputs, deinterleave_planes, interleave_planes, Path, PLANE_GROUP, TAP_MAJOR_LANES};
 use super::{par_blocks, par_blocks_accumulating, par_blocks_in_order, par_blocks_with, par_blocks_with_in_order};
 use crate::error::{PoolError, Result};
@@ -264,13 +266,13 @@ pub(crate) fn forward<T: Element>(
                 let x = &x[g * PLANE_GROUP * iv..][..planes * iv];
                 if planes < PLANE_GROUP {
                     return (0..planes)
-                        .try_for_each(|p| lane_chunks(&x[p * iv..][..iv], 1, windows, divisor, 0..ov, out));
+                        .try_for_each(|p| lane_chunks(&x[p * iv..][..iv], 1, windows, divisor, 0..ov, false, out));
                 }
                 isa.run(
                     #[inline(always)]
                     || {
                         interleave_planes(x, iv, interleaved)?;
-                        lane_chunks(interleaved, PLANE_GROUP, windows, divisor, 0..ov, &mut Sink::over(means))?;
+                        lane_chunks(interleaved, PLANE_GROUP, windows, divisor, 0..ov, false, &mut Sink::over(means))?;
                         deinterleave_planes(means, ov, out);
                         Ok(())
                     },
@@ -285,7 +287,7 @@ pub(crate) fn forward<T: Element>(
                 let x = &x[b * iv * lanes..][..iv * lanes];
                 isa.run(
                     #[inline(always)]
-                    || lane_chunks(x, lanes, windows, divisor, first..first + band, out),
+                    || lane_chunks(x, lanes, windows, divisor, first..first + band, true, out),
                 )
             })
         }
@@ -931,8 +933,9 @@ const REGISTER_CHUNK: usize = 4 * LANE_CHUNK;
 /// to back within each tap's cell: reading [`LANE_CHUNK`] channels of every tap in turn
 /// stalled on the loads there (W7's channels-last forward, 2x slower). Overlapping
 /// windows, whose taps are mostly in cache, keep [`REGISTER_CHUNK`] (then
-/// [`LANE_CHUNK`]) channels' sums in registers across the taps instead. Both add each
-/// channel's taps in the same order.
+/// [`LANE_CHUNK`]) channels' sums in registers across the taps instead, and ask for
+/// the input [`ROWS_AHEAD`](super::window::ROWS_AHEAD) rows ahead where it comes
+/// `from_memory` (not an interleaved copy). Both add each channel's taps in the same order.
 #[inline(always)]
 fn lane_chunks<T: Element>(
     x: &[T],
@@ -940,6 +943,7 @@ fn lane_chunks<T: Element>(
     windows: &Windows,
     divisor: Divisor,
     outputs: Range<usize>,
+    from_memory: bool,
     out: &mut Sink<'_, T>,
 ) -> Result<()> {
     let tap_major = lanes >= TAP_MAJOR_LANES && windows.read_input_about_once();
@@ -949,6 +953,7 @@ fn lane_chunks<T: Element>(
     // has them (f16 W7 2.2x the per-value software conversions; bf16 the same time).
     let in_bulk = size_of::<T>() < size_of::<T::Acc>();
     let mut narrowed = buffer::filled(if in_bulk { scratch_len } else { 0 }, T::zero(), "scratch")?;
+    let ahead = if from_memory { windows.cells_rows_ahead() } else { 0 };
     windows.for_each_in(
         outputs,
         #[inline(always)]
@@ -990,6 +995,9 @@ fn lane_chunks<T: Element>(
                 }
                 divisor.add_and_store(&mut sums, tap(last), window.cells.len(), window.axis_counts, out);
                 return Ok(());
+            }
+            if let (Some(&last), true) = (window.cells.last(), ahead > 0) {
+                prefetch_cell(x, lanes, last.wrapping_add(ahead));
             }
             let mut c0 = 0;
             if lanes >= LANE_CHUNK {
