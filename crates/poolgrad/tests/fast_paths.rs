@@ -937,29 +937,7 @@ fn avg_of_stride_1_windows_channels_first() {
         let geometry = geometry.stride(&vec![1; spatial.len()]);
         // 19 planes: a batch of 2 with 3 channels ... and odd plane counts per thread.
         let shape = Shape::new(2, 19, spatial);
-        let data = values(shape.numel().unwrap(), 70 + i as u64, true);
-        for (include, divisor) in [(true, None), (false, None), (false, Some(7))] {
-            let pool = AvgPool::new(geometry.clone()).count_include_pad(include).divisor_override(divisor);
-            let x = Tensor::new(data.clone(), shape.clone(), Layout::ChannelsFirst).unwrap();
-            let y_shape = pool.forward(&x.view()).unwrap().shape().clone();
-            let grads = values(y_shape.numel().unwrap(), 80 + i as u64, true);
-            let g = Tensor::new(grads.clone(), y_shape.clone(), Layout::ChannelsFirst).unwrap();
-            let case = format!("case {i} {include} {divisor:?}");
-            assert!(pool.sums_in_window_order(&shape, Layout::ChannelsFirst).unwrap(), "{case}");
-            check_avg_bits(&pool, &geometry, &x, &g, include, divisor, &case);
-            let wide = |v: &[f32]| v.iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
-            let x64 = Tensor::new(wide(&data), shape.clone(), Layout::ChannelsFirst).unwrap();
-            let g64 = Tensor::new(wide(&grads), y_shape.clone(), Layout::ChannelsFirst).unwrap();
-            check_avg_bits(&pool, &geometry, &x64, &g64, include, divisor, &format!("f64 {case}"));
-            let half = |v: &[f32]| v.iter().map(|&v| poolgrad::f16::from_f32(v)).collect::<Vec<_>>();
-            let x16 = Tensor::new(half(&data), shape.clone(), Layout::ChannelsFirst).unwrap();
-            let g16 = Tensor::new(half(&grads), y_shape.clone(), Layout::ChannelsFirst).unwrap();
-            check_avg_bits(&pool, &geometry, &x16, &g16, include, divisor, &format!("f16 {case}"));
-            let brain = |v: &[f32]| v.iter().map(|&v| poolgrad::bf16::from_f32(v)).collect::<Vec<_>>();
-            let x_bf16 = Tensor::new(brain(&data), shape.clone(), Layout::ChannelsFirst).unwrap();
-            let g_bf16 = Tensor::new(brain(&grads), y_shape, Layout::ChannelsFirst).unwrap();
-            check_avg_bits(&pool, &geometry, &x_bf16, &g_bf16, include, divisor, &format!("bf16 {case}"));
-        }
+        check_avg_bits_in_every_type(&shape, &geometry, (70 + i as u64, 80 + i as u64), &format!("case {i}"));
     }
 }
 
@@ -987,28 +965,7 @@ fn avg_backward_of_tiling_windows_channels_first() {
     for (i, (spatial, geometry)) in cases.into_iter().enumerate() {
         // 19 planes: odd plane counts per thread.
         let shape = Shape::new(1, 19, spatial);
-        let data = values(shape.numel().unwrap(), 90 + i as u64, true);
-        for (include, divisor) in [(true, None), (false, None), (false, Some(7))] {
-            let pool = AvgPool::new(geometry.clone()).count_include_pad(include).divisor_override(divisor);
-            let x = Tensor::new(data.clone(), shape.clone(), Layout::ChannelsFirst).unwrap();
-            let y_shape = pool.forward(&x.view()).unwrap().shape().clone();
-            let grads = values(y_shape.numel().unwrap(), 100 + i as u64, true);
-            let g = Tensor::new(grads.clone(), y_shape.clone(), Layout::ChannelsFirst).unwrap();
-            let case = format!("case {i} {include} {divisor:?}");
-            check_avg_bits(&pool, &geometry, &x, &g, include, divisor, &case);
-            let wide = |v: &[f32]| v.iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
-            let x64 = Tensor::new(wide(&data), shape.clone(), Layout::ChannelsFirst).unwrap();
-            let g64 = Tensor::new(wide(&grads), y_shape.clone(), Layout::ChannelsFirst).unwrap();
-            check_avg_bits(&pool, &geometry, &x64, &g64, include, divisor, &format!("f64 {case}"));
-            let half = |v: &[f32]| v.iter().map(|&v| poolgrad::f16::from_f32(v)).collect::<Vec<_>>();
-            let x16 = Tensor::new(half(&data), shape.clone(), Layout::ChannelsFirst).unwrap();
-            let g16 = Tensor::new(half(&grads), y_shape.clone(), Layout::ChannelsFirst).unwrap();
-            check_avg_bits(&pool, &geometry, &x16, &g16, include, divisor, &format!("f16 {case}"));
-            let brain = |v: &[f32]| v.iter().map(|&v| poolgrad::bf16::from_f32(v)).collect::<Vec<_>>();
-            let x_bf16 = Tensor::new(brain(&data), shape.clone(), Layout::ChannelsFirst).unwrap();
-            let g_bf16 = Tensor::new(brain(&grads), y_shape, Layout::ChannelsFirst).unwrap();
-            check_avg_bits(&pool, &geometry, &x_bf16, &g_bf16, include, divisor, &format!("bf16 {case}"));
-        }
+        check_avg_bits_in_every_type(&shape, &geometry, (90 + i as u64, 100 + i as u64), &format!("case {i}"));
     }
 }
 
@@ -1077,6 +1034,35 @@ fn avg_channels_last_forward_over_whole_cache_lines() {
 
 /// The average forward and backward under every instruction set, bitwise against the
 /// reference's.
+/// [`check_avg_bits`] of `geometry` over channels-first planes of `shape` in `f32`, `f64`,
+/// `f16` and `bf16`, for both counts and a fixed divisor: the input and the gradient from
+/// [`values`] with NaN, infinities and -0 (`seeds`: theirs), each summed in window order.
+fn check_avg_bits_in_every_type(shape: &Shape, geometry: &PoolGeometry, seeds: (u64, u64), case: &str) {
+    let data = values(shape.numel().unwrap(), seeds.0, true);
+    for (include, divisor) in [(true, None), (false, None), (false, Some(7))] {
+        let pool = AvgPool::new(geometry.clone()).count_include_pad(include).divisor_override(divisor);
+        let x = Tensor::new(data.clone(), shape.clone(), Layout::ChannelsFirst).unwrap();
+        let y_shape = pool.forward(&x.view()).unwrap().shape().clone();
+        let grads = values(y_shape.numel().unwrap(), seeds.1, true);
+        let g = Tensor::new(grads.clone(), y_shape.clone(), Layout::ChannelsFirst).unwrap();
+        let case = format!("{case} {include} {divisor:?}");
+        assert!(pool.sums_in_window_order(shape, Layout::ChannelsFirst).unwrap(), "{case}");
+        check_avg_bits(&pool, geometry, &x, &g, include, divisor, &case);
+        let wide = |v: &[f32]| v.iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
+        let x64 = Tensor::new(wide(&data), shape.clone(), Layout::ChannelsFirst).unwrap();
+        let g64 = Tensor::new(wide(&grads), y_shape.clone(), Layout::ChannelsFirst).unwrap();
+        check_avg_bits(&pool, geometry, &x64, &g64, include, divisor, &format!("f64 {case}"));
+        let half = |v: &[f32]| v.iter().map(|&v| poolgrad::f16::from_f32(v)).collect::<Vec<_>>();
+        let x16 = Tensor::new(half(&data), shape.clone(), Layout::ChannelsFirst).unwrap();
+        let g16 = Tensor::new(half(&grads), y_shape.clone(), Layout::ChannelsFirst).unwrap();
+        check_avg_bits(&pool, geometry, &x16, &g16, include, divisor, &format!("f16 {case}"));
+        let brain = |v: &[f32]| v.iter().map(|&v| poolgrad::bf16::from_f32(v)).collect::<Vec<_>>();
+        let x_bf16 = Tensor::new(brain(&data), shape.clone(), Layout::ChannelsFirst).unwrap();
+        let g_bf16 = Tensor::new(brain(&grads), y_shape, Layout::ChannelsFirst).unwrap();
+        check_avg_bits(&pool, geometry, &x_bf16, &g_bf16, include, divisor, &format!("bf16 {case}"));
+    }
+}
+
 fn check_avg_bits<T: poolgrad::Element>(
     pool: &AvgPool,
     geometry: &PoolGeometry,
