@@ -1431,3 +1431,96 @@ fn channels_last_max_backward_along_indices() {
     check(|v| v, "f32");
     check(f64::from, "f64");
 }
+
+/// The channels-first max backward of windows whose consecutive outputs often name the
+/// same cell (stride-1 windows 7 or more wide), which takes its outputs two at a time:
+/// bitwise the reference backward's in all four types under every instruction set, from
+/// indices and from compact taps, with ties, NaN, infinities and -0 in the input and the
+/// gradients (a sum that depends on its order shows up in the bits). Then, against a
+/// plain scatter written here, indices chosen to make runs of one, two and more outputs
+/// on one cell, a cell coming back after another, `-1` in the middle of a plane (from
+/// there the outputs go one at a time), and a bad index after it reported at its place.
+#[test]
+fn max_backward_along_runs_of_one_cell() {
+    fn plain_scatter<T: poolgrad::Element>(plane: usize, g: &[T], indices: &[i64], planes: usize) -> Vec<T> {
+        let outputs = g.len() / planes;
+        let mut grad = vec![T::zero(); planes * plane];
+        for (o, (&v, &i)) in g.iter().zip(indices).enumerate() {
+            if i >= 0 {
+                let cell = &mut grad[(o / outputs) * plane + i as usize];
+                *cell = cell.add(v);
+            }
+        }
+        grad
+    }
+    fn check<T: poolgrad::Element>(from_f32: fn(f32) -> T, name: &str) {
+        let same =
+            |k: usize| PoolGeometry::new(&[k, k]).stride(&[1, 1]).padding(Padding::Symmetric(vec![k / 2, k / 2]));
+        let cases: [(&[usize], PoolGeometry); 5] = [
+            (&[9, 23], same(7)),
+            (&[12, 17], same(9)),
+            (&[15, 14], same(13)),
+            (&[41], PoolGeometry::new(&[9]).stride(&[1]).padding(Padding::Symmetric(vec![3]))),
+            (
+                &[10, 40],
+                PoolGeometry::new(&[3, 8])
+                    .stride(&[1, 1])
+                    .dilation(&[1, 2])
+                    .padding(Padding::Symmetric(vec![1, 4]))
+                    .ceil_mode(true),
+            ),
+        ];
+        for (i, (spatial, geometry)) in cases.into_iter().enumerate() {
+            let case = format!("{name} case {i}");
+            let shape = Shape::new(2, 3, spatial);
+            let plane: usize = spatial.iter().product();
+            let x: Vec<T> = values(shape.numel().unwrap(), 90 + i as u64, true).into_iter().map(from_f32).collect();
+            let x = Tensor::new(x, shape.clone(), Layout::ChannelsFirst).unwrap();
+            let pool = MaxPool::new(geometry.clone());
+            let (y, indices) = reference::max_pool(&x.view(), &geometry).unwrap();
+            let g: Vec<T> = values(y.data().len(), 100 + i as u64, true).into_iter().map(from_f32).collect();
+            let g = Tensor::new(g, y.shape().clone(), Layout::ChannelsFirst).unwrap();
+            let want = reference::max_pool_backward(&x.view(), &g.view(), &geometry).unwrap();
+            let planes = shape.numel().unwrap() / plane;
+            assert!(same_bits(&plain_scatter(plane, g.data(), indices.data(), planes), want.data()), "{case}: plain");
+            // Runs of every length up to 5 on one cell, cells coming back, a -1 and then
+            // a bad index in the second plane.
+            let outputs = y.data().len() / planes;
+            let mut made = Vec::with_capacity(y.data().len());
+            for run in 0.. {
+                if made.len() >= y.data().len() {
+                    break;
+                }
+                // Every third run goes back to the cell two runs before.
+                let cell = if run % 3 == 2 { (run - 2) * 7 % plane } else { run * 7 % plane };
+                made.extend(std::iter::repeat_n(cell as i64, 1 + run % 5));
+            }
+            made.truncate(y.data().len());
+            let mut with_bad = made.clone();
+            made[outputs + 7] = -1;
+            with_bad[outputs + 7] = -1;
+            with_bad[outputs + 12] = plane as i64;
+            let want_made = plain_scatter(plane, g.data(), &made, planes);
+            let made = Tensor::new(made, indices.shape().clone(), Layout::ChannelsFirst).unwrap();
+            let with_bad = Tensor::new(with_bad, indices.shape().clone(), Layout::ChannelsFirst).unwrap();
+            let want_error =
+                poolgrad::PoolError::InvalidIndex { index: plane as i64, position: outputs + 12, plane_size: plane };
+            for isa in available() {
+                let case = format!("{case} {}", isa.name());
+                let from = |indices: &Tensor<i64>| {
+                    with_isa(isa, || pool.backward_with_indices(&shape, &g.view(), &indices.view()))
+                };
+                assert!(same_bits(from(&indices).unwrap().data(), want.data()), "{case}: from indices");
+                let compact = with_isa(isa, || pool.forward_compact(&x.view())).unwrap();
+                let got = with_isa(isa, || pool.backward_compact(&shape, &g.view(), &compact.taps.view())).unwrap();
+                assert!(same_bits(got.data(), want.data()), "{case}: from taps");
+                assert!(same_bits(from(&made).unwrap().data(), &want_made), "{case}: made runs");
+                assert_eq!(from(&with_bad).unwrap_err().to_string(), want_error.to_string(), "{case}: bad index");
+            }
+        }
+    }
+    check(|v| v, "f32");
+    check(f64::from, "f64");
+    check(poolgrad::f16::from_f32, "f16");
+    check(poolgrad::bf16::from_f32, "bf16");
+}

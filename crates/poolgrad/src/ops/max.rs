@@ -300,9 +300,10 @@ impl MaxPool {
         grad_input: Out<'_, T>,
     ) -> Result<()> {
         let (plan, sides) = self.checked_plan(input_shape, grad_output, indices, ("grad_output", "indices"))?;
-        let write = match plan.windows.read_input_about_once() {
-            true => ScatterWrite::AddMostlyOnce,
-            false => ScatterWrite::Add,
+        let write = match (plan.windows.read_input_about_once(), plan.windows.repeat_along_rows()) {
+            (true, _) => ScatterWrite::AddMostlyOnce,
+            (false, true) => ScatterWrite::AddAlongRuns,
+            (false, false) => ScatterWrite::Add,
         };
         kernels::indexed::scatter(sides, grad_output.data(), indices.data(), grad_input, write)
     }
