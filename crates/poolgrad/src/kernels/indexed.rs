@@ -234,8 +234,9 @@ fn in_plane_steps<T, S>(
 /// [`add_along_indices`] with the addition [`scatter`] picks: a cell still at zero from
 /// the bits for [`ScatterWrite::AddMostlyOnce`] (faster there than the CPU's conversions,
 /// W2 `f16` 1.12x), else `f16` with the CPU's conversions where `isa` has them
-/// (`f16_in_hardware`), else [`Element::add`], compiled for `isa` (where the pairs of
-/// [`ScatterWrite::AddAlongRuns`] pick their sum with a blend, not a branch).
+/// (`f16_in_hardware`), else [`Element::add`]; the pairs of
+/// [`ScatterWrite::AddAlongRuns`] compiled for `isa`, where they pick their sum with a
+/// blend, not a branch (the baseline build branched: 13x13 stride 1 lost 0.55x).
 #[inline(always)]
 fn add_along_indices_by<T: Element, const G: usize>(
     (isa, f16_in_hardware, write): (simd::Isa, bool, ScatterWrite),
@@ -246,7 +247,7 @@ fn add_along_indices_by<T: Element, const G: usize>(
 ) -> Result<()> {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (isa, f16_in_hardware);
-    let in_pairs = write == ScatterWrite::AddAlongRuns;
+    let in_pairs = write == ScatterWrite::AddAlongRuns && adds_in_one_instruction::<T>();
     match write {
         ScatterWrite::AddMostlyOnce => add_along_indices(planes, values, indices, first, false, T::accumulate),
         #[cfg(target_arch = "x86_64")]
@@ -259,11 +260,10 @@ fn add_along_indices_by<T: Element, const G: usize>(
             },
         ),
         #[cfg(target_arch = "x86_64")]
-        _ => isa.run(
+        _ if in_pairs => isa.run(
             #[inline(always)]
-            || add_along_indices(planes, values, indices, first, in_pairs, T::add),
+            || add_along_indices(planes, values, indices, first, true, T::add),
         ),
-        #[cfg(not(target_arch = "x86_64"))]
         _ => add_along_indices(planes, values, indices, first, in_pairs, T::add),
     }
 }
@@ -313,6 +313,7 @@ fn add_along_indices<T: Element, const G: usize>(
 /// plane at a time (16x256x40x40 f32, 1 thread, AMD Zen 4, medians of 3 alternating
 /// rounds): 13x13 stride 1 1.48x (2 threads 1.34x), 9x9 1.16x, 7x7 1.09x, 5x5 0.98x
 /// (which keeps one output at a time); from the compact state 13x13 1.12x, 9x9 1.08x.
+/// `f32` and `f64` only ([`adds_in_one_instruction`]).
 #[inline(always)]
 fn add_in_step<T: Element, K: Copy, const G: usize>(
     block: &mut [T],
@@ -402,6 +403,15 @@ fn scatter_positions<T: Copy>(
         }
     }
     Ok(())
+}
+
+/// Whether `T` adds with one instruction (`f32`, `f64`), so [`add_in_step`] may take
+/// its outputs in pairs: a pair adds three times for two outputs, and the 16-bit types
+/// add through conversions, whose cost that outweighs (13x13 stride 1 on Zen 4: `f16`
+/// 0.88x, `bf16` 0.70x).
+fn adds_in_one_instruction<T: 'static>() -> bool {
+    use std::any::TypeId;
+    [TypeId::of::<f32>(), TypeId::of::<f64>()].contains(&TypeId::of::<T>())
 }
 
 /// Whether `T` is `f16` and `isa` converts it with the CPU's instructions (F16C, in
@@ -1239,7 +1249,8 @@ impl TapLines {
                 let batch_values = values.map(|values| &values[batch.clone()]);
                 let outside = |p: usize, o: usize| self.no_cell(batch.start + o, taps[p], first + p * narrow);
                 let cell = |_, cell: u32| Some(cell as usize);
-                add_in_step(planes.block, batch_values, batch_cells, cell, outside, self.in_pairs, T::add)?;
+                let in_pairs = self.in_pairs && adds_in_one_instruction::<T>();
+                add_in_step(planes.block, batch_values, batch_cells, cell, outside, in_pairs, T::add)?;
             }
         }
         Ok(())
