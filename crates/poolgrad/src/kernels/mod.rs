@@ -21,6 +21,7 @@ use crate::tensor::Blocking;
 use buffer::{Out, OutBlock, Sink};
 use bytemuck::Zeroable;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use window::{Rows, Windows};
 
 /// How a forward kernel walks its blocks (see `max` and `avg`).
@@ -155,10 +156,7 @@ pub(crate) fn par_blocks_with_in_order<'a, T: Zeroable + Copy + Send + Sync + 'a
     f: impl Fn(&mut S, usize, &mut Sink<'a, T>) -> Result<()> + Sync + Send,
 ) -> Result<()> {
     let Some(blocks) = numbered_blocks(out.into(), block_len) else { return Ok(()) };
-    blocks.try_for_each_init(init, |scratch, (b, block)| {
-        let scratch = scratch.as_mut().map_err(|e| e.clone())?;
-        block.write_in_order(|sink| f(scratch, b, sink))
-    })
+    first_error(blocks, init, |scratch, b, block| block.write_in_order(|sink| f(scratch, b, sink)))
 }
 
 /// Like [`par_blocks_in_order`] over two outputs with matching blocks.
@@ -189,8 +187,7 @@ where
     U: Zeroable + Copy + Send + Sync + 'a,
 {
     let Some(blocks) = paired_blocks(out.into(), out2.into(), block_len) else { return Ok(()) };
-    blocks.try_for_each_init(init, |scratch, (b, (block, block2))| {
-        let scratch = scratch.as_mut().map_err(|e| e.clone())?;
+    first_error(blocks, init, |scratch, b, (block, block2)| {
         block.write_in_order(|sink| block2.write_in_order(|sink2| f(scratch, b, sink, sink2)))
     })
 }
@@ -220,9 +217,7 @@ pub(crate) fn par_blocks_accumulating_with<'a, T: Zeroable + Copy + Send + Sync 
     f: impl Fn(&mut S, usize, &mut [T]) -> Result<()> + Sync + Send,
 ) -> Result<()> {
     let Some(blocks) = numbered_blocks(out.into(), block_len) else { return Ok(()) };
-    blocks.try_for_each_init(init, |scratch, (b, block)| {
-        f(scratch.as_mut().map_err(|e| e.clone())?, b, block.ready_zeroed())
-    })
+    first_error(blocks, init, |scratch, b, block| f(scratch, b, block.ready_zeroed()))
 }
 
 /// Like [`par_blocks`] with a scratch value per parallel job (made by `init`, which may
@@ -234,7 +229,7 @@ pub(crate) fn par_blocks_with<'a, T: Zeroable + Copy + Send + Sync + 'a, S>(
     f: impl Fn(&mut S, usize, &mut [T]) -> Result<()> + Sync + Send,
 ) -> Result<()> {
     let Some(blocks) = numbered_blocks(out.into(), block_len) else { return Ok(()) };
-    blocks.try_for_each_init(init, |scratch, (b, block)| f(scratch.as_mut().map_err(|e| e.clone())?, b, block.ready()))
+    first_error(blocks, init, |scratch, b, block| f(scratch, b, block.ready()))
 }
 
 /// Like [`par_blocks_with`] over two outputs with matching blocks.
@@ -250,9 +245,35 @@ where
     U: Zeroable + Copy + Send + Sync + 'a,
 {
     let Some(blocks) = paired_blocks(out.into(), out2.into(), block_len) else { return Ok(()) };
-    blocks.try_for_each_init(init, |scratch, (b, (block, block2))| {
-        f(scratch.as_mut().map_err(|e| e.clone())?, b, block.ready(), block2.ready())
-    })
+    first_error(blocks, init, |scratch, b, (block, block2)| f(scratch, b, block.ready(), block2.ready()))
+}
+
+/// Runs `f(scratch, number, item)` on numbered items in parallel, a scratch per job from
+/// `init`, and returns the error of the lowest-numbered item that failed (or whose
+/// job's scratch failed), so the error does not depend on the thread count or on
+/// timing: with two bad planes in two jobs, either could fail first. Items numbered
+/// past a failure already met are skipped; those before it still run.
+fn first_error<I: Send, S>(
+    items: impl IndexedParallelIterator<Item = (usize, I)>,
+    init: impl Fn() -> Result<S> + Sync + Send,
+    f: impl Fn(&mut S, usize, I) -> Result<()> + Sync + Send,
+) -> Result<()> {
+    let lowest_failed = AtomicUsize::new(usize::MAX);
+    let failure = items
+        .map_init(init, |scratch, (b, item)| {
+            if b > lowest_failed.load(Ordering::Relaxed) {
+                return None;
+            }
+            let result = match scratch {
+                Ok(scratch) => f(scratch, b, item),
+                Err(error) => Err(error.clone()),
+            };
+            let error = result.err()?;
+            lowest_failed.fetch_min(b, Ordering::Relaxed);
+            Some((b, error))
+        })
+        .reduce(|| None, |x, y| [x, y].into_iter().flatten().min_by_key(|(b, _)| *b));
+    failure.map_or(Ok(()), |(_, error)| Err(error))
 }
 
 /// The `block_len`-sized blocks of `out` with their numbers, in parallel; `None` when
