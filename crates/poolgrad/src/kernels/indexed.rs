@@ -311,8 +311,9 @@ fn add_along_indices<T: Element, const G: usize>(
 /// does not wait on the first's sum, so runs of one cost no more than before. From an
 /// output with no cell (or an invalid one) on, the outputs go one at a time. One
 /// plane at a time (16x256x40x40 f32, 1 thread, AMD Zen 4, medians of 3 alternating
-/// rounds): 13x13 stride 1 1.48x (2 threads 1.34x), 9x9 1.16x, 7x7 1.09x, 5x5 0.98x
-/// (which keeps one output at a time); from the compact state 13x13 1.12x, 9x9 1.08x.
+/// rounds, against the build before): 13x13 stride 1 1.38x (2 threads 1.34x), 9x9
+/// 1.16x, 7x7 1.08x, 5x5 0.98x (which keeps one output at a time); from the compact
+/// state 13x13 1.19x, 9x9 1.09x.
 /// `f32` and `f64` only ([`adds_in_one_instruction`]).
 #[inline(always)]
 fn add_in_step<T: Element, K: Copy, const G: usize>(

@@ -234,7 +234,7 @@ pub(crate) const ROWS_AHEAD: usize = 2;
 
 /// How many times on average the windows along a row cover each of its cells for
 /// [`Windows::repeat_along_rows`]: 5x5 stride-1 windows (about 4.9) lost with the max
-/// backward's pairs (0.98x), 7x7 (6.7) gained 1.09x.
+/// backward's pairs (0.98x), 7x7 (6.7) gained 1.08x.
 pub(crate) const RUN_COVER: usize = 6;
 
 /// Asks for the cache lines of the `lanes` values of cell `cell` in a channels-last
