@@ -310,6 +310,28 @@ proptest! {
     }
 }
 
+/// The range-maximum path's compact taps on planes 2^16 or more cells along a side,
+/// where the argmax's row and column do not fit 16 bits each and the taps come by
+/// division (`sparse::plane`), and just under that, where they are packed: 1-D rows of
+/// 65 535 and 70 000 cells, and a 2-D plane 65 540 rows high.
+#[test]
+fn max_large_windows_past_16_bit_sides() {
+    let requests = [
+        (vec![65_535], vec![17], vec![1], vec![8], false),
+        (vec![70_000], vec![17], vec![1], vec![8], false),
+        (vec![70_000], vec![31], vec![3], vec![5], true),
+        (vec![65_540, 2], vec![17, 2], vec![1, 1], vec![8, 0], false),
+    ];
+    for (seed, (spatial, kernel, stride, pads, ceil)) in requests.into_iter().enumerate() {
+        let req = Request {
+            shape: Shape::new(1, 2, &spatial),
+            layout: Layout::ChannelsFirst,
+            geometry: PoolGeometry::new(&kernel).stride(&stride).padding(Padding::Symmetric(pads)).ceil_mode(ceil),
+        };
+        check_max(&req, seed as u64, seed % 2 == 1).unwrap_or_else(|e| panic!("{:?}: {e}", req.shape));
+    }
+}
+
 /// Windows large enough for the separable path (one dim at a time): 2-D and 3-D, both
 /// layouts (channels-first planes without long rows are interleaved 16 at a time),
 /// kernels up to 13 with stride 1 (the SPPF case), dilation, padding, ceil mode, 1–40
