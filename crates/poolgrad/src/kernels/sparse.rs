@@ -249,8 +249,8 @@ pub(crate) fn plane<T: MaxElement, A: Argmax>(
             // The tap number within the window [a, b) x [c0, c0 + n): row-major, in a
             // loop that vectorises. With a division and the window looked up per output,
             // the compact forward took 1.3–1.4x the time of the one with int64 indices;
-            // now 1.40x / 1.37x / 1.50x faster (16x256x40x40 f32, 9x9 / 13x13 on 1
-            // thread, 5x5 on 2; Zen 4, medians of 5 alternating rounds).
+            // now 1.51x / 1.40x / 1.37x faster (16x256x40x40 f32, 5x5 / 9x9 / 13x13, 1
+            // thread; 5x5 on 2 threads 1.50x; Zen 4, medians of 5 alternating rounds).
             let (first_columns, column_counts) = (&window_columns.0[..ow], &window_columns.1[..ow]);
             let columns = first_columns.iter().zip(column_counts);
             for ((index, &flat), (&c0, &n)) in indices.iter_mut().zip(arg.iter()).zip(columns) {
