@@ -12,7 +12,7 @@
 
 use super::buffer;
 use super::max::{takes_over, Argmax};
-use super::window::{AxisWindows, Rows, Windows};
+use super::window::{self, AxisWindows, Rows, Windows};
 use crate::error::Result;
 use crate::tensor::MaxElement;
 
@@ -193,6 +193,11 @@ pub(crate) fn plane<T: MaxElement, A: Argmax>(
         }
     }
     for r in 0..height {
+        // The input, and below the outputs, asked for 4 KiB ahead, into the next plane:
+        // perf put 23 % of the forward's samples on the copies that first touch them.
+        // 16x256x40x40 f32 on Zen 4, against no requests: 5x5 stride 1 1.07x (1.05–1.12,
+        // 7 alternating rounds; 2 threads 1.11x), 9x9 on 2 threads 1.06x, 13x13 1.06x.
+        window::prefetch_row_ahead(&x[r * width..][..width]);
         line.values[..width].copy_from_slice(&x[r * width..][..width]);
         let row_start = if packed { r << 16 } else { r * width };
         for (c, i) in line.indices[..width].iter_mut().enumerate() {
@@ -231,6 +236,8 @@ pub(crate) fn plane<T: MaxElement, A: Argmax>(
     stage.build(row_top, ow);
     for (orow, &(a, b)) in row_ranges.iter().enumerate() {
         let (out, indices) = (&mut out[orow * ow..][..ow], &mut indices[orow * ow..][..ow]);
+        window::prefetch_row_ahead(out);
+        window::prefetch_row_ahead(indices);
         if a == b {
             out.fill(lowest);
             indices.fill(A::EMPTY);
