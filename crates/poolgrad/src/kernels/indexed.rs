@@ -256,7 +256,8 @@ fn add_along_indices_by<T: Element, const G: usize>(
             || {
                 // SAFETY: `T` is `f16` and the CPU has F16C (`converts_f16_in_hardware`);
                 // this closure is compiled with F16C (inlined into `isa.run`, AVX2 or up).
-                add_along_indices(planes, values, indices, first, in_pairs, |a, b| unsafe { add_f16_f16c(a, b) })
+                // No pairs: `f16` is not among `adds_in_one_instruction`.
+                add_along_indices(planes, values, indices, first, false, |a, b| unsafe { add_f16_f16c(a, b) })
             },
         ),
         #[cfg(target_arch = "x86_64")]
