@@ -1558,3 +1558,58 @@ fn max_backward_along_runs_of_one_cell() {
     check(poolgrad::f16::from_f32, "f16");
     check(poolgrad::bf16::from_f32, "bf16");
 }
+
+/// The channels-first max backward from compact taps of small stride-1 windows (the
+/// gather of `kernels::tap_gather` under AVX-512, the scatter elsewhere) against a plain
+/// scatter written here along the reference's indices, bitwise, under every
+/// instruction set: square and oblong windows, even and odd, padded evenly, unevenly
+/// and not at all, 1-D and 2-D, rows narrower than a vector, of exactly one, and of
+/// several with a partial last one. Many ties (cells that take several gradients) and
+/// gradients of very different sizes, so a sum in another order gives other bits.
+#[test]
+fn compact_backward_of_small_stride_1_windows() {
+    let stride_1 = |k: &[usize]| PoolGeometry::new(k).stride(&vec![1; k.len()]);
+    let symmetric = |k: &[usize], p: &[usize]| stride_1(k).padding(Padding::Symmetric(p.to_vec()));
+    let explicit = |k: &[usize], begin: &[usize], end: &[usize]| {
+        stride_1(k).padding(Padding::Explicit { begin: begin.to_vec(), end: end.to_vec() })
+    };
+    let cases = [
+        (symmetric(&[3, 3], &[1, 1]), vec![9, 40]),
+        (symmetric(&[5, 5], &[2, 2]), vec![12, 64]),
+        (symmetric(&[5, 5], &[0, 0]), vec![8, 65]),
+        (symmetric(&[3, 5], &[1, 2]), vec![6, 150]),
+        (symmetric(&[2, 2], &[0, 0]), vec![5, 7]),
+        (explicit(&[4, 4], &[1, 0], &[2, 3]), vec![7, 70]),
+        (symmetric(&[5], &[2]), vec![200]),
+        (symmetric(&[1, 5], &[0, 2]), vec![3, 33]),
+    ];
+    for (case, (geometry, spatial)) in cases.into_iter().enumerate() {
+        let shape = Shape::new(2, 3, &spatial);
+        let numel = shape.numel().unwrap();
+        let x = Tensor::new(values(numel, case as u64, false), shape.clone(), Layout::ChannelsFirst).unwrap();
+        let (y, indices) = reference::max_pool(&x.view(), &geometry).unwrap();
+        let mut s = 7 + case as u64;
+        let scales = [1e8f32, -1e8, 1.0, -0.75, 3e-3, 0.5];
+        let grads: Vec<f32> = (0..y.data().len())
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                scales[(s >> 33) as usize % scales.len()] * (1.0 + ((s >> 20) % 8) as f32 / 8.0)
+            })
+            .collect();
+        let (plane, outputs) = (numel / 6, y.data().len() / 6);
+        let mut want = vec![0f32; numel];
+        for p in 0..6 {
+            for o in 0..outputs {
+                let i = indices.data()[p * outputs + o];
+                want[p * plane + i as usize] += grads[p * outputs + o];
+            }
+        }
+        let g = Tensor::new(grads, y.shape().clone(), Layout::ChannelsFirst).unwrap();
+        let pool = MaxPool::new(geometry);
+        let compact = pool.forward_compact(&x.view()).unwrap();
+        for isa in available() {
+            let got = with_isa(isa, || pool.backward_compact(&shape, &g.view(), &compact.taps.view())).unwrap();
+            assert!(same_bits(got.data(), &want), "case {case} {}", isa.name());
+        }
+    }
+}

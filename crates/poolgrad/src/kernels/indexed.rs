@@ -6,6 +6,8 @@
 //! result does not depend on the thread count.
 
 use super::buffer::{self, Out, Sink};
+#[cfg(target_arch = "x86_64")]
+use super::tap_gather::TapGather;
 use super::window::{AxisWindows, Window, Windows};
 use super::{par_blocks, par_blocks_accumulating, par_blocks_accumulating_with, par_blocks_in_order};
 use crate::error::{PoolError, Result};
@@ -807,6 +809,10 @@ pub(crate) fn scatter_taps<T: Element>(
     if sides.blocking.lanes == 1 {
         if let Some(tiles) = TiledWindows::new(windows)? {
             return tiles.write_gradient(sides, narrow, taps, wide);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(gather) = TapGather::new::<T>(windows)? {
+            return gather.write_gradient(sides, narrow, taps, wide);
         }
     }
     // A window table that fits in the L1 cache is cheaper to read than cells to compute

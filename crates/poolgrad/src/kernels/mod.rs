@@ -14,6 +14,8 @@ pub(crate) mod max;
 pub(crate) mod separable;
 pub(crate) mod sparse;
 pub(crate) mod stencil;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod tap_gather;
 pub(crate) mod window;
 
 use crate::error::Result;
