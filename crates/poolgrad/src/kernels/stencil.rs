@@ -59,24 +59,16 @@ impl StencilAxis {
     /// `kernel` coordinates from `o - pad_begin` clipped to the input, none empty, and
     /// the shares fit between the zero entries (`pad_begin < kernel`).
     fn of(axis: &AxisWindows) -> Option<Self> {
-        let interior = axis.interior?;
-        if interior.stride != 1 || interior.dilation != 1 {
-            return None;
-        }
-        let (kernel, pad) = (interior.kernel, usize::try_from(-interior.offset).ok()?);
+        let (kernel, pad) = axis.stride_one_runs()?;
         if kernel > MAX_KERNEL || axis.input() > MAX_OUTPUT_VOLUME {
             return None;
         }
         let before = (kernel - 1).checked_sub(pad)?;
         let (input, output) = (axis.input(), axis.output());
-        let windows_as_said = (0..output).all(|o| {
-            let (start, end) = ((o + before + 1).saturating_sub(kernel), (o + before + 1).min(input));
-            let (coords, _) = axis.window(o);
-            start < end && coords.len() == end - start && coords.iter().zip(start..).all(|(&c, i)| c == i)
-        });
+        let none_empty = (0..output).all(|o| !axis.window(o).0.is_empty());
         // Every share lies inside the `input + kernel - 1` entries cell sums read.
         let fits = before + output < input + kernel;
-        (windows_as_said && fits).then_some(StencilAxis { input, output, kernel, before })
+        (none_empty && fits).then_some(StencilAxis { input, output, kernel, before })
     }
 
     /// Entries per line of a plane from which `cells` cells sum `kernel` entries each:

@@ -56,21 +56,11 @@ struct Axis {
 }
 
 impl Axis {
-    /// `None` unless the windows along `axis` are exactly stride-1, undilated windows
-    /// of one kernel with non-negative padding.
+    /// `None` unless the windows along `axis` are stride-1 and undilated
+    /// ([`AxisWindows::stride_one_runs`]).
     fn new(axis: &AxisWindows) -> Option<Self> {
-        let interior = axis.interior?;
-        if interior.stride != 1 || interior.dilation != 1 || interior.offset > 0 {
-            return None;
-        }
-        let (input, output) = (axis.input(), axis.output());
-        let (pad, kernel) = (interior.offset.unsigned_abs(), interior.kernel);
-        let exact = (0..output).all(|o| {
-            let start = o.saturating_sub(pad).min(input);
-            let end = (o + kernel).saturating_sub(pad).min(input).max(start);
-            axis.window(o).0.iter().copied().eq(start..end)
-        });
-        exact.then_some(Axis { input, output, pad, kernel })
+        let (kernel, pad) = axis.stride_one_runs()?;
+        Some(Axis { input: axis.input(), output: axis.output(), pad, kernel })
     }
 
     /// One output over one input cell: the whole axis when it is not spatial (1-D planes).

@@ -141,6 +141,23 @@ impl AxisWindows {
     pub fn window(&self, o: usize) -> (&[usize], usize) {
         (&self.coords[self.bounds[o]..self.bounds[o + 1]], self.padded_counts[o])
     }
+
+    /// `(kernel, pad)` where the windows are stride-1 and undilated: window `o` is the
+    /// run of `kernel` coordinates from `o - pad` (`pad >= 0`), clipped to the input
+    /// (empty where it lies wholly outside). `None` for any other windows.
+    pub fn stride_one_runs(&self) -> Option<(usize, usize)> {
+        let interior = self.interior?;
+        if interior.stride != 1 || interior.dilation != 1 {
+            return None;
+        }
+        let (kernel, pad) = (interior.kernel, usize::try_from(-interior.offset).ok()?);
+        let exact = (0..self.output()).all(|o| {
+            let start = o.saturating_sub(pad).min(self.input);
+            let end = (o + kernel).saturating_sub(pad).min(self.input).max(start);
+            self.window(o).0.iter().copied().eq(start..end)
+        });
+        exact.then_some((kernel, pad))
+    }
 }
 
 /// The windows of a channels-first plane seen as rows: a row is a line along the last
