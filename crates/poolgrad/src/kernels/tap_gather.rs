@@ -73,13 +73,6 @@ impl Axis {
     fn candidate(&self, cell: usize, back: usize) -> Option<usize> {
         (cell + self.pad).checked_sub(back).filter(|&o| o < self.output)
     }
-
-    /// Window `o`'s first cell and its number of cells.
-    fn window(&self, o: usize) -> (usize, usize) {
-        let start = o.saturating_sub(self.pad).min(self.input);
-        let end = (o + self.kernel).saturating_sub(self.pad).min(self.input).max(start);
-        (start, end - start)
-    }
 }
 
 /// The gather of a plane's max backward from compact taps (see the module docs).
@@ -110,10 +103,15 @@ impl TapGather {
         if TypeId::of::<T>() != TypeId::of::<f32>() || simd::current() < simd::Isa::Avx512 {
             return Ok(None);
         }
-        let Some((cols, rows)) = windows.columns_and_rows() else { return Ok(None) };
-        let (Some(cols), Some(rows)) = (Axis::new(cols), rows.map_or(Some(Axis::single()), Axis::new)) else {
+        let Some((col_windows, row_windows)) = windows.columns_and_rows() else { return Ok(None) };
+        let (Some(cols), Some(rows)) = (Axis::new(col_windows), row_windows.map_or(Some(Axis::single()), Axis::new))
+        else {
             return Ok(None);
         };
+        // Window `o`'s first cell and number of cells, along the columns and the rows.
+        let first_and_len = |coords: &[usize]| (coords.first().copied().unwrap_or(0), coords.len());
+        let col_window = |o: usize| first_and_len(col_windows.window(o).0);
+        let row_window = |o: usize| row_windows.map_or((0, 1), |axis| first_and_len(axis.window(o).0));
         let padded_width = cols.input.div_ceil(LANES) * LANES;
         let expected_len = (cols.kernel * rows.kernel).saturating_mul(padded_width);
         let outputs = rows.output.saturating_mul(cols.output);
@@ -129,7 +127,7 @@ impl TapGather {
                 expected.extend((0..padded_width).map(|w| {
                     let candidate = (w < cols.input).then(|| cols.candidate(w, dc)).flatten();
                     candidate.map_or(u8::MAX, |o| {
-                        let (start, taps) = cols.window(o);
+                        let (start, taps) = col_window(o);
                         (r * taps + w - start) as u8
                     })
                 }));
@@ -137,10 +135,10 @@ impl TapGather {
         }
         let mut window_taps = buffer::with_capacity(outputs, "tap gather")?;
         for oh in 0..rows.output {
-            let rows_of_window = rows.window(oh).1;
-            window_taps.extend((0..cols.output).map(|ow| (rows_of_window * cols.window(ow).1) as u8));
+            let rows_of_window = row_window(oh).1;
+            window_taps.extend((0..cols.output).map(|ow| (rows_of_window * col_window(ow).1) as u8));
         }
-        let row_windows = buffer::collect((0..rows.output).map(|o| rows.window(o)), "tap gather")?;
+        let row_windows = buffer::collect((0..rows.output).map(row_window), "tap gather")?;
         let mut exists = buffer::with_capacity(cols.kernel * padded_width / LANES, "tap gather")?;
         for dc in 0..cols.kernel {
             let table = &expected[dc * rows.kernel * padded_width..][..padded_width];
