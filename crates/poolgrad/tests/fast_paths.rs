@@ -1564,7 +1564,8 @@ fn max_backward_along_runs_of_one_cell() {
 /// scatter written here along the reference's indices, bitwise, under every
 /// instruction set: square and oblong windows, even and odd, padded evenly, unevenly
 /// and not at all, 1-D and 2-D, rows narrower than a vector, of exactly one, and of
-/// several with a partial last one. Many ties (cells that take several gradients) and
+/// several with a partial last one; "same" planes under 32 columns (the flat layout,
+/// whose vectors run across rows). Many ties (cells that take several gradients) and
 /// gradients of very different sizes, so a sum in another order gives other bits.
 #[test]
 fn compact_backward_of_small_stride_1_windows() {
@@ -1582,6 +1583,16 @@ fn compact_backward_of_small_stride_1_windows() {
         (explicit(&[4, 4], &[1, 0], &[2, 3]), vec![7, 70]),
         (symmetric(&[5], &[2]), vec![200]),
         (symmetric(&[1, 5], &[0, 2]), vec![3, 33]),
+        // "Same" planes under 32 columns: the flat layout, vectors across rows, the
+        // last one partial (400 = 6 · 64 + 16 cells, 169, 49, 196, 99, 250, 80, 30).
+        (symmetric(&[5, 5], &[2, 2]), vec![20, 20]),
+        (symmetric(&[5, 5], &[2, 2]), vec![13, 13]),
+        (symmetric(&[3, 3], &[1, 1]), vec![7, 7]),
+        (symmetric(&[3, 3], &[1, 1]), vec![14, 14]),
+        (explicit(&[4, 4], &[1, 2], &[2, 1]), vec![9, 11]),
+        (symmetric(&[3, 5], &[1, 2]), vec![10, 25]),
+        (symmetric(&[1, 5], &[0, 2]), vec![4, 20]),
+        (symmetric(&[5], &[2]), vec![30]),
     ];
     for (case, (geometry, spatial)) in cases.into_iter().enumerate() {
         let shape = Shape::new(2, 3, &spatial);

@@ -1,28 +1,34 @@
 //! The channels-first max backward from compact taps of small stride-1 windows, as a
-//! gather (x86-64 with AVX-512; elsewhere the scatter of `indexed` runs): each input cell sums, in output order, the gradients of the outputs whose
-//! tap names it. The same sums as the scatter (which adds them to a zeroed cell in
-//! output order), computed without one: no clearing pass, no cell numbers worked out of
-//! the taps, no addition waiting on the one before it, and each cell written once,
-//! front to back.
+//! gather (x86-64 with AVX-512; elsewhere the scatter of `indexed` runs): each input
+//! cell sums, in output order, the gradients of the outputs whose tap names it. The
+//! same sums as the scatter (which adds them to a zeroed cell in output order),
+//! computed without one: no clearing pass, no cell numbers worked out of the taps, no
+//! addition waiting on the one before it, and each cell written once, front to back.
 //!
-//! Under AVX-512, 64 cells of an input row go at a time. For a window `kh`x`kw`, the
-//! outputs whose windows cover them are, candidate by candidate, 64 consecutive outputs
-//! of one output row (`dr`, `dc` back from the cell), so each candidate is a load of 64
-//! taps compared with the 64 taps that would name the cells (a table per `dc` and row
-//! within the window), and the gradients of the outputs that match added under that
-//! mask. [`ROWS_AT_ONCE`] input rows share each candidate output row's loads. The work
-//! grows with the window's taps, so only windows of up to [`MOST_TAPS`] take this path,
-//! over rows of at least [`MIN_COLUMNS`].
+//! Under AVX-512, 64 cells go at a time, in one of two layouts ([`Layout`]):
+//! - *Rows:* 64 cells of an input row. For a window `kh`x`kw`, the outputs whose
+//!   windows cover them are, candidate by candidate, 64 consecutive outputs of one
+//!   output row (`dr`, `dc` back from the cell), so each candidate is a load of 64 taps
+//!   compared with the 64 taps that would name the cells (a table per `dc` and row
+//!   within the window), and the gradients of the outputs that match added under that
+//!   mask. [`ROWS_AT_ONCE`] input rows share each candidate output row's loads. Rows of
+//!   at least [`MIN_COLUMNS`].
+//! - *Flat:* 64 consecutive cells of a plane whose outputs are the size of its input
+//!   ("same" pooling), rows and all: each candidate is then a fixed distance from its
+//!   cell, and narrow planes waste no lanes. Rows narrower than [`FLAT_COLUMNS_BELOW`].
 //!
-//! Against the scatter (AMD Zen 4, `f32`, 1 thread, medians of 5–7 alternating rounds):
-//! 16x256x40x40 3x3 stride 1 2.14x (its time then that of the backward from int64
-//! indices, 0.99x), 5x5 1.17x (2 threads 1.23x); 3x3 over 32x192x28x28 1.72x, over
-//! 32x480x14x14 1.29x, over 8x64x112x112 (two vectors a row) 1.55x.
+//! The work grows with the window's taps, so only windows of up to [`MOST_TAPS`] take
+//! this path. Against the scatter (AMD Zen 4, `f32`, 1 thread, medians of 5–7
+//! alternating rounds): rows, 16x256x40x40 3x3 stride 1 2.14x (its time then that of
+//! the backward from int64 indices, 0.99x), 5x5 1.17x (2 threads 1.23x), 8x64x112x112
+//! 3x3 1.55x; flat, 3x3 over 32x192x28x28 planes 2.2x as fast as the scatter (1.23x
+//! the rows' speed), over 32x480x14x14 2.0x, over 32x832x7x7 1.4x, 5x5 over
+//! 32x512x20x20 1.4x, over 64x512x13x13 1.2x.
 
 use super::buffer::{self, Out, Sink};
 use super::indexed::Sides;
-use super::par_blocks_with_in_order;
 use super::window::{AxisWindows, Windows};
+use super::{par_blocks_in_order, par_blocks_with_in_order};
 use crate::error::{PoolError, Result};
 use crate::simd;
 use crate::tensor::Element;
@@ -35,11 +41,20 @@ const MOST_TAPS: usize = 25;
 /// The largest tables (expected taps and window sizes) [`TapGather`] builds.
 const MOST_TABLE_BYTES: usize = 64 << 10;
 
+/// The largest table of expected taps [`Layout::Flat`] reads (it reads all of it for
+/// each plane, so it should stay in the L1 cache).
+const FLAT_TABLE_BYTES: usize = 24 << 10;
+
+/// Rows this wide and wider take [`Layout::Rows`]: 3x3 stride-1 windows over 40x40
+/// planes took 1.18x as long flat (their rows fill 40 of 48 lanes, and four rows share
+/// their loads), over 28x28 planes 0.81x as long (AMD Zen 4, 5 alternating rounds).
+const FLAT_COLUMNS_BELOW: usize = 32;
+
 /// Cells of an input row gathered at once (one vector of byte lanes).
 const LANES: usize = 64;
 
-/// The narrowest rows [`TapGather`] takes: a vector's lanes past a row do the same work
-/// for nothing, and 3x3 windows over 7x7 planes took 1.5x the scatter's time (over
+/// The narrowest rows [`Layout::Rows`] takes: a vector's lanes past a row do the same
+/// work for nothing, and 3x3 windows over 7x7 planes took 1.5x the scatter's time (over
 /// 14x14 planes 0.78x its time).
 const MIN_COLUMNS: usize = 14;
 
@@ -79,13 +94,26 @@ impl Axis {
 pub(crate) struct TapGather {
     rows: Axis,
     cols: Axis,
+    /// Per output: its window's number of taps (every tap of the compact state must be
+    /// below it).
+    window_taps: Vec<u8>,
+    layout: Layout,
+}
+
+/// How [`TapGather`] lays its vectors over a plane.
+enum Layout {
+    /// A vector per [`LANES`] columns of an input row, [`ROWS_AT_ONCE`] rows at a time.
+    Rows(RowTables),
+    /// A vector per [`LANES`] consecutive cells of the plane, across its rows.
+    Flat(FlatTables),
+}
+
+/// The tables of [`Layout::Rows`].
+struct RowTables {
     /// Per column candidate `dc`, row within the window `r` and input column `w`
     /// (`padded_width` of them): the tap that would name cell `w` of the window's row
     /// `r` in that candidate output, or `u8::MAX` where there is no such output.
     expected: Vec<u8>,
-    /// Per output: its window's number of taps (every tap of the compact state must be
-    /// below it).
-    window_taps: Vec<u8>,
     /// Per output row: its window's first row and number of rows.
     row_windows: Vec<(usize, usize)>,
     /// Per column candidate `dc` and vector of [`LANES`] input columns: the lanes whose
@@ -95,10 +123,28 @@ pub(crate) struct TapGather {
     padded_width: usize,
 }
 
+/// The tables of [`Layout::Flat`], for planes whose outputs are the size of the input
+/// ("same" pooling: stride 1, `kernel - 1` padding in all). There output `(oh, ow)` is
+/// the plane's flat position `oh · width + ow`, so each candidate (`dr`, `dc` back from
+/// the cell) lies a fixed distance from the cell, whatever its row: a vector may run
+/// across rows, and a narrow plane's vectors have no lanes to spare (20x20: 400 cells
+/// in 7 vectors rather than 20 rows of 32 lanes).
+struct FlatTables {
+    /// Per candidate, in output order (`dr`, then `dc`, from the largest): its output's
+    /// flat position minus the cell's.
+    offsets: Vec<isize>,
+    /// Per candidate and flat cell (`padded_plane` of them): the tap that would name
+    /// the cell in the candidate output, or `u8::MAX` where there is no such output.
+    expected: Vec<u8>,
+    /// Cells of a plane rounded up to whole [`LANES`].
+    padded_plane: usize,
+}
+
 impl TapGather {
     /// `None` unless `T` is `f32`, this CPU runs AVX-512, and the windows are stride-1
     /// over one or two dims with at most [`MOST_TAPS`] taps and tables of at most
-    /// [`MOST_TABLE_BYTES`].
+    /// [`MOST_TABLE_BYTES`] ([`FLAT_TABLE_BYTES`] for [`Layout::Flat`], which
+    /// "same" planes take where they can).
     pub(crate) fn new<T: 'static>(windows: &Windows) -> Result<Option<Self>> {
         if TypeId::of::<T>() != TypeId::of::<f32>() || simd::current() < simd::Isa::Avx512 {
             return Ok(None);
@@ -108,45 +154,70 @@ impl TapGather {
         else {
             return Ok(None);
         };
+        let taps = cols.kernel * rows.kernel;
+        let outputs = rows.output.saturating_mul(cols.output);
+        if taps > MOST_TAPS || outputs > MOST_TABLE_BYTES {
+            return Ok(None);
+        }
         // Window `o`'s first cell and number of cells, along the columns and the rows.
         let first_and_len = |coords: &[usize]| (coords.first().copied().unwrap_or(0), coords.len());
         let col_window = |o: usize| first_and_len(col_windows.window(o).0);
         let row_window = |o: usize| row_windows.map_or((0, 1), |axis| first_and_len(axis.window(o).0));
-        let padded_width = cols.input.div_ceil(LANES) * LANES;
-        let expected_len = (cols.kernel * rows.kernel).saturating_mul(padded_width);
-        let outputs = rows.output.saturating_mul(cols.output);
-        if cols.input < MIN_COLUMNS
-            || cols.kernel * rows.kernel > MOST_TAPS
-            || expected_len.saturating_add(outputs) > MOST_TABLE_BYTES
-        {
-            return Ok(None);
-        }
-        let mut expected = buffer::with_capacity(expected_len, "tap gather")?;
-        for dc in 0..cols.kernel {
-            for r in 0..rows.kernel {
-                expected.extend((0..padded_width).map(|w| {
-                    let candidate = (w < cols.input).then(|| cols.candidate(w, dc)).flatten();
-                    candidate.map_or(u8::MAX, |o| {
-                        let (start, taps) = col_window(o);
-                        (r * taps + w - start) as u8
-                    })
-                }));
-            }
-        }
+        // The tap that names cell `(h, w)` in the window of output `(oh, ow)` (which holds it).
+        let tap = |h: usize, w: usize, oh: usize, ow: usize| {
+            let ((first_row, _), (first_col, width)) = (row_window(oh), col_window(ow));
+            ((h - first_row) * width + w - first_col) as u8
+        };
         let mut window_taps = buffer::with_capacity(outputs, "tap gather")?;
         for oh in 0..rows.output {
             let rows_of_window = row_window(oh).1;
             window_taps.extend((0..cols.output).map(|ow| (rows_of_window * col_window(ow).1) as u8));
         }
-        let row_windows = buffer::collect((0..rows.output).map(row_window), "tap gather")?;
-        let mut exists = buffer::with_capacity(cols.kernel * padded_width / LANES, "tap gather")?;
-        for dc in 0..cols.kernel {
-            let table = &expected[dc * rows.kernel * padded_width..][..padded_width];
-            exists.extend(table.chunks_exact(LANES).map(|lanes| {
-                lanes.iter().enumerate().fold(0u64, |mask, (l, &e)| mask | (u64::from(e != u8::MAX) << l))
-            }));
-        }
-        Ok(Some(TapGather { rows, cols, expected, window_taps, row_windows, exists, padded_width }))
+        let same = rows.output == rows.input && cols.output == cols.input;
+        let padded_plane = outputs.div_ceil(LANES) * LANES;
+        let flat = same && cols.input < FLAT_COLUMNS_BELOW && taps.saturating_mul(padded_plane) <= FLAT_TABLE_BYTES;
+        let layout = if flat {
+            let mut offsets = buffer::with_capacity(taps, "tap gather")?;
+            let mut expected = buffer::with_capacity(taps * padded_plane, "tap gather")?;
+            for dr in (0..rows.kernel).rev() {
+                for dc in (0..cols.kernel).rev() {
+                    // Below the plane's size, so these fit in `isize`.
+                    let back = |pad: usize, d: usize| pad as isize - d as isize;
+                    offsets.push(back(rows.pad, dr) * cols.input as isize + back(cols.pad, dc));
+                    expected.extend((0..padded_plane).map(|p| {
+                        let (h, w) = (p / cols.input, p % cols.input);
+                        let candidate = (p < outputs).then(|| rows.candidate(h, dr).zip(cols.candidate(w, dc)));
+                        candidate.flatten().map_or(u8::MAX, |(oh, ow)| tap(h, w, oh, ow))
+                    }));
+                }
+            }
+            Layout::Flat(FlatTables { offsets, expected, padded_plane })
+        } else {
+            let padded_width = cols.input.div_ceil(LANES) * LANES;
+            let expected_len = taps.saturating_mul(padded_width);
+            if cols.input < MIN_COLUMNS || expected_len.saturating_add(outputs) > MOST_TABLE_BYTES {
+                return Ok(None);
+            }
+            let mut expected = buffer::with_capacity(expected_len, "tap gather")?;
+            for dc in 0..cols.kernel {
+                for r in 0..rows.kernel {
+                    expected.extend((0..padded_width).map(|w| {
+                        let candidate = (w < cols.input).then(|| cols.candidate(w, dc)).flatten();
+                        candidate.map_or(u8::MAX, |ow| (r * col_window(ow).1 + w - col_window(ow).0) as u8)
+                    }));
+                }
+            }
+            let row_windows = buffer::collect((0..rows.output).map(row_window), "tap gather")?;
+            let mut exists = buffer::with_capacity(cols.kernel * padded_width / LANES, "tap gather")?;
+            for dc in 0..cols.kernel {
+                let table = &expected[dc * rows.kernel * padded_width..][..padded_width];
+                exists.extend(table.chunks_exact(LANES).map(|lanes| {
+                    lanes.iter().enumerate().fold(0u64, |mask, (l, &e)| mask | (u64::from(e != u8::MAX) << l))
+                }));
+            }
+            Layout::Rows(RowTables { expected, row_windows, exists, padded_width })
+        };
+        Ok(Some(TapGather { rows, cols, window_taps, layout }))
     }
 
     /// The max backward of channels-first planes from compact taps, every plane written
@@ -162,17 +233,31 @@ impl TapGather {
         if TypeId::of::<T>() != TypeId::of::<f32>() || simd::current() < simd::Isa::Avx512 {
             return Err(PoolError::Internal { what: "the tap gather for a type or CPU it does not support" });
         }
-        let rows = || buffer::filled(ROWS_AT_ONCE * self.padded_width, 0f32, "tap gather rows");
-        par_blocks_with_in_order(wide, sides.wide, rows, |rows, b, sink| {
+        let plane = |b: usize| {
             let first = b * sides.narrow;
             let (values, taps) = (&narrow[first..][..sides.narrow], &taps[first..][..sides.narrow]);
             self.check_taps(taps, first)?;
-            // SAFETY: `T` is `f32`, so its values read as `f32`; the CPU runs AVX-512 F
-            // and BW (`simd::Isa::Avx512`); the plane's taps were checked just above;
-            // `rows` holds `ROWS_AT_ONCE` padded rows.
-            unsafe { x86::gather_plane(self, values.as_ptr().cast::<f32>(), taps, rows, sink) };
-            Ok(())
-        })
+            Ok((values.as_ptr().cast::<f32>(), taps))
+        };
+        match &self.layout {
+            Layout::Rows(tables) => {
+                let rows = || buffer::filled(ROWS_AT_ONCE * tables.padded_width, 0f32, "tap gather rows");
+                par_blocks_with_in_order(wide, sides.wide, rows, |rows, b, sink| {
+                    let (values, taps) = plane(b)?;
+                    // SAFETY: `T` is `f32`, so its values read as `f32`; the CPU runs
+                    // AVX-512 F and BW (`simd::Isa::Avx512`); the plane's taps were
+                    // checked; `rows` holds `ROWS_AT_ONCE` padded rows.
+                    unsafe { x86::gather_plane(self, tables, values, taps, rows, sink) };
+                    Ok(())
+                })
+            }
+            Layout::Flat(tables) => par_blocks_in_order(wide, sides.wide, |b, sink| {
+                let (values, taps) = plane(b)?;
+                // SAFETY: as above; the plane's outputs are its cells (`Layout::Flat`).
+                unsafe { x86::gather_flat_plane(tables, values, taps, sink) };
+                Ok(())
+            }),
+        }
     }
 
     /// An error for the first tap of a plane (`first`: the position of `taps[0]`) that
@@ -189,7 +274,7 @@ impl TapGather {
 }
 
 mod x86 {
-    use super::{Element, Sink, TapGather, LANES, ROWS_AT_ONCE};
+    use super::{Element, FlatTables, RowTables, Sink, TapGather, LANES, ROWS_AT_ONCE};
     use std::arch::x86_64::*;
 
     /// One plane's gradient into `sink` (see the module docs), [`ROWS_AT_ONCE`] input
@@ -204,12 +289,13 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) unsafe fn gather_plane<T: Element>(
         gather: &TapGather,
+        tables: &RowTables,
         values: *const f32,
         taps: &[u8],
         rows: &mut [f32],
         sink: &mut Sink<'_, T>,
     ) {
-        let (axis, cols, width) = (&gather.rows, &gather.cols, gather.padded_width);
+        let (axis, cols, width) = (&gather.rows, &gather.cols, tables.padded_width);
         assert!(taps.len() == axis.output * cols.output && rows.len() == ROWS_AT_ONCE * width, "tap gather plane");
         for h0 in (0..axis.input).step_by(ROWS_AT_ONCE) {
             // Output rows covering any of the rows `h0..h0 + ROWS_AT_ONCE`, in order.
@@ -225,7 +311,7 @@ mod x86 {
                         3 => gather_rows::<3>,
                         _ => gather_rows::<4>,
                     };
-                    gather_rows(gather, h0, outputs.clone(), w0, values, taps, rows);
+                    gather_rows(gather, tables, h0, outputs.clone(), w0, values, taps, rows);
                 }
             }
             for row in rows.chunks_exact(width).take(axis.input - h0) {
@@ -245,8 +331,10 @@ mod x86 {
     /// padded width.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn gather_rows<const C: usize>(
         gather: &TapGather,
+        tables: &RowTables,
         h0: usize,
         outputs: std::ops::Range<usize>,
         w0: usize,
@@ -255,7 +343,7 @@ mod x86 {
         rows_out: &mut [f32],
     ) {
         let (rows, cols) = (&gather.rows, &gather.cols);
-        let vectors = gather.padded_width / LANES;
+        let vectors = tables.padded_width / LANES;
         // SAFETY (the intrinsics): the caller guarantees AVX-512 F and BW. Each table
         // load reads 64 bytes of a row of `padded_width` (a multiple of 64) at `w0 <
         // padded_width`. The tap and value loads are masked to the lanes whose candidate
@@ -265,9 +353,9 @@ mod x86 {
             let mut acc = [[_mm512_setzero_ps(); C]; ROWS_AT_ONCE];
             for oh in outputs {
                 let row = oh * cols.output;
-                let (first_row, window_rows) = gather.row_windows[oh];
+                let (first_row, window_rows) = tables.row_windows[oh];
                 for dc in (0..cols.kernel).rev() {
-                    let exists = gather.exists[dc * vectors + w0 / LANES];
+                    let exists = tables.exists[dc * vectors + w0 / LANES];
                     // Candidate output of lane 0: `w0 + pad - dc`, possibly before the
                     // row's start (those lanes are masked).
                     let at = (row + w0 + cols.pad).wrapping_sub(dc);
@@ -283,8 +371,8 @@ mod x86 {
                         if r >= window_rows {
                             continue;
                         }
-                        let table = (dc * rows.kernel + r) * gather.padded_width + w0;
-                        let expected = _mm512_loadu_si512(gather.expected.as_ptr().add(table).cast());
+                        let table = (dc * rows.kernel + r) * tables.padded_width + w0;
+                        let expected = _mm512_loadu_si512(tables.expected.as_ptr().add(table).cast());
                         let matched = _mm512_mask_cmpeq_epu8_mask(exists, found, expected);
                         for (j, acc) in acc.iter_mut().enumerate() {
                             *acc = _mm512_mask_add_ps(*acc, (matched >> (16 * j)) as __mmask16, *acc, gradients[j]);
@@ -292,11 +380,102 @@ mod x86 {
                     }
                 }
             }
-            for (row, acc) in rows_out.chunks_exact_mut(gather.padded_width).zip(&acc) {
+            for (row, acc) in rows_out.chunks_exact_mut(tables.padded_width).zip(&acc) {
                 for (j, acc) in acc.iter().enumerate() {
                     _mm512_storeu_ps(row[w0 + 16 * j..][..16].as_mut_ptr(), *acc);
                 }
             }
+        }
+    }
+
+    /// One "same" plane's gradient into `sink` ([`super::Layout::Flat`]), a vector of
+    /// [`LANES`] consecutive cells at a time.
+    ///
+    /// # Safety
+    /// The CPU runs AVX-512 F and BW; `values` points to the plane's outputs'
+    /// gradients, as many as its cells, and `taps` holds their taps, each below its
+    /// window's taps; `tables` were built for this plane's windows; `T` is `f32`.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn gather_flat_plane<T: Element>(
+        tables: &FlatTables,
+        values: *const f32,
+        taps: &[u8],
+        sink: &mut Sink<'_, T>,
+    ) {
+        let plane = taps.len();
+        assert!(
+            tables.padded_plane == plane.div_ceil(LANES) * LANES
+                && tables.expected.len() == tables.offsets.len() * tables.padded_plane,
+            "tap gather flat plane"
+        );
+        let mut sums = [0f32; LANES];
+        for p0 in (0..plane).step_by(LANES) {
+            let cells = LANES.min(plane - p0);
+            // SAFETY: the caller's guarantees; `p0` is a multiple of `LANES` below the
+            // plane's size.
+            unsafe {
+                if cells == LANES {
+                    let [a, b, c, d] = gather_flat::<4>(tables, p0, values, taps);
+                    // A whole vector goes straight into the block: a copy through
+                    // `sums` called `memmove` for each (9 % of the time, 20x20 5x5).
+                    let Some(chunk) = sink.next_chunk::<LANES>() else { return };
+                    // `T` is `f32` (the caller's guarantee): the chunk holds 64 of them.
+                    let out = chunk.as_mut_ptr().cast::<f32>();
+                    for (j, sum) in [a, b, c, d].into_iter().enumerate() {
+                        _mm512_storeu_ps(out.add(16 * j), sum);
+                    }
+                    continue;
+                }
+                let partial: &[__m512] = match cells.div_ceil(16) {
+                    1 => &gather_flat::<1>(tables, p0, values, taps),
+                    2 => &gather_flat::<2>(tables, p0, values, taps),
+                    3 => &gather_flat::<3>(tables, p0, values, taps),
+                    _ => &gather_flat::<4>(tables, p0, values, taps),
+                };
+                for (j, sum) in partial.iter().enumerate() {
+                    _mm512_storeu_ps(sums[16 * j..][..16].as_mut_ptr(), *sum);
+                }
+            }
+            // `T` is `f32`: these conversions are exact.
+            sink.extend_map(&sums[..cells], |s| T::from_acc(T::Acc::from_f64(f64::from(s))));
+        }
+    }
+
+    /// The sums of cells `p0..p0 + 16 · C` of a plane (those past it come out 0).
+    ///
+    /// # Safety
+    /// As for [`gather_flat_plane`]; `p0` is a multiple of [`LANES`] below the plane's
+    /// size.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn gather_flat<const C: usize>(
+        tables: &FlatTables,
+        p0: usize,
+        values: *const f32,
+        taps: &[u8],
+    ) -> [__m512; C] {
+        // SAFETY (the intrinsics): the caller guarantees AVX-512 F and BW. Each table
+        // load reads 64 bytes of a candidate's row of `padded_plane` (a multiple of 64)
+        // at `p0 < padded_plane`. The tap loads are masked to the lanes whose candidate
+        // output exists, the value loads to those whose tap matched: outputs of the
+        // plane; masked lanes are not read.
+        unsafe {
+            let none = _mm512_set1_epi8(-1);
+            let mut acc = [_mm512_setzero_ps(); C];
+            for (k, &offset) in tables.offsets.iter().enumerate() {
+                let table = tables.expected.as_ptr().add(k * tables.padded_plane + p0);
+                let expected = _mm512_loadu_si512(table.cast());
+                let exists = _mm512_cmpneq_epu8_mask(expected, none);
+                let at = p0.wrapping_add_signed(offset);
+                let found = _mm512_maskz_loadu_epi8(exists, taps.as_ptr().wrapping_add(at).cast());
+                let matched = _mm512_mask_cmpeq_epu8_mask(exists, found, expected);
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    let lanes = (matched >> (16 * j)) as __mmask16;
+                    let gradients = _mm512_maskz_loadu_ps(lanes, values.wrapping_add(at.wrapping_add(16 * j)));
+                    *acc = _mm512_mask_add_ps(*acc, lanes, *acc, gradients);
+                }
+            }
+            acc
         }
     }
 }
