@@ -18,12 +18,12 @@
 //!   cell, and narrow planes waste no lanes. Rows narrower than [`FLAT_COLUMNS_BELOW`].
 //!
 //! The work grows with the window's taps, so only windows of up to [`MOST_TAPS`] take
-//! this path. Against the scatter (AMD Zen 4, `f32`, 1 thread, medians of 5–7
-//! alternating rounds): rows, 16x256x40x40 3x3 stride 1 2.14x (its time then that of
-//! the backward from int64 indices, 0.99x), 5x5 1.17x (2 threads 1.23x), 8x64x112x112
-//! 3x3 1.55x; flat, 3x3 over 32x192x28x28 planes 2.2x as fast as the scatter (1.23x
-//! the rows' speed), over 32x480x14x14 2.0x, over 32x832x7x7 1.4x, 5x5 over
-//! 32x512x20x20 1.4x, over 64x512x13x13 1.2x.
+//! this path. AMD Zen 4, `f32`, 1 thread, medians of 5–7 alternating rounds: rows
+//! against the scatter, 16x256x40x40 3x3 stride 1 2.14x (its time then that of the
+//! backward from int64 indices, 0.99x), 5x5 1.17x (2 threads 1.23x), 8x64x112x112 3x3
+//! 1.55x; flat against rows, 5x5 over 32x512x20x20 1.50x, 3x3 over 32x480x14x14 1.83x
+//! (as fast as from indices), over 32x192x28x28 1.15x; flat against the scatter, 5x5
+//! over 64x512x13x13 1.18x, 3x3 over 32x832x7x7 1.34x.
 
 use super::buffer::{self, Out, Sink};
 use super::indexed::Sides;
@@ -47,7 +47,7 @@ const FLAT_TABLE_BYTES: usize = 24 << 10;
 
 /// Rows this wide and wider take [`Layout::Rows`]: 3x3 stride-1 windows over 40x40
 /// planes took 1.18x as long flat (their rows fill 40 of 48 lanes, and four rows share
-/// their loads), over 28x28 planes 0.81x as long (AMD Zen 4, 5 alternating rounds).
+/// their loads), over 28x28 planes 0.80x as long (AMD Zen 4, 5 alternating rounds).
 const FLAT_COLUMNS_BELOW: usize = 32;
 
 /// Cells of an input row gathered at once (one vector of byte lanes).
