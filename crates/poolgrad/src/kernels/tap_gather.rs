@@ -163,10 +163,11 @@ impl TapGather {
         let first_and_len = |coords: &[usize]| (coords.first().copied().unwrap_or(0), coords.len());
         let col_window = |o: usize| first_and_len(col_windows.window(o).0);
         let row_window = |o: usize| row_windows.map_or((0, 1), |axis| first_and_len(axis.window(o).0));
-        // The tap that names cell `(h, w)` in the window of output `(oh, ow)` (which holds it).
-        let tap = |h: usize, w: usize, oh: usize, ow: usize| {
-            let ((first_row, _), (first_col, width)) = (row_window(oh), col_window(ow));
-            ((h - first_row) * width + w - first_col) as u8
+        // The tap that names column `w` of row `r` of the windows of output column `ow`
+        // (which holds it).
+        let tap = |r: usize, w: usize, ow: usize| {
+            let (first_col, width) = col_window(ow);
+            (r * width + w - first_col) as u8
         };
         let mut window_taps = buffer::with_capacity(outputs, "tap gather")?;
         for oh in 0..rows.output {
@@ -179,15 +180,15 @@ impl TapGather {
         let layout = if flat {
             let mut offsets = buffer::with_capacity(taps, "tap gather")?;
             let mut expected = buffer::with_capacity(taps * padded_plane, "tap gather")?;
+            // Below the plane's size, so these fit in `isize`.
+            let back = |pad: usize, d: usize| pad as isize - d as isize;
             for dr in (0..rows.kernel).rev() {
                 for dc in (0..cols.kernel).rev() {
-                    // Below the plane's size, so these fit in `isize`.
-                    let back = |pad: usize, d: usize| pad as isize - d as isize;
                     offsets.push(back(rows.pad, dr) * cols.input as isize + back(cols.pad, dc));
                     expected.extend((0..padded_plane).map(|p| {
                         let (h, w) = (p / cols.input, p % cols.input);
                         let candidate = (p < outputs).then(|| rows.candidate(h, dr).zip(cols.candidate(w, dc)));
-                        candidate.flatten().map_or(u8::MAX, |(oh, ow)| tap(h, w, oh, ow))
+                        candidate.flatten().map_or(u8::MAX, |(oh, ow)| tap(h - row_window(oh).0, w, ow))
                     }));
                 }
             }
@@ -203,7 +204,7 @@ impl TapGather {
                 for r in 0..rows.kernel {
                     expected.extend((0..padded_width).map(|w| {
                         let candidate = (w < cols.input).then(|| cols.candidate(w, dc)).flatten();
-                        candidate.map_or(u8::MAX, |ow| (r * col_window(ow).1 + w - col_window(ow).0) as u8)
+                        candidate.map_or(u8::MAX, |ow| tap(r, w, ow))
                     }));
                 }
             }
