@@ -1595,32 +1595,49 @@ fn compact_backward_of_small_stride_1_windows() {
         (symmetric(&[5], &[2]), vec![30]),
     ];
     for (case, (geometry, spatial)) in cases.into_iter().enumerate() {
-        let shape = Shape::new(2, 3, &spatial);
-        let numel = shape.numel().unwrap();
-        let x = Tensor::new(values(numel, case as u64, false), shape.clone(), Layout::ChannelsFirst).unwrap();
-        let (y, indices) = reference::max_pool(&x.view(), &geometry).unwrap();
-        let mut s = 7 + case as u64;
-        let scales = [1e8f32, -1e8, 1.0, -0.75, 3e-3, 0.5];
-        let grads: Vec<f32> = (0..y.data().len())
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                scales[(s >> 33) as usize % scales.len()] * (1.0 + ((s >> 20) % 8) as f32 / 8.0)
-            })
-            .collect();
-        let (plane, outputs) = (numel / 6, y.data().len() / 6);
-        let mut want = vec![0f32; numel];
-        for p in 0..6 {
-            for o in 0..outputs {
-                let i = indices.data()[p * outputs + o];
-                want[p * plane + i as usize] += grads[p * outputs + o];
-            }
+        // Gradients far apart in size, so that a sum in another order has other bits.
+        check_compact_backward::<f32>(case, &geometry, &spatial, 1e8);
+        check_compact_backward::<f64>(case, &geometry, &spatial, 1e17);
+    }
+}
+
+/// [`compact_backward_of_small_stride_1_windows`] in `F`: the backward from compact
+/// taps, under every instruction set, against the gradients added in output order
+/// along the reference's indices (`big`: the largest gradient, beyond `F`'s exact
+/// integers).
+fn check_compact_backward<F: poolgrad::Element + std::ops::Add<Output = F>>(
+    case: usize,
+    geometry: &PoolGeometry,
+    spatial: &[usize],
+    big: f64,
+) {
+    let shape = Shape::new(2, 3, spatial);
+    let numel = shape.numel().unwrap();
+    let x = values(numel, case as u64, false).into_iter().map(|v| F::from_f64(f64::from(v))).collect();
+    let x = Tensor::new(x, shape.clone(), Layout::ChannelsFirst).unwrap();
+    let (y, indices) = reference::max_pool(&x.view(), geometry).unwrap();
+    let mut s = 7 + case as u64;
+    let scales = [big, -big, 1.0, -0.75, 3e-3, 0.5];
+    let grads: Vec<F> = (0..y.data().len())
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            F::from_f64(scales[(s >> 33) as usize % scales.len()] * (1.0 + ((s >> 20) % 8) as f64 / 8.0))
+        })
+        .collect();
+    let (plane, outputs) = (numel / 6, y.data().len() / 6);
+    let mut want = vec![F::zero(); numel];
+    for p in 0..6 {
+        for o in 0..outputs {
+            let i = indices.data()[p * outputs + o];
+            let cell = &mut want[p * plane + i as usize];
+            *cell = *cell + grads[p * outputs + o];
         }
-        let g = Tensor::new(grads, y.shape().clone(), Layout::ChannelsFirst).unwrap();
-        let pool = MaxPool::new(geometry);
-        let compact = pool.forward_compact(&x.view()).unwrap();
-        for isa in available() {
-            let got = with_isa(isa, || pool.backward_compact(&shape, &g.view(), &compact.taps.view())).unwrap();
-            assert!(same_bits(got.data(), &want), "case {case} {}", isa.name());
-        }
+    }
+    let g = Tensor::new(grads, y.shape().clone(), Layout::ChannelsFirst).unwrap();
+    let pool = MaxPool::new(geometry.clone());
+    let compact = pool.forward_compact(&x.view()).unwrap();
+    for isa in available() {
+        let got = with_isa(isa, || pool.backward_compact(&shape, &g.view(), &compact.taps.view())).unwrap();
+        assert!(same_bits(got.data(), &want), "case {case} {} {}", std::any::type_name::<F>(), isa.name());
     }
 }

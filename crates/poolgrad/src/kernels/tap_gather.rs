@@ -11,14 +11,15 @@
 //!   output row (`dr`, `dc` back from the cell), so each candidate is a load of 64 taps
 //!   compared with the 64 taps that would name the cells (a table per `dc` and row
 //!   within the window), and the gradients of the outputs that match added under that
-//!   mask. [`ROWS_AT_ONCE`] input rows share each candidate output row's loads. Rows of
-//!   at least [`MIN_COLUMNS`].
+//!   mask. Four input rows (two for `f64`) share each candidate output row's loads.
+//!   Rows of at least [`MIN_COLUMNS`].
 //! - *Flat:* 64 consecutive cells of a plane whose outputs are the size of its input
 //!   ("same" pooling), rows and all: each candidate is then a fixed distance from its
 //!   cell, and narrow planes waste no lanes. Rows narrower than [`FLAT_COLUMNS_BELOW`].
 //!
-//! The work grows with the window's taps, so only windows of up to [`MOST_TAPS`] take
-//! this path. AMD Zen 4, `f32`, 1 thread, medians of 5–7 alternating rounds: rows
+//! The work grows with the window's taps, so only windows of up to [`MOST_TAPS`]
+//! ([`MOST_TAPS_F64`] for `f64`, whose vectors hold half as many) take this path. AMD
+//! Zen 4, `f32`, 1 thread, medians of 5–7 alternating rounds: rows
 //! against the scatter, 16x256x40x40 3x3 stride 1 2.14x (its time then that of the
 //! backward from int64 indices, 0.99x), 5x5 1.17x (2 threads 1.23x), 8x64x112x112 3x3
 //! 1.55x; flat against rows, 5x5 over 32x512x20x20 1.50x, 3x3 over 32x480x14x14 1.83x
@@ -37,6 +38,12 @@ use std::any::TypeId;
 /// The most taps a window may have for [`TapGather`]: each cell looks at that many
 /// outputs.
 const MOST_TAPS: usize = 25;
+
+/// [`MOST_TAPS`] for `f64`: against the scatter (16x256x40x40, AMD Zen 4, 1 thread, 5
+/// alternating rounds) 3x3 stride-1 windows 1.56x faster, 4x4 1.17x, 5x5 0.82x (over
+/// 32x512x20x20 0.90x); 3x3 over 32x480x14x14 1.61x, 32x192x28x28 1.81x, 32x832x7x7
+/// 1.10x.
+const MOST_TAPS_F64: usize = 16;
 
 /// The largest tables (expected taps and window sizes) [`TapGather`] builds.
 const MOST_TABLE_BYTES: usize = 64 << 10;
@@ -57,9 +64,6 @@ const LANES: usize = 64;
 /// work for nothing, and 3x3 windows over 7x7 planes took 1.5x the scatter's time (over
 /// 14x14 planes 0.78x its time).
 const MIN_COLUMNS: usize = 14;
-
-/// Input rows gathered at once: the output rows they share are loaded once for all.
-const ROWS_AT_ONCE: usize = 4;
 
 /// Stride-1 windows along one axis: output `o` covers `[o - pad, o - pad + kernel)`,
 /// clipped to `[0, input)`.
@@ -102,7 +106,7 @@ pub(crate) struct TapGather {
 
 /// How [`TapGather`] lays its vectors over a plane.
 enum Layout {
-    /// A vector per [`LANES`] columns of an input row, [`ROWS_AT_ONCE`] rows at a time.
+    /// A vector per [`LANES`] columns of an input row, a few rows at a time.
     Rows(RowTables),
     /// A vector per [`LANES`] consecutive cells of the plane, across its rows.
     Flat(FlatTables),
@@ -141,12 +145,13 @@ struct FlatTables {
 }
 
 impl TapGather {
-    /// `None` unless `T` is `f32`, this CPU runs AVX-512, and the windows are stride-1
-    /// over one or two dims with at most [`MOST_TAPS`] taps and tables of at most
+    /// `None` unless `T` is `f32` or `f64`, this CPU runs AVX-512, and the windows are
+    /// stride-1 over one or two dims with at most [`MOST_TAPS`] taps ([`MOST_TAPS_F64`])
+    /// and tables of at most
     /// [`MOST_TABLE_BYTES`] ([`FLAT_TABLE_BYTES`] for [`Layout::Flat`], which
     /// "same" planes take where they can).
     pub(crate) fn new<T: 'static>(windows: &Windows) -> Result<Option<Self>> {
-        if TypeId::of::<T>() != TypeId::of::<f32>() || simd::current() < simd::Isa::Avx512 {
+        if !gathers::<T>() {
             return Ok(None);
         }
         let Some((col_windows, row_windows)) = windows.columns_and_rows() else { return Ok(None) };
@@ -156,7 +161,11 @@ impl TapGather {
         };
         let taps = cols.kernel * rows.kernel;
         let outputs = rows.output.saturating_mul(cols.output);
-        if taps > MOST_TAPS || outputs > MOST_TABLE_BYTES {
+        let most_taps = match TypeId::of::<T>() == TypeId::of::<f64>() {
+            true => MOST_TAPS_F64,
+            false => MOST_TAPS,
+        };
+        if taps > most_taps || outputs > MOST_TABLE_BYTES {
             return Ok(None);
         }
         // Window `o`'s first cell and number of cells, along the columns and the rows.
@@ -231,31 +240,49 @@ impl TapGather {
         taps: &[u8],
         wide: Out<'_, T>,
     ) -> Result<()> {
-        if TypeId::of::<T>() != TypeId::of::<f32>() || simd::current() < simd::Isa::Avx512 {
-            return Err(PoolError::Internal { what: "the tap gather for a type or CPU it does not support" });
+        match gathers::<T>() {
+            true if TypeId::of::<T>() == TypeId::of::<f32>() => {
+                self.write_gradient_as::<T, f32>(sides, narrow, taps, wide)
+            }
+            true => self.write_gradient_as::<T, f64>(sides, narrow, taps, wide),
+            false => Err(PoolError::Internal { what: "the tap gather for a type or CPU it does not support" }),
+        }
+    }
+
+    /// [`Self::write_gradient`] for `T`, which is `V`.
+    fn write_gradient_as<T: Element, V: x86::GatherKernels>(
+        &self,
+        sides: Sides,
+        narrow: &[T],
+        taps: &[u8],
+        wide: Out<'_, T>,
+    ) -> Result<()> {
+        if TypeId::of::<T>() != TypeId::of::<V>() {
+            return Err(PoolError::Internal { what: "the tap gather for another type" });
         }
         let plane = |b: usize| {
             let first = b * sides.narrow;
             let (values, taps) = (&narrow[first..][..sides.narrow], &taps[first..][..sides.narrow]);
             self.check_taps(taps, first)?;
-            Ok((values.as_ptr().cast::<f32>(), taps))
+            Ok((values.as_ptr().cast::<V>(), taps))
         };
         match &self.layout {
             Layout::Rows(tables) => {
-                let rows = || buffer::filled(ROWS_AT_ONCE * tables.padded_width, 0f32, "tap gather rows");
+                let rows = || buffer::filled(V::ROWS_AT_ONCE * tables.padded_width, V::default(), "tap gather rows");
                 par_blocks_with_in_order(wide, sides.wide, rows, |rows, b, sink| {
                     let (values, taps) = plane(b)?;
-                    // SAFETY: `T` is `f32`, so its values read as `f32`; the CPU runs
-                    // AVX-512 F, BW and VL (`simd::Isa::Avx512`); the plane's taps were
-                    // checked; `rows` holds `ROWS_AT_ONCE` padded rows.
-                    unsafe { x86::gather_plane(self, tables, values, taps, rows, sink) };
+                    // SAFETY: `T` is `V`, so its values read as `V`; the CPU runs AVX-512
+                    // F, BW and VL (`simd::Isa::Avx512`, checked by `gathers`); the
+                    // plane's taps were checked; `rows` holds `V::ROWS_AT_ONCE` padded
+                    // rows.
+                    unsafe { x86::gather_plane::<T, V>(self, tables, values, taps, rows, sink) };
                     Ok(())
                 })
             }
             Layout::Flat(tables) => par_blocks_in_order(wide, sides.wide, |b, sink| {
                 let (values, taps) = plane(b)?;
                 // SAFETY: as above; the plane's outputs are its cells (`Layout::Flat`).
-                unsafe { x86::gather_flat_plane(tables, values, taps, sink) };
+                unsafe { x86::gather_flat_plane::<T, V>(tables, values, taps, sink) };
                 Ok(())
             }),
         }
@@ -274,81 +301,249 @@ impl TapGather {
     }
 }
 
-mod x86 {
-    use super::{Element, FlatTables, RowTables, Sink, TapGather, LANES, ROWS_AT_ONCE};
-    use std::arch::x86_64::*;
+/// Whether [`TapGather`] takes `T` on this CPU: `f32` or `f64`, and AVX-512.
+fn gathers<T: 'static>() -> bool {
+    [TypeId::of::<f32>(), TypeId::of::<f64>()].contains(&TypeId::of::<T>()) && simd::current() >= simd::Isa::Avx512
+}
 
-    /// One plane's gradient into `sink` (see the module docs), [`ROWS_AT_ONCE`] input
+mod x86 {
+    use super::{Element, FlatTables, RowTables, Sink, TapGather, LANES};
+    use std::arch::x86_64::*;
+    use std::ops::Range;
+
+    /// [`gather_rows`] for one float type and vector width.
+    pub(super) type RowsGather<V> =
+        unsafe fn(&TapGather, &RowTables, usize, Range<usize>, usize, *const V, &[u8], &mut [V]);
+
+    /// [`gather_flat`] for one float type and vector width.
+    pub(super) type FlatGather<V> = unsafe fn(&FlatTables, usize, *const V, &[u8], *mut V);
+
+    /// A float type the gather sums in AVX-512 vectors: its vector and half vector,
+    /// their masked loads and additions (a mask's low bits, one per lane). Always
+    /// inlined into the kernels compiled for AVX-512, so the intrinsics inline with them.
+    pub(super) trait GatherFloat: Copy + Default + Into<f64> + 'static {
+        /// Lanes of a 512-bit vector.
+        const LANES: usize;
+        /// Input rows [`gather_rows`] takes at once: they share each candidate output
+        /// row's loads, and their sums stay in registers.
+        const ROWS_AT_ONCE: usize;
+        type Vector: Copy;
+        type Half: Copy;
+        /// # Safety
+        /// AVX-512 F.
+        unsafe fn zero() -> Self::Vector;
+        /// # Safety
+        /// AVX-512 F and VL.
+        unsafe fn zero_half() -> Self::Half;
+        /// The lanes of `mask` read from `from` (the others 0, not read).
+        ///
+        /// # Safety
+        /// AVX-512 F; those lanes readable.
+        unsafe fn load(mask: u64, from: *const Self) -> Self::Vector;
+        /// # Safety
+        /// As for [`Self::load`], with AVX-512 VL.
+        unsafe fn load_half(mask: u64, from: *const Self) -> Self::Half;
+        /// `x` added to the lanes of `mask` of `sums`.
+        ///
+        /// # Safety
+        /// AVX-512 F.
+        unsafe fn add(sums: Self::Vector, mask: u64, x: Self::Vector) -> Self::Vector;
+        /// # Safety
+        /// AVX-512 F and VL.
+        unsafe fn add_half(sums: Self::Half, mask: u64, x: Self::Half) -> Self::Half;
+        /// # Safety
+        /// AVX-512 F; a whole vector writable at `to`.
+        unsafe fn store(to: *mut Self, sums: Self::Vector);
+        /// # Safety
+        /// AVX-512 F and VL; a half vector writable at `to`.
+        unsafe fn store_half(to: *mut Self, sums: Self::Half);
+    }
+
+    /// [`GatherFloat`] for `$float`: its vectors, its mask types and intrinsics.
+    macro_rules! gather_float {
+        ($float:ty, $lanes:literal, $rows:literal, $vector:ty, $half:ty, $mask:ty, $half_mask:ty,
+         $zero:ident, $zero_half:ident, $load:ident, $load_half:ident, $add:ident, $add_half:ident,
+         $store:ident, $store_half:ident) => {
+            impl GatherFloat for $float {
+                const LANES: usize = $lanes;
+                const ROWS_AT_ONCE: usize = $rows;
+                type Vector = $vector;
+                type Half = $half;
+                #[inline(always)]
+                unsafe fn zero() -> $vector {
+                    // SAFETY: the caller's guarantees.
+                    unsafe { $zero() }
+                }
+                #[inline(always)]
+                unsafe fn zero_half() -> $half {
+                    // SAFETY: the caller's guarantees.
+                    unsafe { $zero_half() }
+                }
+                #[inline(always)]
+                unsafe fn load(mask: u64, from: *const $float) -> $vector {
+                    // SAFETY: the caller's guarantees; the mask keeps its low lanes.
+                    unsafe { $load(mask as $mask, from) }
+                }
+                #[inline(always)]
+                unsafe fn load_half(mask: u64, from: *const $float) -> $half {
+                    // SAFETY: as for `load`.
+                    unsafe { $load_half(mask as $half_mask, from) }
+                }
+                #[inline(always)]
+                unsafe fn add(sums: $vector, mask: u64, x: $vector) -> $vector {
+                    // SAFETY: the caller's guarantees.
+                    unsafe { $add(sums, mask as $mask, sums, x) }
+                }
+                #[inline(always)]
+                unsafe fn add_half(sums: $half, mask: u64, x: $half) -> $half {
+                    // SAFETY: the caller's guarantees.
+                    unsafe { $add_half(sums, mask as $half_mask, sums, x) }
+                }
+                #[inline(always)]
+                unsafe fn store(to: *mut $float, sums: $vector) {
+                    // SAFETY: the caller's guarantees.
+                    unsafe { $store(to, sums) }
+                }
+                #[inline(always)]
+                unsafe fn store_half(to: *mut $float, sums: $half) {
+                    // SAFETY: the caller's guarantees.
+                    unsafe { $store_half(to, sums) }
+                }
+            }
+        };
+    }
+    #[rustfmt::skip]
+    gather_float!(f32, 16, 4, __m512, __m256, __mmask16, __mmask8, _mm512_setzero_ps, _mm256_setzero_ps,
+        _mm512_maskz_loadu_ps, _mm256_maskz_loadu_ps, _mm512_mask_add_ps, _mm256_mask_add_ps, _mm512_storeu_ps,
+        _mm256_storeu_ps);
+    // Two rows at once: four would take 32 registers for their sums alone.
+    #[rustfmt::skip]
+    gather_float!(f64, 8, 2, __m512d, __m256d, __mmask8, __mmask8, _mm512_setzero_pd, _mm256_setzero_pd,
+        _mm512_maskz_loadu_pd, _mm256_maskz_loadu_pd, _mm512_mask_add_pd, _mm256_mask_add_pd, _mm512_storeu_pd,
+        _mm256_storeu_pd);
+
+    /// The gather's kernels for a float type, by the cells of a vector (1 to [`LANES`]):
+    /// as many whole vectors as they need, and for `f32` a half vector where that is
+    /// enough for the last 8.
+    pub(super) trait GatherKernels: GatherFloat {
+        fn rows_gather(cells: usize) -> RowsGather<Self>;
+        fn flat_gather(cells: usize) -> FlatGather<Self>;
+    }
+
+    impl GatherKernels for f32 {
+        fn rows_gather(cells: usize) -> RowsGather<f32> {
+            match cells.div_ceil(8) {
+                1 => gather_rows::<f32, 4, 0, true>,
+                2 => gather_rows::<f32, 4, 1, false>,
+                3 => gather_rows::<f32, 4, 1, true>,
+                4 => gather_rows::<f32, 4, 2, false>,
+                5 => gather_rows::<f32, 4, 2, true>,
+                6 => gather_rows::<f32, 4, 3, false>,
+                7 => gather_rows::<f32, 4, 3, true>,
+                _ => gather_rows::<f32, 4, 4, false>,
+            }
+        }
+        fn flat_gather(cells: usize) -> FlatGather<f32> {
+            match cells.div_ceil(16) {
+                1 => gather_flat::<f32, 1>,
+                2 => gather_flat::<f32, 2>,
+                3 => gather_flat::<f32, 3>,
+                _ => gather_flat::<f32, 4>,
+            }
+        }
+    }
+
+    impl GatherKernels for f64 {
+        fn rows_gather(cells: usize) -> RowsGather<f64> {
+            match cells.div_ceil(8) {
+                1 => gather_rows::<f64, 2, 1, false>,
+                2 => gather_rows::<f64, 2, 2, false>,
+                3 => gather_rows::<f64, 2, 3, false>,
+                4 => gather_rows::<f64, 2, 4, false>,
+                5 => gather_rows::<f64, 2, 5, false>,
+                6 => gather_rows::<f64, 2, 6, false>,
+                7 => gather_rows::<f64, 2, 7, false>,
+                _ => gather_rows::<f64, 2, 8, false>,
+            }
+        }
+        fn flat_gather(cells: usize) -> FlatGather<f64> {
+            match cells.div_ceil(8) {
+                1 => gather_flat::<f64, 1>,
+                2 => gather_flat::<f64, 2>,
+                3 => gather_flat::<f64, 3>,
+                4 => gather_flat::<f64, 4>,
+                5 => gather_flat::<f64, 5>,
+                6 => gather_flat::<f64, 6>,
+                7 => gather_flat::<f64, 7>,
+                _ => gather_flat::<f64, 8>,
+            }
+        }
+    }
+
+    /// The lanes of `mask` from lane `first` on, shifted down to lane 0 (none past 64).
+    #[inline(always)]
+    fn lanes_from(mask: u64, first: usize) -> u64 {
+        mask.checked_shr(first as u32).unwrap_or(0)
+    }
+
+    /// One plane's gradient into `sink` (see the module docs), `V::ROWS_AT_ONCE` input
     /// rows at a time, each gathered into `rows` a vector of [`LANES`] columns at a
     /// time.
     ///
     /// # Safety
     /// The CPU runs AVX-512 F, BW and VL; `values` points to the plane's outputs' gradients
     /// and `taps` holds their taps (the gather's output rows times its output columns),
-    /// each below its window's taps; `rows` holds [`ROWS_AT_ONCE`] rows of the padded
-    /// width; `T` is `f32`.
+    /// each below its window's taps; `rows` holds `V::ROWS_AT_ONCE` rows of the padded
+    /// width; `T` is `V`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub(super) unsafe fn gather_plane<T: Element>(
+    pub(super) unsafe fn gather_plane<T: Element, V: GatherKernels>(
         gather: &TapGather,
         tables: &RowTables,
-        values: *const f32,
+        values: *const V,
         taps: &[u8],
-        rows: &mut [f32],
+        rows: &mut [V],
         sink: &mut Sink<'_, T>,
     ) {
-        let (axis, cols, width) = (&gather.rows, &gather.cols, tables.padded_width);
-        assert!(taps.len() == axis.output * cols.output && rows.len() == ROWS_AT_ONCE * width, "tap gather plane");
-        for h0 in (0..axis.input).step_by(ROWS_AT_ONCE) {
-            // Output rows covering any of the rows `h0..h0 + ROWS_AT_ONCE`, in order.
-            let outputs =
-                (h0 + axis.pad).saturating_sub(axis.kernel - 1)..(h0 + ROWS_AT_ONCE + axis.pad).min(axis.output);
+        let (axis, cols, width, at_once) = (&gather.rows, &gather.cols, tables.padded_width, V::ROWS_AT_ONCE);
+        assert!(taps.len() == axis.output * cols.output && rows.len() == at_once * width, "tap gather plane");
+        for h0 in (0..axis.input).step_by(at_once) {
+            // Output rows covering any of the rows `h0..h0 + at_once`, in order.
+            let outputs = (h0 + axis.pad).saturating_sub(axis.kernel - 1)..(h0 + at_once + axis.pad).min(axis.output);
             for w0 in (0..width).step_by(LANES) {
+                let gather_rows = V::rows_gather(LANES.min(cols.input - w0));
                 // SAFETY: the caller's guarantees; `w0` is a multiple of `LANES` below
                 // the padded width.
-                unsafe {
-                    // Whole vectors of 16 lanes, and one of 8 for a last half.
-                    let gather_rows = match (LANES.min(cols.input - w0)).div_ceil(8) {
-                        1 => gather_rows::<0, true>,
-                        2 => gather_rows::<1, false>,
-                        3 => gather_rows::<1, true>,
-                        4 => gather_rows::<2, false>,
-                        5 => gather_rows::<2, true>,
-                        6 => gather_rows::<3, false>,
-                        7 => gather_rows::<3, true>,
-                        _ => gather_rows::<4, false>,
-                    };
-                    gather_rows(gather, tables, h0, outputs.clone(), w0, values, taps, rows);
-                }
+                unsafe { gather_rows(gather, tables, h0, outputs.clone(), w0, values, taps, rows) };
             }
             for row in rows.chunks_exact(width).take(axis.input - h0) {
-                // `T` is `f32`: these conversions are exact.
-                sink.extend_map(&row[..cols.input], |s| T::from_acc(T::Acc::from_f64(f64::from(s))));
+                // `T` is `V`: these conversions are exact.
+                sink.extend_map(&row[..cols.input], |s| T::from_acc(T::Acc::from_f64(s.into())));
             }
         }
     }
 
-    /// The sums of cells `w0..w0 + 16 · C` (`+ 8` with a `HALF` vector; those past the
-    /// row come out 0) of input rows `h0..h0 + ROWS_AT_ONCE` (those past the plane:
-    /// whatever the outputs give) into `rows` (padded rows), from the output rows
-    /// `outputs` (those covering any of them, in order). The half vector costs half a
-    /// whole one where 512-bit operations run as two halves (AMD Zen 4: 40-column rows
-    /// 1.04x faster, 3x3 and 5x5 windows).
+    /// The sums of cells `w0..w0 + C · V::LANES` (and a `HALF` vector more; those past
+    /// the row come out 0) of input rows `h0..h0 + R` (those past the plane: whatever
+    /// the outputs give) into `rows` (`R` padded rows), from the output rows `outputs`
+    /// (those covering any of them, in order). The half vector costs half a whole one
+    /// where 512-bit operations run as two halves (AMD Zen 4: 40-column rows 1.04x
+    /// faster, 3x3 and 5x5 windows, `f32`).
     ///
     /// # Safety
-    /// As for [`gather_plane`]; `w0` is a multiple of [`LANES`] below the gather's
-    /// padded width.
+    /// As for [`gather_plane`], with `R` its rows at once; `w0` is a multiple of
+    /// [`LANES`] below the gather's padded width.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn gather_rows<const C: usize, const HALF: bool>(
+    unsafe fn gather_rows<V: GatherFloat, const R: usize, const C: usize, const HALF: bool>(
         gather: &TapGather,
         tables: &RowTables,
         h0: usize,
-        outputs: std::ops::Range<usize>,
+        outputs: Range<usize>,
         w0: usize,
-        values: *const f32,
+        values: *const V,
         taps: &[u8],
-        rows_out: &mut [f32],
+        rows_out: &mut [V],
     ) {
         let (rows, cols) = (&gather.rows, &gather.cols);
         let vectors = tables.padded_width / LANES;
@@ -358,8 +553,8 @@ mod x86 {
         // output exists: an output of the row, inside the plane; masked lanes are not
         // read.
         unsafe {
-            let mut acc = [[_mm512_setzero_ps(); C]; ROWS_AT_ONCE];
-            let mut acc_half = [_mm256_setzero_ps(); ROWS_AT_ONCE];
+            let mut acc = [[V::zero(); C]; R];
+            let mut acc_half = [V::zero_half(); R];
             for oh in outputs {
                 let row = oh * cols.output;
                 let (first_row, window_rows) = tables.row_windows[oh];
@@ -369,18 +564,16 @@ mod x86 {
                     // row's start (those lanes are masked).
                     let at = (row + w0 + cols.pad).wrapping_sub(dc);
                     let found = _mm512_maskz_loadu_epi8(exists, taps.as_ptr().wrapping_add(at).cast());
-                    let gradients: [__m512; C] = std::array::from_fn(|j| {
-                        _mm512_maskz_loadu_ps(
-                            (exists >> (16 * j)) as __mmask16,
-                            values.wrapping_add(at.wrapping_add(16 * j)),
-                        )
+                    let gradients: [V::Vector; C] = std::array::from_fn(|j| {
+                        let lanes = lanes_from(exists, V::LANES * j);
+                        V::load(lanes, values.wrapping_add(at.wrapping_add(V::LANES * j)))
                     });
                     let half = match HALF {
-                        true => _mm256_maskz_loadu_ps(
-                            (exists >> (16 * C)) as __mmask8,
-                            values.wrapping_add(at.wrapping_add(16 * C)),
+                        true => V::load_half(
+                            lanes_from(exists, V::LANES * C),
+                            values.wrapping_add(at.wrapping_add(V::LANES * C)),
                         ),
-                        false => _mm256_setzero_ps(),
+                        false => V::zero_half(),
                     };
                     for (i, (acc, acc_half)) in acc.iter_mut().zip(&mut acc_half).enumerate() {
                         let r = (h0 + i).wrapping_sub(first_row);
@@ -391,21 +584,20 @@ mod x86 {
                         let expected = _mm512_loadu_si512(tables.expected.as_ptr().add(table).cast());
                         let matched = _mm512_mask_cmpeq_epu8_mask(exists, found, expected);
                         for (j, acc) in acc.iter_mut().enumerate() {
-                            *acc = _mm512_mask_add_ps(*acc, (matched >> (16 * j)) as __mmask16, *acc, gradients[j]);
+                            *acc = V::add(*acc, lanes_from(matched, V::LANES * j), gradients[j]);
                         }
                         if HALF {
-                            let lanes = (matched >> (16 * C)) as __mmask8;
-                            *acc_half = _mm256_mask_add_ps(*acc_half, lanes, *acc_half, half);
+                            *acc_half = V::add_half(*acc_half, lanes_from(matched, V::LANES * C), half);
                         }
                     }
                 }
             }
             for (row, (acc, acc_half)) in rows_out.chunks_exact_mut(tables.padded_width).zip(acc.iter().zip(acc_half)) {
                 for (j, acc) in acc.iter().enumerate() {
-                    _mm512_storeu_ps(row[w0 + 16 * j..][..16].as_mut_ptr(), *acc);
+                    V::store(row[w0 + V::LANES * j..][..V::LANES].as_mut_ptr(), *acc);
                 }
                 if HALF {
-                    _mm256_storeu_ps(row[w0 + 16 * C..][..8].as_mut_ptr(), acc_half);
+                    V::store_half(row[w0 + V::LANES * C..][..V::LANES / 2].as_mut_ptr(), acc_half);
                 }
             }
         }
@@ -417,11 +609,11 @@ mod x86 {
     /// # Safety
     /// The CPU runs AVX-512 F and BW; `values` points to the plane's outputs'
     /// gradients, as many as its cells, and `taps` holds their taps, each below its
-    /// window's taps; `tables` were built for this plane's windows; `T` is `f32`.
+    /// window's taps; `tables` were built for this plane's windows; `T` is `V`.
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn gather_flat_plane<T: Element>(
+    pub(super) unsafe fn gather_flat_plane<T: Element, V: GatherKernels>(
         tables: &FlatTables,
-        values: *const f32,
+        values: *const V,
         taps: &[u8],
         sink: &mut Sink<'_, T>,
     ) {
@@ -431,52 +623,40 @@ mod x86 {
                 && tables.expected.len() == tables.offsets.len() * tables.padded_plane,
             "tap gather flat plane"
         );
-        let mut sums = [0f32; LANES];
+        let whole = V::flat_gather(LANES);
+        let mut sums = [V::default(); LANES];
         for p0 in (0..plane).step_by(LANES) {
             let cells = LANES.min(plane - p0);
-            // SAFETY: the caller's guarantees; `p0` is a multiple of `LANES` below the
-            // plane's size.
-            unsafe {
-                if cells == LANES {
-                    let [a, b, c, d] = gather_flat::<4>(tables, p0, values, taps);
-                    // A whole vector goes straight into the block: a copy through
-                    // `sums` called `memmove` for each (9 % of the time, 20x20 5x5).
-                    let Some(chunk) = sink.next_chunk::<LANES>() else { return };
-                    // `T` is `f32` (the caller's guarantee): the chunk holds 64 of them.
-                    let out = chunk.as_mut_ptr().cast::<f32>();
-                    for (j, sum) in [a, b, c, d].into_iter().enumerate() {
-                        _mm512_storeu_ps(out.add(16 * j), sum);
-                    }
-                    continue;
-                }
-                let partial: &[__m512] = match cells.div_ceil(16) {
-                    1 => &gather_flat::<1>(tables, p0, values, taps),
-                    2 => &gather_flat::<2>(tables, p0, values, taps),
-                    3 => &gather_flat::<3>(tables, p0, values, taps),
-                    _ => &gather_flat::<4>(tables, p0, values, taps),
-                };
-                for (j, sum) in partial.iter().enumerate() {
-                    _mm512_storeu_ps(sums[16 * j..][..16].as_mut_ptr(), *sum);
-                }
+            if cells == LANES {
+                // A whole vector goes straight into the block: a copy through `sums`
+                // called `memmove` for each (9 % of the time, 20x20 5x5).
+                let Some(chunk) = sink.next_chunk::<LANES>() else { return };
+                // SAFETY: the caller's guarantees; `p0` is a multiple of `LANES` below
+                // the plane's size; `T` is `V`, so the chunk holds `LANES` of them.
+                unsafe { whole(tables, p0, values, taps, chunk.as_mut_ptr().cast::<V>()) };
+                continue;
             }
-            // `T` is `f32`: these conversions are exact.
-            sink.extend_map(&sums[..cells], |s| T::from_acc(T::Acc::from_f64(f64::from(s))));
+            // SAFETY: as above; `sums` holds `LANES`.
+            unsafe { V::flat_gather(cells)(tables, p0, values, taps, sums.as_mut_ptr()) };
+            // `T` is `V`: these conversions are exact.
+            sink.extend_map(&sums[..cells], |s| T::from_acc(T::Acc::from_f64(s.into())));
         }
     }
 
-    /// The sums of cells `p0..p0 + 16 · C` of a plane (those past it come out 0).
+    /// The sums of cells `p0..p0 + C · V::LANES` of a plane (those past it come out
+    /// 0) into `out`.
     ///
     /// # Safety
     /// As for [`gather_flat_plane`]; `p0` is a multiple of [`LANES`] below the plane's
-    /// size.
-    #[inline]
+    /// size; `out` has room for `C · V::LANES` values.
     #[target_feature(enable = "avx512f,avx512bw")]
-    unsafe fn gather_flat<const C: usize>(
+    unsafe fn gather_flat<V: GatherFloat, const C: usize>(
         tables: &FlatTables,
         p0: usize,
-        values: *const f32,
+        values: *const V,
         taps: &[u8],
-    ) -> [__m512; C] {
+        out: *mut V,
+    ) {
         // SAFETY (the intrinsics): the caller guarantees AVX-512 F and BW. Each table
         // load reads 64 bytes of a candidate's row of `padded_plane` (a multiple of 64)
         // at `p0 < padded_plane`. The tap loads are masked to the lanes whose candidate
@@ -484,7 +664,7 @@ mod x86 {
         // plane; masked lanes are not read.
         unsafe {
             let none = _mm512_set1_epi8(-1);
-            let mut acc = [_mm512_setzero_ps(); C];
+            let mut acc = [V::zero(); C];
             for (k, &offset) in tables.offsets.iter().enumerate() {
                 let table = tables.expected.as_ptr().add(k * tables.padded_plane + p0);
                 let expected = _mm512_loadu_si512(table.cast());
@@ -493,12 +673,14 @@ mod x86 {
                 let found = _mm512_maskz_loadu_epi8(exists, taps.as_ptr().wrapping_add(at).cast());
                 let matched = _mm512_mask_cmpeq_epu8_mask(exists, found, expected);
                 for (j, acc) in acc.iter_mut().enumerate() {
-                    let lanes = (matched >> (16 * j)) as __mmask16;
-                    let gradients = _mm512_maskz_loadu_ps(lanes, values.wrapping_add(at.wrapping_add(16 * j)));
-                    *acc = _mm512_mask_add_ps(*acc, lanes, *acc, gradients);
+                    let lanes = lanes_from(matched, V::LANES * j);
+                    let gradients = V::load(lanes, values.wrapping_add(at.wrapping_add(V::LANES * j)));
+                    *acc = V::add(*acc, lanes, gradients);
                 }
             }
-            acc
+            for (j, acc) in acc.iter().enumerate() {
+                V::store(out.add(V::LANES * j), *acc);
+            }
         }
     }
 }
