@@ -1353,17 +1353,20 @@ fn read_once_channels_last() -> impl Strategy<Value = (Request, bool)> {
 /// The max backward of `f16` and `bf16` from compact taps and from indices, both
 /// layouts: 2x2 and 3x3 windows at their own stride (channels-first from taps: the tiled
 /// path, which writes `0 + δ` from the bits; from indices, windows that hardly overlap
-/// take `Element::accumulate`), a 3-D 2x2x2 one, and overlapping 3x3 stride-2 windows.
-/// Bitwise the reference backward's under every instruction set, with -0, NaN and
+/// take `Element::accumulate`), a 3-D 2x2x2 one, overlapping 3x3 stride-2 windows
+/// (from taps: along the window table) and 3x3 stride-1 windows over 40x40 (from taps:
+/// cells computed from them; `f16` adds with the CPU's conversions). Bitwise the reference backward's under every instruction set, with -0, NaN and
 /// infinities among the gradients.
 #[test]
 fn max_backward_in_16_bit_types() {
     fn check<T: poolgrad::Element>(from_f32: fn(f32) -> T, name: &str) {
-        let cases: [(&[usize], PoolGeometry); 4] = [
+        let cases: [(&[usize], PoolGeometry); 5] = [
             (&[12, 10], PoolGeometry::new(&[2, 2]).stride(&[2, 2])),
             (&[9, 13], PoolGeometry::new(&[3, 3]).stride(&[3, 3]).ceil_mode(true)),
             (&[4, 6, 8], PoolGeometry::new(&[2, 2, 2]).stride(&[2, 2, 2])),
             (&[11, 9], PoolGeometry::new(&[3, 3]).stride(&[2, 2]).padding(Padding::Symmetric(vec![1, 1]))),
+            // A window table too large to read (channels-first: cells computed from taps).
+            (&[40, 40], PoolGeometry::new(&[3, 3]).stride(&[1, 1]).padding(Padding::Symmetric(vec![1, 1]))),
         ];
         for (i, (spatial, geometry)) in cases.into_iter().enumerate() {
             for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {

@@ -1025,25 +1025,24 @@ fn scatter_taps_by<T: Element>(
         };
         if let Some((bounds, cells)) = windows.table_taps() {
             // Straight from the table: two loads per output.
-            let invalid = |p: usize, window: &[usize]| PoolError::InvalidTap {
-                tap: taps[p],
-                position: b * narrow_block + p,
-                window_taps: window.len(),
-            };
             if lanes == 1 {
-                // Channels-first: the same order without a lane loop per output.
-                // The window's slice is only formed for an error: a valid tap costs one
-                // range test on the table and one on the plane.
-                for (o, ((&v, &tap), w)) in values.iter().zip(taps).zip(bounds.windows(2)).enumerate() {
-                    let k = w[0] + usize::from(tap);
-                    let cell = cells.get(k).filter(|_| k < w[1]).and_then(|&cell| wide_block.get_mut(cell));
-                    match cell {
-                        Some(cell) => *cell = cell.add(v),
-                        None if w[0] == w[1] => {}
-                        None => return Err(invalid(o, &cells[w[0]..w[1]])),
-                    }
+                // Channels-first: the same order without a lane loop per output, `f16`
+                // added with the CPU's conversions where it has them.
+                let first = b * narrow_block;
+                #[cfg(target_arch = "x86_64")]
+                if converts_f16_in_hardware::<T>(isa) {
+                    return isa.run(
+                        #[inline(always)]
+                        || {
+                            // SAFETY: `T` is `f16` and the CPU has F16C
+                            // (`converts_f16_in_hardware`); this closure is compiled
+                            // with F16C (inlined into `isa.run`).
+                            let add = |a, b| unsafe { add_f16_f16c(a, b) };
+                            add_along_table(wide_block, values, taps, (bounds, cells), first, add)
+                        },
+                    );
                 }
-                return Ok(());
+                return add_along_table(wide_block, values, taps, (bounds, cells), first, T::add);
             }
             // Channels-last: each position's taps are checked against its window at once;
             // then, where the window has at most 4 taps per lane, a tap names its cell's
@@ -1096,6 +1095,32 @@ fn scatter_taps_by<T: Element>(
             Ok(())
         })
     })
+}
+
+/// `block[cell] = add(block[cell], value)` for each output of a channels-first plane, in
+/// order, its cell looked up in the window table (`bounds`, `cells`: output `o`'s
+/// window is `cells[bounds[o]..bounds[o + 1]]`) at its tap; an empty window adds
+/// nothing, a tap past its window is an error (`first`: the position of output 0). The
+/// window's slice is only formed for an error: a valid tap costs one range test on the
+/// table and one on the plane.
+#[inline(always)]
+fn add_along_table<T: Copy>(
+    block: &mut [T],
+    values: &[T],
+    taps: &[u8],
+    (bounds, cells): (&[usize], &[usize]),
+    first: usize,
+    add: impl Fn(T, T) -> T,
+) -> Result<()> {
+    for (o, ((&v, &tap), w)) in values.iter().zip(taps).zip(bounds.windows(2)).enumerate() {
+        let k = w[0] + usize::from(tap);
+        match cells.get(k).filter(|_| k < w[1]).and_then(|&cell| block.get_mut(cell)) {
+            Some(cell) => *cell = add(*cell, v),
+            None if w[0] == w[1] => {}
+            None => return Err(PoolError::InvalidTap { tap, position: first + o, window_taps: w[1] - w[0] }),
+        }
+    }
+    Ok(())
 }
 
 /// The cells that compact taps name in a channels-first plane of one or two spatial
@@ -1258,6 +1283,14 @@ impl TapLines {
                 let outside = |p: usize, o: usize| self.no_cell(batch.start + o, taps[p], first + p * narrow);
                 let cell = |_, cell: u32| Some(cell as usize);
                 let in_pairs = self.in_pairs && adds_in_one_instruction::<T>();
+                #[cfg(target_arch = "x86_64")]
+                if converts_f16_in_hardware::<T>(isa) {
+                    // SAFETY: `T` is `f16` and the CPU has F16C (`converts_f16_in_hardware`);
+                    // this function is inlined into the caller's `isa.run` closure.
+                    let add = |a, b| unsafe { add_f16_f16c(a, b) };
+                    add_in_step(planes.block, batch_values, batch_cells, cell, outside, in_pairs, add)?;
+                    continue;
+                }
                 add_in_step(planes.block, batch_values, batch_cells, cell, outside, in_pairs, T::add)?;
             }
         }
