@@ -453,30 +453,29 @@ mod x86 {
         }
     }
 
+    /// `$kernel` with the const `$c` set to `$vectors` (1 to 8; more takes 8).
+    #[rustfmt::skip]
+    macro_rules! by_vectors {
+        ($vectors:expr, $c:ident => $kernel:expr) => {
+            match $vectors {
+                1 => { const $c: usize = 1; $kernel }
+                2 => { const $c: usize = 2; $kernel }
+                3 => { const $c: usize = 3; $kernel }
+                4 => { const $c: usize = 4; $kernel }
+                5 => { const $c: usize = 5; $kernel }
+                6 => { const $c: usize = 6; $kernel }
+                7 => { const $c: usize = 7; $kernel }
+                _ => { const $c: usize = 8; $kernel }
+            }
+        };
+    }
+
     impl GatherKernels for f64 {
         fn rows_gather(cells: usize) -> RowsGather<f64> {
-            match cells.div_ceil(8) {
-                1 => gather_rows::<f64, 2, 1, false>,
-                2 => gather_rows::<f64, 2, 2, false>,
-                3 => gather_rows::<f64, 2, 3, false>,
-                4 => gather_rows::<f64, 2, 4, false>,
-                5 => gather_rows::<f64, 2, 5, false>,
-                6 => gather_rows::<f64, 2, 6, false>,
-                7 => gather_rows::<f64, 2, 7, false>,
-                _ => gather_rows::<f64, 2, 8, false>,
-            }
+            by_vectors!(cells.div_ceil(8), C => gather_rows::<f64, 2, C, false>)
         }
         fn flat_gather(cells: usize) -> FlatGather<f64> {
-            match cells.div_ceil(8) {
-                1 => gather_flat::<f64, 1>,
-                2 => gather_flat::<f64, 2>,
-                3 => gather_flat::<f64, 3>,
-                4 => gather_flat::<f64, 4>,
-                5 => gather_flat::<f64, 5>,
-                6 => gather_flat::<f64, 6>,
-                7 => gather_flat::<f64, 7>,
-                _ => gather_flat::<f64, 8>,
-            }
+            by_vectors!(cells.div_ceil(8), C => gather_flat::<f64, C>)
         }
     }
 
