@@ -240,16 +240,13 @@ impl TapGather {
         taps: &[u8],
         wide: Out<'_, T>,
     ) -> Result<()> {
-        match gathers::<T>() {
-            true if TypeId::of::<T>() == TypeId::of::<f32>() => {
-                self.write_gradient_as::<T, f32>(sides, narrow, taps, wide)
-            }
-            true => self.write_gradient_as::<T, f64>(sides, narrow, taps, wide),
-            false => Err(PoolError::Internal { what: "the tap gather for a type or CPU it does not support" }),
+        match TypeId::of::<T>() == TypeId::of::<f32>() {
+            true => self.write_gradient_as::<T, f32>(sides, narrow, taps, wide),
+            false => self.write_gradient_as::<T, f64>(sides, narrow, taps, wide),
         }
     }
 
-    /// [`Self::write_gradient`] for `T`, which is `V`.
+    /// [`Self::write_gradient`] for `T`, which must be `V` (an internal error otherwise).
     fn write_gradient_as<T: Element, V: x86::GatherKernels>(
         &self,
         sides: Sides,
@@ -257,8 +254,8 @@ impl TapGather {
         taps: &[u8],
         wide: Out<'_, T>,
     ) -> Result<()> {
-        if TypeId::of::<T>() != TypeId::of::<V>() {
-            return Err(PoolError::Internal { what: "the tap gather for another type" });
+        if TypeId::of::<T>() != TypeId::of::<V>() || !gathers::<T>() {
+            return Err(PoolError::Internal { what: "the tap gather for a type or CPU it does not support" });
         }
         let plane = |b: usize| {
             let first = b * sides.narrow;
@@ -272,7 +269,7 @@ impl TapGather {
                 par_blocks_with_in_order(wide, sides.wide, rows, |rows, b, sink| {
                     let (values, taps) = plane(b)?;
                     // SAFETY: `T` is `V`, so its values read as `V`; the CPU runs AVX-512
-                    // F, BW and VL (`simd::Isa::Avx512`, checked by `gathers`); the
+                    // F, BW and VL (`simd::Isa::Avx512`, checked by `gathers` above); the
                     // plane's taps were checked; `rows` holds `V::ROWS_AT_ONCE` padded
                     // rows.
                     unsafe { x86::gather_plane::<T, V>(self, tables, values, taps, rows, sink) };
