@@ -19,8 +19,7 @@
 //!
 //! The work grows with the window's taps, so only windows of up to [`MOST_TAPS`]
 //! ([`MOST_TAPS_F64`] for `f64`, whose vectors hold half as many) take this path. AMD
-//! Zen 4, `f32`, 1 thread, medians of 5–7 alternating rounds: rows
-//! against the scatter, 16x256x40x40 3x3 stride 1 2.14x (its time then that of the
+//! Zen 4, `f32`, 1 thread, medians of 5–7 alternating rounds: rows against the scatter, 16x256x40x40 3x3 stride 1 2.14x (its time then that of the
 //! backward from int64 indices, 0.99x), 5x5 1.17x (2 threads 1.23x), 8x64x112x112 3x3
 //! 1.55x; flat against rows, 5x5 over 32x512x20x20 1.50x, 3x3 over 32x480x14x14 1.83x
 //! (as fast as from indices), over 32x192x28x28 1.15x; flat against the scatter, 5x5
@@ -147,9 +146,8 @@ struct FlatTables {
 impl TapGather {
     /// `None` unless `T` is `f32` or `f64`, this CPU runs AVX-512, and the windows are
     /// stride-1 over one or two dims with at most [`MOST_TAPS`] taps ([`MOST_TAPS_F64`])
-    /// and tables of at most
-    /// [`MOST_TABLE_BYTES`] ([`FLAT_TABLE_BYTES`] for [`Layout::Flat`], which
-    /// "same" planes take where they can).
+    /// and tables of at most [`MOST_TABLE_BYTES`] ([`FLAT_TABLE_BYTES`] for
+    /// [`Layout::Flat`], which "same" planes take where they can).
     pub(crate) fn new<T: 'static>(windows: &Windows) -> Result<Option<Self>> {
         if !gathers::<T>() {
             return Ok(None);
