@@ -19,9 +19,10 @@
 //!
 //! The work grows with the window's taps, so only windows of up to [`MOST_TAPS`]
 //! ([`MOST_TAPS_F64`] for `f64`, whose vectors hold half as many) take this path. AMD
-//! Zen 4, `f32`, 1 thread, medians of 5–7 alternating rounds: rows against the scatter, 16x256x40x40 3x3 stride 1 2.14x (its time then that of the
-//! backward from int64 indices, 0.99x), 5x5 1.17x (2 threads 1.23x), 8x64x112x112 3x3
-//! 1.55x; flat against rows, 5x5 over 32x512x20x20 1.50x, 3x3 over 32x480x14x14 1.83x
+//! Zen 4, `f32`, 1 thread, medians of 5–7 alternating rounds: rows against the
+//! scatter, 16x256x40x40 3x3 stride 1 2.14x (its time then that of the backward from
+//! int64 indices, 0.99x), 5x5 1.17x (2 threads 1.23x), 8x64x112x112 3x3 1.55x; flat
+//! against rows, 5x5 over 32x512x20x20 1.50x, 3x3 over 32x480x14x14 1.83x
 //! (as fast as from indices), over 32x192x28x28 1.15x; flat against the scatter, 5x5
 //! over 64x512x13x13 1.18x, 3x3 over 32x832x7x7 1.34x.
 
